@@ -1,0 +1,31 @@
+"""The model registry: a new architecture is one file plus one `register` line in `__init__`."""
+from collections.abc import Callable
+
+import torch.nn as nn
+
+from lottery_core.errors import LotteryError, choose
+
+_BUILDERS: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register(name: str, builder: Callable[..., nn.Module]) -> None:
+    """Make `build(name, ...)` call `builder(num_classes=..., **options)`."""
+    if name in _BUILDERS:
+        raise LotteryError(f"model {name!r} is registered twice")
+    _BUILDERS[name] = builder
+
+
+def names() -> list[str]:
+    """Every registered model name, sorted."""
+    return sorted(_BUILDERS)
+
+
+def build(name: str, num_classes: int = 10, **options) -> nn.Module:
+    """Build a freshly initialised model. Initialisation follows torch's global RNG: seed first."""
+    choose("model", name, _BUILDERS)
+    if not isinstance(num_classes, int) or num_classes < 1:
+        raise LotteryError(f"num_classes must be a positive integer, got {num_classes!r}")
+    try:
+        return _BUILDERS[name](num_classes=num_classes, **options)
+    except TypeError as err:  # an option the builder does not take
+        raise LotteryError(f"model {name!r}: {err}") from None

@@ -1,0 +1,35 @@
+"""The block view of a network and the surgery on it.
+
+    removable_blocks(model)            names of blocks that may go ("layer1.3", ...)
+    remove_blocks(model, names)        a new, physically shallower model (weights copied by name)
+    rewind_to(ticket, dense_state)     load θ_i of the dense network into a ticket
+    prune_filters(model, scores, n)    filter tickets through Torch-Pruning's dependency graph
+"""
+from lottery_core.surgery.blocks import (
+    BLOCK_KINDS,
+    DEFAULT_MIN_BLOCKS_PER_STAGE,
+    Block,
+    BlockKind,
+    block_parameters,
+    block_stage,
+    last_bn,
+    removable_blocks,
+    residual_blocks,
+    stage_budget,
+)
+from lottery_core.surgery.bypass import bypass_blocks
+from lottery_core.surgery.filters import (
+    filter_scores,
+    prunable_convs,
+    prune_filters,
+    prune_filters_to_count,
+    replay_pruning,
+)
+from lottery_core.surgery.remove import load_by_key_map, remove_blocks, rewind_to, ticket_key_map
+
+__all__ = [
+    "BLOCK_KINDS", "DEFAULT_MIN_BLOCKS_PER_STAGE", "Block", "BlockKind", "block_parameters",
+    "block_stage", "bypass_blocks", "filter_scores", "last_bn", "load_by_key_map",
+    "prunable_convs", "prune_filters", "prune_filters_to_count", "removable_blocks", "replay_pruning", "remove_blocks",
+    "residual_blocks", "rewind_to", "stage_budget", "ticket_key_map",
+]

@@ -1,0 +1,162 @@
+"""The block view of a network: which residual blocks exist, which stage they belong to, which may go.
+
+A *block kind* says, for one residual block class, whether an instance has an identity shortcut
+and which BatchNorm ends its residual branch. Registering a new class is one `BLOCK_KINDS` line.
+"""
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+from torchvision.models.mobilenetv2 import InvertedResidual
+from torchvision.models.resnet import BasicBlock as TvBasicBlock
+from torchvision.models.resnet import Bottleneck as TvBottleneck
+
+from lottery_core.errors import LotteryError
+from lottery_core.models.cifar_resnet import BasicBlock as CifarBasicBlock
+
+DEFAULT_MIN_BLOCKS_PER_STAGE = 2  # the authors' code keeps at least two blocks in every stage
+
+
+@dataclass(frozen=True)
+class BlockKind:
+    """How to read one residual block class."""
+
+    has_identity_shortcut: Callable[[nn.Module], bool]
+    last_bn: Callable[[nn.Module], nn.BatchNorm2d]
+
+
+def _resnet_identity(block: nn.Module) -> bool:
+    conv = block.conv1
+    return block.downsample is None and conv.stride == (1, 1)
+
+
+BLOCK_KINDS: dict[type, BlockKind] = {
+    CifarBasicBlock: BlockKind(_resnet_identity, lambda b: b.bn2),
+    TvBasicBlock: BlockKind(_resnet_identity, lambda b: b.bn2),
+    TvBottleneck: BlockKind(_resnet_identity, lambda b: b.bn3),
+    InvertedResidual: BlockKind(lambda b: bool(b.use_res_connect), lambda b: b.conv[-1]),
+}
+
+
+@dataclass(frozen=True)
+class Block:
+    """One residual block: qualified name (`layer2.3`), its container (`layer2`) and stage number."""
+
+    name: str
+    container: str
+    index: int
+    stage: int
+    identity: bool
+
+
+def _kind(module: nn.Module) -> BlockKind | None:
+    return BLOCK_KINDS.get(type(module))
+
+
+def residual_blocks(model: nn.Module) -> list[Block]:
+    """Every residual block in forward order (children of `nn.Sequential` containers).
+
+    A stage is a run of consecutive blocks in one container; a block without an identity
+    shortcut (it changes stride or width) opens a new stage.
+    """
+    blocks: list[Block] = []
+    stage = 0
+    for container_name, container in model.named_modules():
+        if not isinstance(container, nn.Sequential):
+            continue
+        previous_was_block = False
+        for index, child in enumerate(container):
+            kind = _kind(child)
+            if kind is None:
+                previous_was_block = False
+                continue
+            identity = kind.has_identity_shortcut(child)
+            if not (previous_was_block and identity):
+                stage += 1
+            name = f"{container_name}.{index}" if container_name else str(index)
+            blocks.append(Block(name, container_name, index, stage, identity))
+            previous_was_block = True
+    return blocks
+
+
+def _shape_preserving(model: nn.Module, names: list[str], input_size: tuple[int, ...]) -> set[str]:
+    """Names among `names` whose input and output shapes match on one example input."""
+    shapes: dict[str, bool] = {}
+    modules = dict(model.named_modules())
+    hooks = [
+        modules[n].register_forward_hook(
+            lambda m, args, out, n=n: shapes.__setitem__(n, args[0].shape == out.shape))
+        for n in names
+    ]
+    was_training = model.training
+    try:
+        model.eval()
+        param = next(model.parameters())
+        with torch.no_grad():
+            model(torch.zeros(1, *input_size, device=param.device, dtype=param.dtype))
+    finally:
+        model.train(was_training)
+        for h in hooks:
+            h.remove()
+    return {n for n, same in shapes.items() if same}
+
+
+def removable_blocks(model: nn.Module, min_blocks_per_stage: int = DEFAULT_MIN_BLOCKS_PER_STAGE,
+                     input_size: tuple[int, int, int] = (3, 32, 32)) -> list[str]:
+    """Qualified names of the blocks that may be removed, in forward order.
+
+    A block is removable when it has an identity shortcut (no downsampling path), its input and
+    output shapes match on an example input of `input_size`, and its stage has more than
+    `min_blocks_per_stage` blocks. How many may go from one stage is bounded by
+    `stage_budget`; `select_blocks` honours it.
+    """
+    if min_blocks_per_stage < 1:
+        raise LotteryError(f"min_blocks_per_stage must be >= 1, got {min_blocks_per_stage}")
+    blocks = residual_blocks(model)
+    if not blocks:
+        kinds = ", ".join(sorted(t.__name__ for t in BLOCK_KINDS))
+        raise LotteryError(f"{type(model).__name__} has no removable residual blocks "
+                           f"(known block types: {kinds})")
+    sizes = stage_sizes(blocks)
+    candidates = [b.name for b in blocks if b.identity and sizes[b.stage] > min_blocks_per_stage]
+    preserving = _shape_preserving(model, candidates, input_size) if candidates else set()
+    return [n for n in candidates if n in preserving]
+
+
+def stage_sizes(blocks: list[Block]) -> dict[int, int]:
+    """Number of blocks in each stage."""
+    sizes: dict[int, int] = {}
+    for b in blocks:
+        sizes[b.stage] = sizes.get(b.stage, 0) + 1
+    return sizes
+
+
+def stage_budget(model: nn.Module, min_blocks_per_stage: int = DEFAULT_MIN_BLOCKS_PER_STAGE
+                 ) -> dict[str, int]:
+    """For each removable block, how many blocks its stage may lose (keyed by block name)."""
+    blocks = residual_blocks(model)
+    sizes = stage_sizes(blocks)
+    stage_of = {b.name: b.stage for b in blocks}
+    return {n: sizes[stage_of[n]] - min_blocks_per_stage
+            for n in removable_blocks(model, min_blocks_per_stage)}
+
+
+def block_stage(model: nn.Module) -> dict[str, int]:
+    """Stage number (1-based, forward order) of every residual block."""
+    return {b.name: b.stage for b in residual_blocks(model)}
+
+
+def last_bn(model: nn.Module, name: str) -> nn.BatchNorm2d:
+    """The BatchNorm that ends the residual branch of block `name` (zero it to silence the block)."""
+    block = model.get_submodule(name)
+    kind = _kind(block)
+    if kind is None:
+        raise LotteryError(f"{name!r} is not a residual block")
+    return kind.last_bn(block)
+
+
+def block_parameters(model: nn.Module, name: str) -> dict[str, nn.Parameter]:
+    """Parameters of block `name`, keyed by their qualified names in `model`."""
+    prefix = name + "."
+    return {k: p for k, p in model.named_parameters() if k.startswith(prefix)}

@@ -1,0 +1,108 @@
+"""Filter tickets: physically remove convolution filters through Torch-Pruning's dependency graph.
+
+Only filters *inside* residual blocks are candidates (every conv of a block's residual branch but
+the last one, no depthwise convs): the residual channels stay intact, which option-A (zero-pad)
+ResNets require and which keeps filter tickets comparable across shortcut variants.
+"""
+import copy
+from collections.abc import Mapping
+
+import torch
+import torch.nn as nn
+import torch_pruning as tp
+
+from lottery_core.accounting import count_filters
+from lottery_core.errors import LotteryError
+from lottery_core.surgery.blocks import residual_blocks
+
+
+def prunable_convs(model: nn.Module) -> list[str]:
+    """Qualified names of the convolutions whose filters may be pruned (inner convs of blocks)."""
+    names = []
+    for block in residual_blocks(model):
+        module = model.get_submodule(block.name)
+        convs = [(n, m) for n, m in module.named_modules()
+                 if isinstance(m, nn.Conv2d) and not n.startswith("downsample")]
+        for n, conv in convs[:-1]:  # the last conv writes the residual channels: never pruned
+            if conv.groups > 1:
+                continue
+            names.append(f"{block.name}.{n}")
+    return names
+
+
+def filter_scores(model: nn.Module, weight_scores: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Per-filter scores (higher = keep): the weight scores of each filter summed, per prunable conv."""
+    scores = {}
+    for name in prunable_convs(model):
+        key = f"{name}.weight"
+        if key not in weight_scores:
+            raise LotteryError(f"weight scores lack {key!r}; score the model before pruning filters")
+        scores[name] = weight_scores[key].detach().flatten(1).sum(1).double().cpu()
+    return scores
+
+
+def prune_filters(model: nn.Module, scores: Mapping[str, torch.Tensor], n: int,
+                  input_size: tuple[int, int, int] = (3, 32, 32)) -> nn.Module:
+    """A new model with the `n` lowest-scoring filters removed (ranked globally; each conv keeps one).
+
+    `scores` maps prunable conv names to per-filter scores (see `filter_scores`). The returned
+    model carries `pruning_history` (Torch-Pruning's), to replay the same cut on other weights.
+    """
+    allowed = set(prunable_convs(model))
+    unknown = set(scores) - allowed
+    if unknown:
+        raise LotteryError(f"not prunable convolutions: {sorted(unknown)[:3]}; prunable: {sorted(allowed)[:6]}...")
+    capacity = sum(len(s) - 1 for s in scores.values())
+    if not 0 <= n <= capacity:
+        raise LotteryError(f"cannot prune {n} filters; between 0 and {capacity} may go")
+    ranked = sorted((float(v), name, i) for name, s in scores.items() for i, v in enumerate(s.tolist()))
+    chosen: dict[str, list[int]] = {}
+    for _, name, i in ranked:
+        if sum(map(len, chosen.values())) == n:
+            break
+        if len(chosen.get(name, [])) < len(scores[name]) - 1:
+            chosen.setdefault(name, []).append(i)
+    pruned = copy.deepcopy(model)
+    graph = _graph(pruned, input_size)
+    for name, idxs in chosen.items():
+        conv = pruned.get_submodule(name)
+        graph.get_pruning_group(conv, tp.prune_conv_out_channels, sorted(idxs)).prune()
+    pruned.pruning_history = list(graph.pruning_history())
+    return pruned
+
+
+def replay_pruning(model: nn.Module, history, input_size: tuple[int, int, int] = (3, 32, 32)) -> nn.Module:
+    """Apply a recorded filter pruning to a copy of `model` (same architecture, other weights: θ_i)."""
+    pruned = copy.deepcopy(model)
+    _graph(pruned, input_size).load_pruning_history(history)
+    pruned.pruning_history = list(history)
+    return pruned
+
+
+def prune_filters_to_count(model: nn.Module, scores: Mapping[str, torch.Tensor], target_filters: int,
+                           input_size: tuple[int, int, int] = (3, 32, 32)) -> nn.Module:
+    """Prune the lowest-scoring filters until the model has `target_filters` filters (nearest count).
+
+    In CIFAR and torchvision ResNets every candidate is one filter, so the count is met exactly;
+    where a cut also removes coupled filters (MobileNetV2's depthwise convs) one correction step
+    brings the count to the nearest reachable value.
+    """
+    capacity = sum(len(s) - 1 for s in scores.values())
+    dense = count_filters(model)
+    n = max(0, min(dense - target_filters, capacity))
+    pruned = prune_filters(model, scores, n, input_size)
+    removed = dense - count_filters(pruned)
+    if removed and removed != dense - target_filters:
+        n = max(0, min(round(n * (dense - target_filters) / removed), capacity))
+        pruned = prune_filters(model, scores, n, input_size)
+    return pruned
+
+
+def _graph(model: nn.Module, input_size) -> tp.DependencyGraph:
+    p = next(model.parameters())
+    example = torch.zeros(1, *input_size, device=p.device, dtype=p.dtype)
+    was_training = model.training
+    model.eval()
+    graph = tp.DependencyGraph().build_dependency(model, example_inputs=example, verbose=False)
+    model.train(was_training)
+    return graph

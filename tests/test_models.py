@@ -1,0 +1,56 @@
+import pytest
+import torch
+
+from lottery_core import models
+from lottery_core.errors import LotteryError
+
+# PAPER.md, "Reference parameter counts" (10 classes).
+OPTION_A_PARAMS = {"resnet20": 269_722, "resnet32": 464_154, "resnet56": 853_018, "resnet110": 1_727_962}
+
+
+@pytest.mark.parametrize("name,count", OPTION_A_PARAMS.items())
+def test_option_a_parameter_counts(name, count):
+    assert sum(p.numel() for p in models.build(name).parameters()) == count
+
+
+@pytest.mark.parametrize("shortcut,extra", [("B", 2_752), ("conv", 2_560)])
+def test_shortcut_variants_add_the_papers_parameters(shortcut, extra):
+    for name, count in OPTION_A_PARAMS.items():
+        model = models.build(name, shortcut=shortcut)
+        assert sum(p.numel() for p in model.parameters()) == count + extra
+
+
+def test_resnet44_has_depth_44():
+    model = models.build("resnet44")
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) + 1 == 44  # 43 convs + fc
+
+
+def test_block_names_follow_torchvision():
+    names = dict(models.build("resnet20").named_modules())
+    assert {"layer1.0", "layer2.2.conv1", "layer3.2.bn2", "fc"} <= set(names)
+
+
+def test_forward_shapes_and_classes():
+    x = torch.randn(2, 3, 32, 32)
+    assert models.build("resnet20", num_classes=100)(x).shape == (2, 100)
+    assert models.build("mobilenet_v2")(x).shape == (2, 10)
+
+
+def test_unknown_model_names_the_choices():
+    with pytest.raises(LotteryError, match=r"unknown model 'resnet21'.*resnet20.*resnet56"):
+        models.build("resnet21")
+
+
+def test_unknown_shortcut_names_the_choices():
+    with pytest.raises(LotteryError, match=r"unknown shortcut 'C'; choose one of: A, B, conv"):
+        models.build("resnet20", shortcut="C")
+
+
+def test_registry_is_one_line_per_architecture():
+    models.register("tiny_test_net", lambda num_classes=10: torch.nn.Linear(3, num_classes))
+    try:
+        assert models.build("tiny_test_net", num_classes=4).out_features == 4
+        assert "tiny_test_net" in models.names()
+    finally:
+        models.registry._BUILDERS.pop("tiny_test_net")

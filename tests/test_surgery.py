@@ -1,0 +1,153 @@
+import pytest
+import torch
+
+from lottery_core import accounting, models, surgery
+from lottery_core.errors import LotteryError
+
+
+def _silence(model, name):
+    bn = surgery.last_bn(model, name)
+    with torch.no_grad():
+        bn.weight.zero_()
+        bn.bias.zero_()
+
+
+def _randomize_bn_stats(model):
+    gen = torch.Generator().manual_seed(1)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
+            m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
+
+
+CASES = [("resnet20", {"shortcut": "A"}, 2), ("resnet20", {"shortcut": "B"}, 2),
+         ("resnet20", {"shortcut": "conv"}, 2), ("resnet18", {}, 1), ("resnet50", {}, 2),
+         ("mobilenet_v2", {}, 1)]
+
+
+@pytest.mark.parametrize("name,options,min_blocks", CASES)
+def test_removing_a_silenced_block_preserves_the_function(name, options, min_blocks):
+    """Zero the last BN of a block's residual branch: removing that block changes nothing (eval)."""
+    model = models.build(name, **options)
+    _randomize_bn_stats(model)
+    x = torch.rand(2, 3, 32, 32)
+    blocks = surgery.removable_blocks(model, min_blocks_per_stage=min_blocks)
+    assert blocks, name
+    for block in blocks:
+        silenced = models.build(name, **options)
+        silenced.load_state_dict(model.state_dict())
+        _silence(silenced, block)
+        ticket = surgery.remove_blocks(silenced, [block], min_blocks_per_stage=min_blocks)
+        silenced.eval(), ticket.eval()
+        with torch.no_grad():
+            torch.testing.assert_close(ticket(x), silenced(x), atol=1e-6, rtol=0)
+        assert sum(p.numel() for p in ticket.parameters()) < sum(p.numel() for p in silenced.parameters())
+
+
+def test_removable_blocks_of_resnet32_and_mobilenet():
+    assert surgery.removable_blocks(models.build("resnet32")) == [
+        "layer1.0", "layer1.1", "layer1.2", "layer1.3", "layer1.4",
+        "layer2.1", "layer2.2", "layer2.3", "layer2.4", "layer3.1", "layer3.2", "layer3.3", "layer3.4"]
+    assert surgery.removable_blocks(models.build("resnet18")) == []  # two blocks per stage, both kept
+    assert surgery.removable_blocks(models.build("resnet18"), min_blocks_per_stage=1) == [
+        "layer1.0", "layer1.1", "layer2.1", "layer3.1", "layer4.1"]
+    assert surgery.removable_blocks(models.build("mobilenet_v2"))[:3] == ["features.5", "features.6", "features.8"]
+
+
+def test_ticket_is_physically_shallower_and_the_original_untouched():
+    model = models.build("resnet20")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    ticket = surgery.remove_blocks(model, ["layer1.1", "layer3.2"])
+    assert len(ticket.layer1) == 2 and len(ticket.layer3) == 2 and len(model.layer1) == 3
+    assert not any(isinstance(m, torch.nn.Identity) for m in ticket.modules())
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert ticket.removed_blocks == ("layer1.1", "layer3.2")
+
+
+def test_key_map_shifts_later_blocks_and_weights_are_copied_by_name():
+    model = models.build("resnet20")
+    ticket = surgery.remove_blocks(model, ["layer1.0"])
+    key_map = ticket.dense_key_map
+    assert key_map["layer1.1.conv1.weight"] == "layer1.0.conv1.weight"
+    assert key_map["layer2.0.conv1.weight"] == "layer2.0.conv1.weight"
+    assert "layer1.0.conv1.weight" not in key_map
+    state = ticket.state_dict()
+    for dense_key, ticket_key in key_map.items():
+        assert torch.equal(state[ticket_key], model.state_dict()[dense_key])
+
+
+def test_rewind_loads_other_epoch_weights_exactly():
+    model = models.build("resnet20")
+    ticket = surgery.remove_blocks(model, ["layer2.1"])
+    theta_i = models.build("resnet20").state_dict()
+    surgery.rewind_to(ticket, theta_i)
+    for dense_key, ticket_key in ticket.dense_key_map.items():
+        assert torch.equal(ticket.state_dict()[ticket_key], theta_i[dense_key])
+
+
+def test_rewind_refuses_another_architecture():
+    ticket = surgery.remove_blocks(models.build("resnet20"), ["layer2.1"])
+    with pytest.raises(LotteryError, match="shape mismatch|lacks key"):
+        surgery.rewind_to(ticket, models.build("resnet20", num_classes=100).state_dict())
+
+
+def test_not_removable_block_names_the_removable_ones():
+    with pytest.raises(LotteryError, match=r"block 'layer2.0' is not removable; removable blocks: layer1.0"):
+        surgery.remove_blocks(models.build("resnet20"), ["layer2.0"])
+
+
+def test_network_without_residual_blocks_is_refused():
+    with pytest.raises(LotteryError, match="VGG has no removable residual blocks"):
+        surgery.removable_blocks(models.build("vgg11_bn"))
+
+
+def test_stage_budget_follows_min_blocks_per_stage():
+    budget = surgery.stage_budget(models.build("resnet56"))
+    assert budget["layer1.0"] == 7 and budget["layer3.8"] == 7
+    assert surgery.stage_budget(models.build("resnet56"), min_blocks_per_stage=4)["layer2.1"] == 5
+
+
+def test_bypass_equals_removal():
+    model = models.build("resnet20").eval()
+    _randomize_bn_stats(model)
+    ticket = surgery.remove_blocks(model, ["layer2.2"]).eval()
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad(), surgery.bypass_blocks(model, ["layer2.2"]):
+        torch.testing.assert_close(model(x), ticket(x), atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("shortcut,dense_filters", [("A", 1136), ("conv", 1232)])
+def test_filter_ticket_matches_block_ticket_filter_count(shortcut, dense_filters):
+    """PAPER.md Table 3: 1232 filters in the authors' ResNet32, 1200 after one stage-1 block."""
+    model = models.build("resnet32", shortcut=shortcut)
+    assert accounting.count_filters(model) == dense_filters
+    block_ticket = surgery.remove_blocks(model, ["layer1.1"])
+    target = accounting.count_filters(block_ticket)
+    assert target == dense_filters - 32
+    weight_scores = {k: p.detach().abs() for k, p in model.named_parameters()}
+    scores = surgery.filter_scores(model, weight_scores)
+    filter_ticket = surgery.prune_filters_to_count(model, scores, target)
+    assert accounting.count_filters(filter_ticket) == target
+    # residual channels stay: every block's last conv still writes the full width
+    assert filter_ticket.layer1[0].conv2.out_channels == 16 and filter_ticket.fc.in_features == 64
+    assert filter_ticket(torch.rand(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_filter_pruning_removes_the_lowest_scores():
+    model = models.build("resnet20")
+    scores = {name: torch.arange(model.get_submodule(name).out_channels, dtype=torch.float64) + 100
+              for name in surgery.prunable_convs(model)}
+    scores["layer2.1.conv1"][[3, 7]] = -1.0
+    pruned = surgery.prune_filters(model, scores, 2)
+    kept = pruned.layer2[1].conv1.weight
+    expected = torch.cat([model.layer2[1].conv1.weight[i:i + 1] for i in range(32) if i not in (3, 7)])
+    assert torch.equal(kept, expected)
+    replayed = surgery.replay_pruning(models.build("resnet20"), pruned.pruning_history)
+    assert replayed.layer2[1].conv1.out_channels == 30
+
+
+def test_filter_pruning_bounds_are_named():
+    model = models.build("resnet20")
+    scores = {name: torch.ones(model.get_submodule(name).out_channels) for name in surgery.prunable_convs(model)}
+    with pytest.raises(LotteryError, match="cannot prune 10000 filters; between 0 and"):
+        surgery.prune_filters(model, scores, 10_000)
