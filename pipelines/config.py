@@ -1,0 +1,309 @@
+"""Run configs: frozen dataclasses with a help string per field, loaded from YAML, validated once.
+
+    cfg = load_config("configs/quick/ticket_init.yaml", overrides=["pruning.p=3", "seed=1"])
+    cfg.identity()      # hash of the non-default, identity-bearing fields: the run's name everywhere
+
+Unknown keys are rejected, types and ranges checked; every error names the field and what is
+allowed. Fields marked `identity=False` (where results go, which device) do not change a run's
+identity, and defaults are left out of the hash so that adding a setting never renames old runs.
+"""
+import dataclasses
+import hashlib
+import json
+import math
+import os
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from pathlib import Path
+from typing import Any, Union, get_args, get_origin, get_type_hints
+
+import yaml
+
+from lottery_core.errors import LotteryError
+
+PIPELINES = ("dense", "ticket_init", "ticket_rewind", "filter_ticket", "reinit")
+TICKET_PIPELINES = ("ticket_init", "ticket_rewind", "filter_ticket", "reinit")
+
+
+def option(default, help: str, *, choices=None, low=None, high=None, identity: bool = True):
+    """A config field with its help text, allowed values and whether it is part of the identity."""
+    meta = {"help": help, "choices": choices, "low": low, "high": high, "identity": identity}
+    if isinstance(default, list | dict):
+        raise TypeError("use tuples for sequence defaults")
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str = option("resnet32", "architecture from lottery_core.models (e.g. resnet20/32/56/110, resnet18, mobilenet_v2)")
+    shortcut: str = option("A", "CIFAR ResNet shortcut: A zero-pad, B 1x1 conv+BN, conv 1x1 conv (authors)",
+                           choices=("A", "B", "conv"))
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    name: str = option("cifar10", "data set: cifar10, cifar100 or folder (ImageFolder train/ and test/)",
+                       choices=("cifar10", "cifar100", "folder"))
+    root: str | None = option(None, "data directory (ImageFolder copy or torchvision root); "
+                              "default $LOTTERY_DATA_DIR, else torchvision download", identity=False)
+    train_size: int | None = option(None, "class-balanced training subset size (None = all)", low=1)
+    test_size: int | None = option(None, "class-balanced test subset size (None = all)", low=1)
+    val_size: int = option(0, "held-out validation images carved from train, class-balanced", low=0)
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    epochs: int = option(160, "training epochs n of the dense network (tickets train n - i)", low=1)
+    batch_size: int = option(128, "images per SGD step", low=1)
+    lr: float = option(0.1, "peak learning rate", low=0.0)
+    momentum: float = option(0.9, "SGD momentum", low=0.0, high=1.0)
+    nesterov: bool = option(False, "Nesterov momentum")
+    weight_decay: float = option(1e-4, "L2 weight decay", low=0.0)
+    schedule: str = option("step", "learning-rate schedule", choices=("step", "cosine"))
+    milestones: tuple[float, ...] = option((0.5, 0.75), "step schedule: fractions of epochs where lr *= gamma")
+    gamma: float = option(0.1, "step schedule decay factor", low=0.0, high=1.0)
+    warmup_epochs: int = option(0, "linear warm-up epochs", low=0)
+    compile: bool = option(False, "torch.compile the model (GPU runs)", identity=False)
+    keep_epochs: tuple[int, ...] = option((0, 25, 50, 75), "dense runs keep the weights of these epochs "
+                                          "(rewind points θ_i); epochs >= n are ignored", identity=False)
+
+
+@dataclass(frozen=True)
+class PruningConfig:
+    criterion: str = option("grasp", "criterion that scores blocks (or filters): see `lottery info --criteria`")
+    p: int = option(1, "number of residual blocks removed (filter tickets: matched to this block ticket)", low=0)
+    rewind_epoch: int = option(0, "ticket_rewind: rewind point i (weights θ_i, lr schedule from epoch i)", low=0)
+    min_blocks_per_stage: int = option(2, "blocks every stage keeps at least (authors' code: 2)", low=1)
+    images_per_class: int = option(10, "class-balanced scoring images per class", low=1)
+    bn_mode: str = option("eval", "BatchNorm mode while scoring", choices=("train", "eval"))
+    aggregate: str = option("sum", "how weight scores become a block score", choices=("sum", "mean"))
+    temperature: float = option(200.0, "GraSP softmax temperature", low=0.0)
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    corruptions: tuple[str, ...] = option(("all",), "CIFAR-10-C corruptions generated from the test set ('all' or names; () = none)")
+    severities: tuple[int, ...] = option((1, 2, 3, 4, 5), "corruption severities (1-5)")
+    corruption_images: int = option(1000, "test images used for corruption accuracy", low=0)
+    attacks: tuple[str, ...] = option(("fgsm", "pgd"), "gradient attacks (torchattacks), () = none")
+    epsilons: tuple[float, ...] = option((2 / 255, 8 / 255), "L-inf attack budgets in [0, 1] pixel units")
+    attack_images: int = option(500, "test images attacked", low=0)
+    cka_images: int = option(500, "test images for CKA versus the dense network", low=0)
+    cifar10_c_dir: str | None = option(None, "official CIFAR-10-C .npy directory (optional)", identity=False)
+    cifar10_1_dir: str | None = option(None, "CIFAR-10.1 .npy directory (optional)", identity=False)
+    cifar10_2_dir: str | None = option(None, "CIFAR-10.2 .npz directory (optional)", identity=False)
+    xi: float = option(0.0, "winning ticket: acc(ticket) + xi >= acc(dense), in accuracy points", identity=False)
+    country_iso_code: str = option("FRA", "country whose grid sets the CO2 factor (codecarbon, offline)", identity=False)
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    experiment: str = option("block-tickets", "MLflow experiment name", identity=False)
+    results_dir: str = option("lottery-runs", "folder for the SQLite store, artifacts, checkpoints (made absolute)", identity=False)
+    tracking_uri: str | None = option(None, "MLflow tracking URI; default $MLFLOW_TRACKING_URI, else sqlite in results_dir", identity=False)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    pipeline: str = option("ticket_init", "experiment to run", choices=PIPELINES)
+    seed: int = option(0, "seed of θ_0, data order, augmentation and scoring images", low=0)
+    device: str = option("auto", "auto (cuda when available), cpu, cuda or cuda:N", identity=False)
+    threads: int | None = option(None, "torch threads (default: the CPUs given to the run)", low=1, identity=False)
+    model: ModelConfig = field(default_factory=ModelConfig, metadata={"help": "architecture"})
+    data: DataConfig = field(default_factory=DataConfig, metadata={"help": "data set and subsets"})
+    training: TrainingConfig = field(default_factory=TrainingConfig, metadata={"help": "optimizer and schedule"})
+    pruning: PruningConfig = field(default_factory=PruningConfig, metadata={"help": "criterion and p"})
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig, metadata={"help": "what is measured"})
+    tracking: TrackingConfig = field(default_factory=TrackingConfig, metadata={"help": "where runs go"})
+
+    def identity(self) -> str:
+        """12 hex digits of a SHA-256 over the non-default identity fields (sorted JSON)."""
+        payload = json.dumps(_identity_fields(self), sort_keys=True, default=str)
+        return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+    def to_flat(self) -> dict[str, Any]:
+        """Every field as `section.key: value` (tuples as lists), e.g. for MLflow params."""
+        return flatten(self)
+
+    def dense(self) -> "RunConfig":
+        """The dense run a ticket is compared against: same model, data, training, evaluation, seed."""
+        return replace(self, pipeline="dense", pruning=PruningConfig())
+
+    def results_path(self) -> Path:
+        """Absolute results folder."""
+        return Path(self.tracking.results_dir).expanduser().resolve()
+
+    def describe(self) -> str:
+        """Short human name, e.g. `ticket_init resnet32 grasp p=3 seed=0`."""
+        parts = [self.pipeline, self.model.name]
+        if self.pipeline != "dense":
+            parts += [self.pruning.criterion, f"p={self.pruning.p}"]
+        if self.pipeline == "ticket_rewind":
+            parts.append(f"i={self.pruning.rewind_epoch}")
+        return " ".join(parts + [f"seed={self.seed}"])
+
+
+def _identity_fields(obj) -> dict:
+    out = {}
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        if is_dataclass(value):
+            nested = _identity_fields(value)
+            if nested:
+                out[f.name] = nested
+        elif f.metadata.get("identity", True) and value != f.default:
+            out[f.name] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def flatten(obj, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        if is_dataclass(value):
+            out.update(flatten(value, f"{prefix}{f.name}."))
+        else:
+            out[prefix + f.name] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def help_text(cls=RunConfig, prefix: str = "") -> list[str]:
+    """One line per field: `section.key (default): help [choices]`."""
+    lines = []
+    for f in fields(cls):
+        if is_dataclass(f.type) or (isinstance(f.default_factory, type) and is_dataclass(f.default_factory)):
+            lines += help_text(f.default_factory, f"{prefix}{f.name}.")
+        else:
+            extra = f" [{'|'.join(map(str, f.metadata['choices']))}]" if f.metadata.get("choices") else ""
+            lines.append(f"{prefix}{f.name} ({f.default!r}): {f.metadata['help']}{extra}")
+    return lines
+
+
+# --- loading and validation ------------------------------------------------------------------
+
+def load_config(source: str | Path | dict | None = None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    """A validated RunConfig from a YAML file or dict, then `section.key=value` overrides."""
+    if source is None:
+        raw: dict = {}
+    elif isinstance(source, dict):
+        raw = json.loads(json.dumps(source, default=list))  # deep copy, tuples -> lists
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise LotteryError(f"config file not found: {path.resolve()}")
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise LotteryError(f"config {path}: not valid YAML ({str(err).splitlines()[0]})") from None
+        if not isinstance(raw, dict):
+            raise LotteryError(f"config {path}: expected a mapping of sections, got {type(raw).__name__}")
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise LotteryError(f"override {item!r} is not of the form section.key=value")
+        set_dotted(raw, key.strip(), yaml.safe_load(value) if value.strip() else None)
+    return build_config(raw)
+
+
+def set_dotted(raw: dict, key: str, value) -> None:
+    node = raw
+    *parents, leaf = key.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise LotteryError(f"override {key!r}: {part!r} is not a section")
+    node[leaf] = value
+
+
+def build_config(raw: dict, cls=RunConfig, prefix: str = ""):
+    """Construct and validate `cls` from a nested dict; errors name the dotted field."""
+    if not isinstance(raw, dict):
+        raise LotteryError(f"{prefix.rstrip('.') or 'config'} must be a mapping, got {raw!r}")
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(raw) - set(known))
+    if unknown:
+        raise LotteryError(f"unknown config key '{prefix}{unknown[0]}'; "
+                           f"allowed in {prefix.rstrip('.') or 'the top level'}: {', '.join(known)}")
+    hints = get_type_hints(cls)
+    values = {}
+    for name, value in raw.items():
+        f = known[name]
+        sub = _dataclass_type(hints[name])
+        if sub is not None:
+            values[name] = build_config(value or {}, sub, f"{prefix}{name}.")
+        else:
+            values[name] = _coerce(value, hints[name], f, f"{prefix}{name}")
+    cfg = cls(**values)
+    if cls is RunConfig:
+        _cross_check(cfg)
+    return cfg
+
+
+def _dataclass_type(tp):
+    return tp if isinstance(tp, type) and is_dataclass(tp) else None
+
+
+def _coerce(value, tp, f: dataclasses.Field, name: str):
+    origin, args = get_origin(tp), get_args(tp)
+    optional = origin in (Union, __import__("types").UnionType) and type(None) in args
+    if optional:
+        if value is None:
+            return None
+        tp = next(a for a in args if a is not type(None))
+        origin, args = get_origin(tp), get_args(tp)
+    if origin is tuple:
+        items = value if isinstance(value, list | tuple) else [value]
+        item_tp = args[0]
+        result = tuple(_scalar(v, item_tp, f"{name}[{i}]") for i, v in enumerate(items))
+    else:
+        result = _scalar(value, tp, name)
+        meta = f.metadata
+        if meta.get("choices") and result not in meta["choices"]:
+            raise LotteryError(f"{name}={result!r} is not allowed; choose one of: {', '.join(map(str, meta['choices']))}")
+        if meta.get("low") is not None and result < meta["low"]:
+            raise LotteryError(f"{name}={result!r} is below the minimum {meta['low']}")
+        if meta.get("high") is not None and result > meta["high"]:
+            raise LotteryError(f"{name}={result!r} is above the maximum {meta['high']}")
+    return result
+
+
+def _scalar(value, tp, name: str):
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise LotteryError(f"{name} must be true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise LotteryError(f"{name} must be an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+            return float(value)
+        raise LotteryError(f"{name} must be a finite number, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise LotteryError(f"{name} must be a string, got {value!r}")
+    raise LotteryError(f"{name}: unsupported type {tp}")
+
+
+def _cross_check(cfg: RunConfig) -> None:
+    """Checks that span sections or need the library (model names, criteria, p, rewind point)."""
+    from lottery_core import models
+
+    if cfg.model.name not in models.names():
+        raise LotteryError(f"model.name={cfg.model.name!r} is unknown; choose one of: {', '.join(models.names())}")
+    t = cfg.training
+    if any(not 0 < m < 1 for m in t.milestones):
+        raise LotteryError(f"training.milestones={list(t.milestones)} must be fractions of the epochs in (0, 1)")
+    if t.warmup_epochs >= t.epochs:
+        raise LotteryError(f"training.warmup_epochs={t.warmup_epochs} must be below training.epochs={t.epochs}")
+    if cfg.pipeline == "ticket_rewind" and cfg.pruning.rewind_epoch >= t.epochs:
+        raise LotteryError(f"pruning.rewind_epoch={cfg.pruning.rewind_epoch} must be below "
+                           f"training.epochs={t.epochs} (rewind point i < n)")
+    ev = cfg.evaluation
+    if any(not 1 <= s <= 5 for s in ev.severities):
+        raise LotteryError(f"evaluation.severities={list(ev.severities)}: severities are 1 to 5")
+    if any(not 0 <= e <= 1 for e in ev.epsilons):
+        raise LotteryError(f"evaluation.epsilons={list(ev.epsilons)}: epsilons are in [0, 1] (pixel units; 8/255 = 0.0314)")
+    if cfg.data.name == "folder" and not (cfg.data.root or os.environ.get("LOTTERY_DATA_DIR")):
+        raise LotteryError("data.name=folder needs data.root (or LOTTERY_DATA_DIR)")

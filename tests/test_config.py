@@ -1,0 +1,60 @@
+import pytest
+
+from lottery_core.errors import LotteryError
+from pipelines.config import RunConfig, help_text, load_config
+
+
+def test_defaults_have_a_stable_identity_and_defaults_are_left_out():
+    assert load_config().identity() == RunConfig().identity()
+    explicit = load_config({"pruning": {"p": 1}, "training": {"epochs": 160}})
+    assert explicit.identity() == RunConfig().identity()  # values equal to defaults do not count
+
+
+def test_identity_ignores_where_results_go_but_not_what_is_computed():
+    base = load_config()
+    assert load_config(None, ["tracking.results_dir=/elsewhere", "device=cpu"]).identity() == base.identity()
+    assert load_config(None, ["seed=1"]).identity() != base.identity()
+    assert load_config(None, ["pruning.p=2"]).identity() != base.identity()
+
+
+def test_dense_counterpart_drops_the_pruning_section():
+    ticket = load_config(None, ["pruning.p=3", "pruning.criterion=snip", "seed=2"])
+    dense = ticket.dense()
+    assert dense.pipeline == "dense" and dense.seed == 2 and dense.pruning.p == 1
+    assert dense.identity() == load_config(None, ["pipeline=dense", "seed=2"]).identity()
+
+
+def test_yaml_file_and_overrides(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("pipeline: dense\nmodel: {name: resnet20}\ntraining:\n  epochs: 3\n  milestones: [0.5]\n")
+    cfg = load_config(path, ["training.lr=0.05", "evaluation.attacks=[]"])
+    assert (cfg.pipeline, cfg.model.name, cfg.training.epochs, cfg.training.lr) == ("dense", "resnet20", 3, 0.05)
+    assert cfg.training.milestones == (0.5,) and cfg.evaluation.attacks == ()
+    assert cfg.to_flat()["training.milestones"] == [0.5]
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (["pruning.q=1"], r"unknown config key 'pruning.q'; allowed in pruning: criterion, p,"),
+    (["pruning.p=-1"], r"pruning.p=-1 is below the minimum 0"),
+    (["training.schedule=linear"], r"training.schedule='linear' is not allowed; choose one of: step, cosine"),
+    (["pipeline=ticket_rewind", "pruning.rewind_epoch=160"], r"rewind_epoch=160 must be below training.epochs=160"),
+    (["training.lr=abc"], r"training.lr must be a finite number, got 'abc'"),
+    (["model.name=vgg"], r"model.name='vgg' is unknown; choose one of: .*resnet56"),
+    (["evaluation.severities=[0,6]"], r"severities are 1 to 5"),
+    (["evaluation.epsilons=[2]"], r"epsilons are in \[0, 1\]"),
+    (["pruning"], r"not of the form section.key=value"),
+    (["training.nesterov=3"], r"training.nesterov must be true or false"),
+])
+def test_bad_values_name_the_field_and_what_is_allowed(overrides, message):
+    with pytest.raises(LotteryError, match=message):
+        load_config(None, overrides)
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(LotteryError, match="config file not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_every_field_has_help():
+    lines = help_text()
+    assert len(lines) > 40 and all(": " in line and not line.endswith(": ") for line in lines)
