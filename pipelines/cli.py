@@ -1,6 +1,15 @@
-"""The `lottery` command: info | run | report | ui | sweep | resume. Bad input: one line, exit 2."""
+"""The `lottery` command: info | run | report | ui, plus sweep | resume from the tune layer.
+
+Bad input prints one line `lottery COMMAND: error: ...` and exits with status 2, no traceback.
+Commands from other layers plug in through the entry-point group `lottery.commands` (a function
+taking argparse subparsers), so this module never imports Ray.
+"""
 import argparse
+import os
+import subprocess
 import sys
+from importlib.metadata import entry_points
+from pathlib import Path
 
 from lottery_core.errors import LotteryError
 
@@ -13,15 +22,107 @@ def _info(args: argparse.Namespace) -> None:
                    min_blocks_per_stage=args.min_blocks_per_stage, **options))
 
 
+def _overrides(args: argparse.Namespace) -> list[str]:
+    extra = list(args.set or [])
+    if getattr(args, "data_dir", None):
+        extra.append(f"data.root={Path(args.data_dir).resolve()}")
+    if getattr(args, "results_dir", None):
+        extra.append(f"tracking.results_dir={Path(args.results_dir).resolve()}")
+    return extra
+
+
+def _run(args: argparse.Namespace) -> None:
+    from pipelines.config import load_config
+    from pipelines.progress import EpochPrinter
+    from pipelines.runner import run
+
+    if args.fields:
+        from pipelines.config import help_text
+
+        print("\n".join(help_text()))
+        return
+    cfg = load_config(args.config, _overrides(args))
+    print(f"{cfg.describe()}  identity {cfg.identity()}", flush=True)
+    outcome = run(cfg, hooks=[EpochPrinter(cfg.training.epochs)])
+    if outcome.status == "existing":
+        print(f"already finished: run {outcome.run_id} (identity {outcome.identity}); nothing trained")
+    keys = ("acc", "delta_acc", "macs", "macs_reduction_pct", "speedup", "winning", "corruption_acc")
+    print("  ".join(f"{k}={outcome.metrics[k]:.4g}" for k in keys if k in outcome.metrics))
+    print(f"run {outcome.run_id}; open the UI with: lottery ui --results-dir {cfg.results_path()}")
+
+
+def _report(args: argparse.Namespace) -> None:
+    from pipelines.config import load_config
+    from pipelines.report import write_report
+    from pipelines.tracking import prepare_store
+
+    cfg = load_config(None, _overrides(args) + [f"tracking.experiment={args.experiment}"])
+    uri, _ = prepare_store(cfg)
+    out = Path(args.out or cfg.results_path() / "reports" / (args.name or args.experiment)).resolve()
+    files = write_report(uri, args.experiment, out, sweep=args.name, xi=args.xi)
+    print(files.main_table)
+    print(f"\nreport written to {out}")
+
+
+def _ui(args: argparse.Namespace) -> None:
+    from pipelines.config import load_config
+    from pipelines.tracking import tracking_uri
+
+    cfg = load_config(None, _overrides(args))
+    uri = tracking_uri(cfg)
+    if uri.startswith("http"):
+        print(f"the tracking store is a server already: open {uri}")
+        return
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
+               "--host", "127.0.0.1", "--port", str(args.port)]
+    if uri.startswith("sqlite:///"):
+        command += ["--default-artifact-root", (cfg.results_path() / "artifacts").as_uri()]
+    print(f"MLflow UI on http://127.0.0.1:{args.port} (store {uri}); Ctrl-C stops it", flush=True)
+    subprocess.run(command, check=False)
+
+
+def _add_results_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--results-dir", default=os.environ.get("LOTTERY_RESULTS_DIR"),
+                        help="results folder (SQLite store, artifacts, checkpoints); default ./lottery-runs")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lottery", description=__doc__)
+    parser = argparse.ArgumentParser(prog="lottery", description="Block tickets: prune whole residual blocks, "
+                                     "train, compare with the dense network; runs tracked in MLflow.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
     info = commands.add_parser("info", help="blocks, removable blocks, MACs, params, memory of a model")
     info.add_argument("model", help="a registered model name, e.g. resnet56")
     info.add_argument("--num-classes", type=int, default=10)
     info.add_argument("--shortcut", choices=["A", "B", "conv"], help="CIFAR ResNet shortcut variant")
     info.add_argument("--min-blocks-per-stage", type=int, default=2)
     info.set_defaults(handler=_info)
+
+    run = commands.add_parser("run", help="one pipeline run on this machine, tracked in MLflow")
+    run.add_argument("config", nargs="?", help="a YAML config (see configs/); omitted = all defaults")
+    run.add_argument("--fields", action="store_true", help="list every config field with its default and help")
+    run.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a field (repeatable)")
+    run.add_argument("--data-dir", default=None, help="data directory (else $LOTTERY_DATA_DIR, else download)")
+    _add_results_dir(run)
+    run.set_defaults(handler=_run)
+
+    report = commands.add_parser("report", help="paper-style tables and plots of a sweep or experiment")
+    report.add_argument("name", nargs="?", help="sweep name (omit for every finished run of the experiment)")
+    report.add_argument("--experiment", default="block-tickets", help="MLflow experiment")
+    report.add_argument("--xi", type=float, default=0.0, help="winning ticket: acc + xi >= dense acc (points)")
+    report.add_argument("--out", help="output folder (default <results-dir>/reports/<name>)")
+    report.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help=argparse.SUPPRESS)
+    _add_results_dir(report)
+    report.set_defaults(handler=_report)
+
+    ui = commands.add_parser("ui", help="the MLflow UI of the configured store on 127.0.0.1")
+    ui.add_argument("--port", type=int, default=5000)
+    ui.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help=argparse.SUPPRESS)
+    _add_results_dir(ui)
+    ui.set_defaults(handler=_ui)
+
+    for plugin in entry_points(group="lottery.commands"):
+        plugin.load()(commands)
     return parser
 
 
@@ -33,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lottery {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"lottery {args.command}: interrupted", file=sys.stderr)
+        print(f"lottery {args.command}: interrupted; the run is marked KILLED in MLflow and its "
+              f"checkpoint kept: run the same command again to continue", file=sys.stderr)
         return 130
     return 0
 

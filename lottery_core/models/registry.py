@@ -20,6 +20,15 @@ def names() -> list[str]:
     return sorted(_BUILDERS)
 
 
+def options(name: str) -> set[str]:
+    """Keyword options a registered builder takes besides num_classes (e.g. {"shortcut"})."""
+    import inspect
+
+    choose("model", name, _BUILDERS)
+    params = inspect.signature(_BUILDERS[name]).parameters
+    return {n for n, p in params.items() if n != "num_classes" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+
 def build(name: str, num_classes: int = 10, **options) -> nn.Module:
     """Build a freshly initialised model. Initialisation follows torch's global RNG: seed first."""
     choose("model", name, _BUILDERS)

@@ -1,0 +1,87 @@
+"""What one pipeline run carries: its config, data, device, MLflow run and folders."""
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+from lottery_core.data import ImageData, load_data
+from mlflow.tracking import MlflowClient
+
+from pipelines.config import RunConfig
+
+
+@dataclass
+class RunContext:
+    """One run: config, resolved device, data in memory, MLflow client + run id, local folders."""
+
+    cfg: RunConfig
+    client: MlflowClient
+    experiment_id: str
+    run_id: str
+    device: torch.device
+    checkpoint_dir: Path
+    hooks: tuple = ()
+    _data: ImageData | None = field(default=None, repr=False)
+
+    @property
+    def data(self) -> ImageData:
+        """The data set, decoded once (uint8 cache) and held on the device; loaded on first use."""
+        if self._data is None:
+            d = self.cfg.data
+            self._data = load_data(d.name, data_root(self.cfg), train_size=d.train_size,
+                                   test_size=d.test_size, val_size=d.val_size, seed=self.cfg.seed,
+                                   device=self.device)
+        return self._data
+
+    @property
+    def weights_dir(self) -> Path:
+        """Where this run keeps θ_i snapshots (also logged to MLflow under `weights/`)."""
+        path = self.cfg.results_path() / "weights" / self.cfg.identity()
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        clean = {k: float(v) for k, v in metrics.items() if v is not None and _is_number(v)}
+        for key, value in clean.items():
+            self.client.log_metric(self.run_id, key, value, step=step or 0)
+
+    def set_tags(self, tags: dict[str, object]) -> None:
+        for key, value in tags.items():
+            self.client.set_tag(self.run_id, key, str(value))
+
+    def log_json(self, obj, artifact_path: str) -> None:
+        """Write `obj` as JSON and log it as an artifact at `artifact_path` (e.g. 'plan.json')."""
+        folder, _, name = artifact_path.rpartition("/")
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / name
+            path.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str))
+            self.client.log_artifact(self.run_id, str(path), folder or None)
+
+    def log_file(self, path: Path, folder: str | None = None) -> None:
+        self.client.log_artifact(self.run_id, str(path), folder)
+
+    def save_weights(self, model: nn.Module, name: str) -> Path:
+        """Save a state dict to the weights folder and log it under `weights/`."""
+        path = self.weights_dir / f"{name}.pt"
+        tmp = path.with_suffix(".tmp")
+        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
+        os.replace(tmp, path)
+        self.log_file(path, "weights")
+        return path
+
+
+def data_root(cfg: RunConfig) -> str | None:
+    """The data directory: the setting, else $LOTTERY_DATA_DIR, else None (torchvision download)."""
+    root = cfg.data.root or os.environ.get("LOTTERY_DATA_DIR")
+    return str(Path(root).expanduser().resolve()) if root else None
+
+
+def _is_number(v) -> bool:
+    try:
+        float(v)
+        return True
+    except (TypeError, ValueError):
+        return False

@@ -1,0 +1,124 @@
+"""The evaluation stage shared by every pipeline, and the comparison with the dense run.
+
+Metric names (final, logged once): acc, loss, top5, macs, params, memory_bytes, filters,
+train_time_s, epoch_time_s, energy_kwh, emissions_kg, corruption_acc[.<name>], shifted_acc.<set>,
+adv_acc.<attack>.eps<k> (ε = k/255), cka_vs_dense, and versus dense: delta_acc (points),
+<x>_reduction_pct, speedup (dense epoch time / ticket epoch time), winning (1 or 0).
+"""
+import statistics
+
+import torch
+
+from lottery_core import accounting, robustness
+from lottery_core.evaluate import evaluate
+from lottery_core.similarity import feature_cka
+from pipelines import stages
+from pipelines.context import RunContext
+from pipelines.experiments import Trained
+
+REDUCTIONS = {"macs": "macs", "params": "params", "memory_bytes": "memory", "filters": "filters",
+              "emissions_kg": "emissions", "energy_kwh": "energy", "train_time_s": "train_time"}
+
+
+def evaluate_run(ctx: RunContext, trained: Trained, emissions) -> tuple[dict[str, float], dict[str, str]]:
+    """All final metrics of a trained network, and tags (comparison status, emissions status)."""
+    d, ev, model = ctx.data, ctx.cfg.evaluation, trained.model
+    metrics: dict[str, float] = {}
+    tags: dict[str, str] = {}
+    metrics.update(evaluate(model, d.test_images, d.test_labels, d.mean, d.std))
+    if len(d.val_images):
+        metrics["val_acc"] = evaluate(model, d.val_images, d.val_labels, d.mean, d.std)["acc"]
+    cost = accounting.measure(model, tuple(d.test_images.shape[1:]))
+    metrics.update({k: v for k, v in cost.as_dict().items()})
+    epoch_times = [h["epoch_time_s"] for h in trained.result.history]
+    metrics["train_time_s"] = sum(epoch_times)
+    metrics["epoch_time_s"] = statistics.fmean(epoch_times) if epoch_times else float("nan")
+    metrics["epochs_trained"] = len(epoch_times)
+    tags["emissions_status"] = _emissions(emissions, metrics)
+    metrics.update(_robustness(ctx, model))
+    dense = trained.dense if trained.dense is not None else (
+        stages.find_dense(ctx) if ctx.cfg.pipeline != "dense" else None)
+    if ctx.cfg.pipeline == "dense":
+        tags["comparison"] = "self"
+    elif dense is None:
+        tags["comparison"] = f"missing: no finished dense run with identity {ctx.cfg.dense().identity()}"
+    else:
+        tags["comparison"] = f"ok: dense run {dense.run_id}"
+        if ev.cka_images > 0:
+            metrics["cka_vs_dense"] = _cka(ctx, model, dense)
+        metrics.update(compare(metrics, dense.metrics, ev.xi))
+    return metrics, tags
+
+
+def compare(ticket: dict[str, float], dense: dict[str, float], xi: float = 0.0) -> dict[str, float]:
+    """Ticket versus dense: Δ accuracy (points), reductions (%), speed-up (×), the winning verdict.
+
+    winning = 1 when acc(ticket) + xi >= acc(dense) (the paper's rule with ξ = xi), else 0.
+    Quantities missing on either side are left out, never set to 0.
+    """
+    out = {"delta_acc": ticket["acc"] - dense["acc"],
+           "winning": float(ticket["acc"] + xi >= dense["acc"])}
+    for key, name in REDUCTIONS.items():
+        if key in ticket and dense.get(key):
+            out[f"{name}_reduction_pct"] = 100.0 * (1 - ticket[key] / dense[key])
+    if ticket.get("epoch_time_s") and dense.get("epoch_time_s"):
+        out["speedup"] = dense["epoch_time_s"] / ticket["epoch_time_s"]
+    for key, value in ticket.items():
+        if key.startswith(("corruption_acc", "shifted_acc", "adv_acc")) and key in dense:
+            out[f"delta_{key}"] = value - dense[key]
+    return out
+
+
+def _emissions(result, metrics: dict) -> str:
+    if result is None or result.emissions_kg is None:
+        reason = getattr(result, "reason", None) or "tracker gave no result"
+        return f"unknown: {reason}"
+    metrics.update({"energy_kwh": result.energy_kwh, "emissions_kg": result.emissions_kg,
+                    "cpu_energy_kwh": result.cpu_energy_kwh, "gpu_energy_kwh": result.gpu_energy_kwh,
+                    "ram_energy_kwh": result.ram_energy_kwh, "emissions_duration_s": result.duration_s})
+    return "measured"
+
+
+def _subset(ctx: RunContext, n: int):
+    """A seeded random subset of n test images (the test set may be ordered by class)."""
+    d = ctx.data
+    n = min(n, len(d.test_images))
+    g = torch.Generator().manual_seed(ctx.cfg.seed)
+    idx = torch.randperm(len(d.test_images), generator=g)[:n].to(d.test_images.device)
+    return d.test_images[idx], d.test_labels[idx]
+
+
+def _robustness(ctx: RunContext, model) -> dict[str, float]:
+    d, ev = ctx.data, ctx.cfg.evaluation
+    out: dict[str, float] = {}
+    names = robustness.CORRUPTIONS if "all" in ev.corruptions else ev.corruptions
+    if names and ev.corruption_images > 0:
+        images, labels = _subset(ctx, ev.corruption_images)
+        report = robustness.corruption_accuracy(model, images, labels, d.mean, d.std, names=tuple(names),
+                                                severities=ev.severities, seed=ctx.cfg.seed)
+        out["corruption_acc"] = report["mean"]
+        out.update({f"corruption_acc.{name}": acc for name, acc in report["per_corruption"].items()})
+        if report.get("skipped"):
+            ctx.set_tags({"corruptions_skipped": "; ".join(f"{k}: {v}" for k, v in report["skipped"].items())})
+    for kind, directory in (("cifar10_c", ev.cifar10_c_dir), ("cifar10_1", ev.cifar10_1_dir),
+                            ("cifar10_2", ev.cifar10_2_dir)):
+        if directory:
+            out[f"shifted_acc.{kind}"] = robustness.shifted_accuracy(model, directory, kind, d.mean, d.std)
+    if ev.attacks and ev.attack_images > 0:
+        images, labels = _subset(ctx, ev.attack_images)
+        for attack in ev.attacks:
+            for eps in ev.epsilons:
+                out[f"adv_acc.{attack}.eps{round(eps * 255)}"] = robustness.adversarial_accuracy(
+                    model, images, labels, d.mean, d.std, attack=attack, eps=eps, seed=ctx.cfg.seed)
+    return out
+
+
+def _cka(ctx: RunContext, model, dense) -> float:
+    from lottery_core.normalize import Normalize
+
+    dense_model = stages.new_model(ctx)
+    dense_model.load_state_dict(stages.dense_weights(ctx, dense, "final"))
+    images, labels = _subset(ctx, ctx.cfg.evaluation.cka_images)
+    normalize = Normalize(ctx.data.mean, ctx.data.std).to(images.device)
+    batches = [(normalize(images[i:i + 250].float() / 255), None) for i in range(0, len(images), 250)]
+    return feature_cka(model, dense_model, batches)

@@ -1,0 +1,16 @@
+"""Progress per epoch: a live line on a terminal, plain lines otherwise (logs, CI, Ray)."""
+import sys
+
+
+class EpochPrinter:
+    """Epoch hook printing `epoch k/n  loss  acc  time`."""
+
+    def __init__(self, epochs: int, stream=None):
+        self.epochs, self.stream = epochs, stream or sys.stdout
+        self.tty = self.stream.isatty()
+
+    def on_epoch_end(self, epoch: int, metrics: dict, state) -> None:
+        line = (f"epoch {epoch + 1}/{self.epochs}  train_loss {metrics.get('train_loss', float('nan')):.4f}  "
+                f"test_acc {metrics.get('test_acc', float('nan')):.2f}%  {metrics.get('epoch_time_s', 0):.1f}s")
+        end = "\n" if not self.tty or epoch + 1 == self.epochs else ""
+        print(("\r" if self.tty else "") + line, end=end, file=self.stream, flush=True)

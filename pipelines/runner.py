@@ -1,0 +1,150 @@
+"""Run one pipeline as one MLflow run, found again by its identity.
+
+    outcome = run(load_config("configs/quick/ticket_init.yaml"))
+
+- a FINISHED run with the same identity is returned as it is (nothing is trained twice);
+- an unfinished one (RUNNING after a crash, KILLED after Ctrl-C, FAILED) is reopened and training
+  continues from the newest checkpoint in <results_dir>/checkpoints/<identity>;
+- Ctrl-C marks the run KILLED, any other error FAILED; the checkpoint stays.
+"""
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from lottery_core.emissions import EmissionsMeter
+from mlflow.entities import Metric, Param
+from mlflow.tracking import MlflowClient
+
+from pipelines import plots
+from pipelines.config import RunConfig
+from pipelines.context import RunContext
+from pipelines.evaluation import evaluate_run
+from pipelines.experiments import PIPELINES
+from pipelines.tracking import UNFINISHED, code_version, find_runs, finished_run, prepare_store
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What a run produced: its MLflow run id, identity, final metrics, and whether it was trained now."""
+
+    run_id: str
+    identity: str
+    metrics: dict
+    status: str  # "finished" (trained now) or "existing" (found finished, not run again)
+
+
+class MlflowEpochLogger:
+    """Epoch hook: log every epoch's metrics to the run, with step = epoch."""
+
+    def __init__(self, client: MlflowClient, run_id: str):
+        self.client, self.run_id = client, run_id
+
+    def on_epoch_end(self, epoch: int, metrics: dict, state) -> None:
+
+
+        now = int(time.time() * 1000)
+        batch = [Metric(k, float(v), now, epoch) for k, v in metrics.items()
+                 if k != "epoch" and isinstance(v, int | float)]
+        self.client.log_batch(self.run_id, metrics=batch)
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' → cuda when available, else cpu; anything else as given."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def run_tags(cfg: RunConfig) -> dict[str, str]:
+    """The tags that make a run findable: pipeline, model, criterion, p, seed, identity, ..."""
+    ticket = cfg.pipeline != "dense"
+    return {"pipeline": cfg.pipeline, "model": cfg.model.name, "dataset": cfg.data.name,
+            "criterion": cfg.pruning.criterion if ticket else "none",
+            "p": str(cfg.pruning.p if ticket else 0),
+            "rewind_epoch": str(cfg.pruning.rewind_epoch if cfg.pipeline == "ticket_rewind" else 0),
+            "seed": str(cfg.seed), "identity": cfg.identity(), "dense_identity": cfg.dense().identity(),
+            "code_version": code_version(), "mlflow.runName": cfg.describe()}
+
+
+def run(cfg: RunConfig, *, hooks=(), parent_run_id: str | None = None,
+        checkpoint_dir: Path | None = None, tags: dict[str, str] | None = None) -> RunOutcome:
+    """Run `cfg` once (see module docstring); returns the run's final metrics."""
+    uri, experiment_id = prepare_store(cfg)       # an unreachable server is reported here
+    client = MlflowClient(uri)
+    identity = cfg.identity()
+    done = finished_run(client, experiment_id, identity)
+    if done is not None:
+        return RunOutcome(done.info.run_id, identity, dict(done.data.metrics), "existing")
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    checkpoint_dir = Path(checkpoint_dir or cfg.results_path() / "checkpoints" / identity).resolve()
+    ctx = RunContext(cfg, client, experiment_id, run_id="", device=resolve_device(cfg.device),
+                     checkpoint_dir=checkpoint_dir)
+    _ = ctx.data  # load (or fail on) the data before a run is opened
+    ctx.run_id = _open_run(client, experiment_id, cfg, parent_run_id, tags or {})
+    ctx.hooks = (MlflowEpochLogger(client, ctx.run_id), *hooks)
+    try:
+        with EmissionsMeter(country_iso_code=cfg.evaluation.country_iso_code) as meter:
+            trained = PIPELINES[cfg.pipeline](ctx)
+        metrics, status_tags = evaluate_run(ctx, trained, meter.result)
+        ctx.log_metrics(metrics)
+        ctx.set_tags(status_tags)
+        ctx.save_weights(trained.model, "final")
+        _log_plots(ctx, trained)
+        for warning in getattr(trained.result, "warnings", ()) or ():
+            ctx.set_tags({"warning": str(warning)[:4000]})
+    except KeyboardInterrupt:
+        client.set_terminated(ctx.run_id, "KILLED")
+        raise
+    except BaseException:
+        client.set_terminated(ctx.run_id, "FAILED")
+        raise
+    client.set_terminated(ctx.run_id, "FINISHED")
+    return RunOutcome(ctx.run_id, identity, metrics, "finished")
+
+
+def _open_run(client: MlflowClient, experiment_id: str, cfg: RunConfig, parent_run_id, extra_tags) -> str:
+    """Reopen the newest unfinished run of this identity (closing older ones as KILLED), or create one."""
+    unfinished = find_runs(client, experiment_id, cfg.identity(), UNFINISHED)
+    tags = {**run_tags(cfg), **extra_tags}
+    if parent_run_id:
+        tags["mlflow.parentRunId"] = parent_run_id
+    if unfinished:
+        run_id = unfinished[0].info.run_id
+        for stale in unfinished[1:]:
+            client.set_terminated(stale.info.run_id, "KILLED")
+        client.update_run(run_id, status="RUNNING")
+        for key, value in tags.items():
+            client.set_tag(run_id, key, value)
+        client.set_tag(run_id, "resumed", "true")
+        return run_id
+    created = client.create_run(experiment_id, tags=tags, run_name=cfg.describe())
+    run_id = created.info.run_id
+    params = [Param(k, str(v)[:6000]) for k, v in cfg.to_flat().items()]
+    for start in range(0, len(params), 100):
+        client.log_batch(run_id, params=params[start:start + 100])
+    return run_id
+
+
+def _log_plots(ctx: RunContext, trained) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        if trained.plan is not None:
+            plots.block_scores(trained.plan.to_dict(), folder / "block_scores.png")
+        ticket_curves = _curves(ctx.client, ctx.run_id)
+        dense_run = finished_run(ctx.client, ctx.experiment_id, ctx.cfg.dense().identity())
+        dense_curves = _curves(ctx.client, dense_run.info.run_id) if dense_run and ctx.cfg.pipeline != "dense" else None
+        plots.learning_curves(ticket_curves, dense_curves, ctx.cfg.describe(), folder / "learning_curves.png")
+        for png in sorted(folder.glob("*.png")):
+            ctx.log_file(png, "plots")
+
+
+def _curves(client: MlflowClient, run_id: str) -> dict[str, list[tuple[int, float]]]:
+    return {key: sorted((m.step, m.value) for m in client.get_metric_history(run_id, key))
+            for key in ("test_acc", "train_loss")}
+
+
+os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")

@@ -1,0 +1,103 @@
+"""The steps every pipeline is made of: θ_0, scoring, surgery, training, dense lookup.
+
+Each is a short function over a `RunContext`, so a pipeline reads like the paper's algorithm.
+"""
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+from lottery_core.train import TrainResult, TrainSettings, train
+
+from lottery_core import criteria, models, surgery
+from lottery_core.errors import LotteryError
+from pipelines.context import RunContext
+from pipelines.tracking import finished_run
+
+
+def new_model(ctx: RunContext) -> nn.Module:
+    """The configured dense architecture, initialised from torch's current RNG state, on the device."""
+    m = ctx.cfg.model
+    options = {"shortcut": m.shortcut} if "shortcut" in models.options(m.name) else {}
+    return models.build(m.name, num_classes=ctx.data.num_classes, **options).to(ctx.device)
+
+
+def initial_model(ctx: RunContext) -> nn.Module:
+    """θ_0: the dense network initialised from the run's seed (identical for a ticket and its dense run)."""
+    torch.manual_seed(ctx.cfg.seed)
+    return new_model(ctx)
+
+
+def scoring_batches(ctx: RunContext):
+    """The seeded, class-balanced scoring images (pruning.images_per_class per class)."""
+    d = ctx.data
+    return criteria.scoring_batches(d.train_images, d.train_labels, ctx.cfg.pruning.images_per_class,
+                                    seed=ctx.cfg.seed, mean=d.mean, std=d.std, device=ctx.device)
+
+
+def criterion_options(ctx: RunContext) -> dict:
+    p = ctx.cfg.pruning
+    return {"bn_mode": p.bn_mode, "aggregate": p.aggregate, "temperature": p.temperature,
+            "seed": ctx.cfg.seed, "min_blocks_per_stage": p.min_blocks_per_stage}
+
+
+def plan_blocks(ctx: RunContext, model: nn.Module):
+    """Score every removable block with the criterion and choose the p lowest (the pruning plan)."""
+    p = ctx.cfg.pruning
+    scores = criteria.score_blocks(model, p.criterion, scoring_batches(ctx), **criterion_options(ctx))
+    plan = criteria.select_blocks(scores, p.p, model=model, min_blocks_per_stage=p.min_blocks_per_stage,
+                                  criterion=p.criterion)
+    ctx.log_json(plan.to_dict(), "plan.json")
+    ctx.set_tags({"removed_blocks": ",".join(plan.removed) or "none"})
+    return plan
+
+
+def remove(ctx: RunContext, model: nn.Module, plan) -> nn.Module:
+    """The block ticket: a new, physically shallower network with the kept weights of `model`."""
+    return surgery.remove_blocks(model, plan.removed, ctx.cfg.pruning.min_blocks_per_stage)
+
+
+def settings(ctx: RunContext) -> TrainSettings:
+    t = ctx.cfg.training
+    return TrainSettings(epochs=t.epochs, batch_size=t.batch_size, lr=t.lr, momentum=t.momentum,
+                         nesterov=t.nesterov, weight_decay=t.weight_decay, schedule=t.schedule,
+                         milestones=t.milestones, gamma=t.gamma, warmup_epochs=t.warmup_epochs,
+                         compile=t.compile, threads=ctx.cfg.threads)
+
+
+def train_model(ctx: RunContext, model: nn.Module, start_epoch: int = 0, extra_hooks=()) -> TrainResult:
+    """Train epochs start_epoch..n-1 (start_epoch = i rewinds the schedule), checkpointing each epoch."""
+    return train(model, ctx.data, settings(ctx), seed=ctx.cfg.seed, start_epoch=start_epoch,
+                 checkpoint_dir=ctx.checkpoint_dir, hooks=(*ctx.hooks, *extra_hooks), device=ctx.device)
+
+
+@dataclass(frozen=True)
+class DenseRun:
+    """A finished dense run found through MLflow: its run id and final metrics."""
+
+    run_id: str
+    identity: str
+    metrics: dict
+
+
+def find_dense(ctx: RunContext) -> DenseRun | None:
+    """The finished dense run this ticket compares against (same seed, model, data, training)."""
+    identity = ctx.cfg.dense().identity()
+    run = finished_run(ctx.client, ctx.experiment_id, identity)
+    return None if run is None else DenseRun(run.info.run_id, identity, dict(run.data.metrics))
+
+
+def dense_weights(ctx: RunContext, dense: DenseRun, epoch: int | str) -> dict[str, torch.Tensor]:
+    """θ_i of a finished dense run (`epoch` an int, or 'final'), read from its MLflow artifacts."""
+    name = f"theta_{epoch}.pt" if isinstance(epoch, int) else f"{epoch}.pt"
+    local = ctx.cfg.results_path() / "weights" / dense.identity / name
+    if not local.exists():
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                path = Path(ctx.client.download_artifacts(dense.run_id, f"weights/{name}", tmp))
+                return torch.load(path, map_location=ctx.device, weights_only=True)
+        except Exception:
+            raise LotteryError(f"dense run {dense.run_id} has no weights/{name}; add {epoch} to "
+                               f"training.keep_epochs and run the dense pipeline again") from None
+    return torch.load(local, map_location=ctx.device, weights_only=True)

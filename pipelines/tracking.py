@@ -1,0 +1,105 @@
+"""MLflow plumbing: the store, finding a run again by its identity, logging without surprises.
+
+The default store is `sqlite:///<results_dir>/mlflow.db` with artifacts in `<results_dir>/artifacts`
+(absolute paths: a Ray trial runs in its own working directory). `MLFLOW_TRACKING_URI` or
+`tracking.tracking_uri` points elsewhere; a server URI is probed before any training starts.
+"""
+import os
+import socket
+import subprocess
+import urllib.parse
+from pathlib import Path
+
+import mlflow
+from mlflow.entities import RunStatus
+from mlflow.tracking import MlflowClient
+
+from lottery_core.errors import LotteryError
+from pipelines.config import RunConfig
+
+UNFINISHED = ("RUNNING", "FAILED", "KILLED", "SCHEDULED")
+
+
+def tracking_uri(cfg: RunConfig) -> str:
+    """The tracking URI for a config: setting, else $MLFLOW_TRACKING_URI, else SQLite in results_dir."""
+    uri = cfg.tracking.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        if "://" not in uri and not uri.startswith("databricks"):
+            raise LotteryError(f"tracking URI {uri!r} is a plain path; MLflow's file store is deprecated: "
+                               f"use sqlite:////abs/path/mlflow.db or http://host:port")
+        return uri
+    return f"sqlite:///{cfg.results_path() / 'mlflow.db'}"
+
+
+def check_reachable(uri: str, timeout_s: float = 3.0) -> None:
+    """Raise a one-line LotteryError when an http(s) tracking server does not answer."""
+    parsed = urllib.parse.urlparse(uri)
+    if parsed.scheme not in ("http", "https"):
+        return
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parsed.hostname, port), timeout=timeout_s):
+            pass
+    except OSError as err:
+        raise LotteryError(f"MLflow tracking server {uri} is unreachable ({err.strerror or err}); "
+                           f"start it (mlflow server --host 127.0.0.1 --port {port}) or set "
+                           f"tracking.tracking_uri / MLFLOW_TRACKING_URI") from None
+
+
+def prepare_store(cfg: RunConfig) -> tuple[str, str]:
+    """Create the store and experiment once (call in the driver before parallel trials start).
+
+    Returns (tracking_uri, experiment_id). Probes a server URI first.
+    """
+    uri = tracking_uri(cfg)
+    check_reachable(uri)
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name(cfg.tracking.experiment)
+    if experiment is not None:
+        if experiment.lifecycle_stage == "deleted":
+            client.restore_experiment(experiment.experiment_id)
+        return uri, experiment.experiment_id
+    artifacts = None
+    if uri.startswith("sqlite:///"):
+        artifacts = (cfg.results_path() / "artifacts").as_uri()
+    try:
+        return uri, client.create_experiment(cfg.tracking.experiment, artifact_location=artifacts)
+    except mlflow.exceptions.MlflowException:  # created meanwhile by another process
+        return uri, client.get_experiment_by_name(cfg.tracking.experiment).experiment_id
+
+
+def find_runs(client: MlflowClient, experiment_id: str, identity: str, statuses=None) -> list:
+    """Runs of one identity, newest first; `statuses` filters (e.g. ("FINISHED",))."""
+    runs = client.search_runs([experiment_id], filter_string=f"tags.identity = '{identity}'",
+                              order_by=["attributes.start_time DESC"], max_results=100)
+    return [r for r in runs if statuses is None or r.info.status in statuses]
+
+
+def finished_run(client: MlflowClient, experiment_id: str, identity: str):
+    """The newest FINISHED run of an identity, or None."""
+    runs = find_runs(client, experiment_id, identity, ("FINISHED",))
+    return runs[0] if runs else None
+
+
+def close_run(client: MlflowClient, run_id: str, status: str) -> None:
+    """End a run with `status` (FINISHED, FAILED, KILLED); metrics and artifacts stay."""
+    client.set_terminated(run_id, status=status)
+
+
+def code_version() -> str:
+    """The git commit of the code (with '-dirty' when the tree has changes), else 'unknown'."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True,
+                             text=True, timeout=5, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+__all__ = ["RunStatus", "check_reachable", "close_run", "code_version", "find_runs", "finished_run",
+           "prepare_store", "tracking_uri"]
