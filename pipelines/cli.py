@@ -33,14 +33,15 @@ def _overrides(args: argparse.Namespace) -> list[str]:
 
 def _run(args: argparse.Namespace) -> None:
     from pipelines.config import load_config
-    from pipelines.progress import EpochPrinter
-    from pipelines.runner import run
 
     if args.fields:
         from pipelines.config import help_text
 
         print("\n".join(help_text()))
         return
+    from pipelines.progress import EpochPrinter
+    from pipelines.runner import run
+
     cfg = load_config(args.config, _overrides(args))
     print(f"{cfg.describe()}  identity {cfg.identity()}", flush=True)
     outcome = run(cfg, hooks=[EpochPrinter(cfg.training.epochs)])
@@ -122,7 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
     ui.set_defaults(handler=_ui)
 
     for plugin in entry_points(group="lottery.commands"):
-        plugin.load()(commands)
+        try:
+            plugin.load()(commands)
+        except ImportError as err:  # a broken plugin must not take `lottery info` down with it
+            print(f"lottery: commands from {plugin.value} are unavailable: {err}", file=sys.stderr)
     return parser
 
 
