@@ -58,3 +58,16 @@ def test_missing_config_file(tmp_path):
 def test_every_field_has_help():
     lines = help_text()
     assert len(lines) > 40 and all(": " in line and not line.endswith(": ") for line in lines)
+
+
+def test_shipped_configs_load_and_tickets_find_their_dense_config():
+    import pathlib
+
+    root = pathlib.Path(__file__).resolve().parents[1] / "configs"
+    for scale in ("paper", "quick"):
+        configs = {p.name: load_config(p) for p in (root / scale).glob("*.yaml")}
+        dense = configs["resnet32_dense.yaml"]
+        assert dense.pipeline == "dense"
+        for name, cfg in configs.items():
+            if name.startswith("resnet32_"):
+                assert cfg.dense().identity() == dense.identity(), name
