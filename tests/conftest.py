@@ -1,12 +1,43 @@
 import os
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 os.environ.setdefault("PYTHONHASHSEED", "0")
+os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
 torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "drill: fault drills (also run by `just drill`)")
 
 
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+def write_image_folder(root: Path, classes: int = 4, train_per_class: int = 8, test_per_class: int = 4,
+                       size: int = 32, seed: int = 0) -> Path:
+    """A tiny, learnable ImageFolder (train/<class>/*.png, test/<class>/*.png): class k is a colour."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    palette = rng.integers(0, 256, size=(classes, 3))
+    for split, count in (("train", train_per_class), ("test", test_per_class)):
+        for k in range(classes):
+            folder = root / split / f"class_{k}"
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(count):
+                noise = rng.integers(-40, 41, size=(size, size, 3))
+                pixels = np.clip(palette[k] + noise, 0, 255).astype(np.uint8)
+                Image.fromarray(pixels).save(folder / f"{i}.png")
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_folder(tmp_path_factory) -> Path:
+    """A session-wide tiny data set: 4 classes, 8 train and 4 test 32x32 PNGs per class."""
+    return write_image_folder(tmp_path_factory.mktemp("tiny_data"))

@@ -16,5 +16,6 @@ def filter_ticket(ctx: RunContext) -> Trained:
     ticket = surgery.prune_filters_to_count(theta_0, scores, target)
     ctx.log_json({"target_filters": target, "filters": accounting.count_filters(ticket),
                   "pruning_history": [list(h) for h in ticket.pruning_history]}, "filter_plan.json")
+    ctx.save_weights(ticket, "theta_0")
     result = stages.train_model(ctx, ticket)
     return Trained(ticket, result, plan=block_plan)

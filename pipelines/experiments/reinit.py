@@ -13,5 +13,6 @@ def reinit(ctx: RunContext) -> Trained:
     plan = stages.plan_blocks(ctx, theta_0)                 # the architecture of the ticket ...
     torch.manual_seed(ctx.cfg.seed + REINIT_SEED_OFFSET)    # ... with new random weights
     ticket = stages.remove(ctx, stages.new_model(ctx), plan)
+    ctx.save_weights(ticket, "theta_0")
     result = stages.train_model(ctx, ticket)
     return Trained(ticket, result, plan=plan)
