@@ -305,5 +305,37 @@ def _cross_check(cfg: RunConfig) -> None:
         raise LotteryError(f"evaluation.severities={list(ev.severities)}: severities are 1 to 5")
     if any(not 0 <= e <= 1 for e in ev.epsilons):
         raise LotteryError(f"evaluation.epsilons={list(ev.epsilons)}: epsilons are in [0, 1] (pixel units; 8/255 = 0.0314)")
+    _check_pruning(cfg)
+    _check_evaluation(cfg)
     if cfg.data.name == "folder" and not (cfg.data.root or os.environ.get("LOTTERY_DATA_DIR")):
         raise LotteryError("data.name=folder needs data.root (or LOTTERY_DATA_DIR)")
+
+
+def _check_pruning(cfg: RunConfig) -> None:
+    from lottery_core import criteria, models, surgery
+    from lottery_core.errors import choose
+
+    if cfg.pipeline == "dense":
+        return
+    criterion = cfg.pruning.criterion
+    choose("criterion", criterion, criteria.names("block"))
+    if cfg.pipeline == "filter_ticket" and criterion not in criteria.names("weight"):
+        raise LotteryError(f"criterion {criterion!r} is unknown at filter level; choose one of: "
+                           f"{', '.join(criteria.names('weight'))}")
+    model = models.build(cfg.model.name, **({"shortcut": cfg.model.shortcut}
+                                            if "shortcut" in models.options(cfg.model.name) else {}))
+    limit = surgery.max_removable(model, cfg.pruning.min_blocks_per_stage)
+    if cfg.pruning.p > limit:
+        raise LotteryError(f"pruning.p={cfg.pruning.p} exceeds the {limit} blocks {cfg.model.name} may lose "
+                           f"(min_blocks_per_stage={cfg.pruning.min_blocks_per_stage})")
+
+
+def _check_evaluation(cfg: RunConfig) -> None:
+    from lottery_core import robustness
+    from lottery_core.errors import choose
+
+    for name in cfg.evaluation.corruptions:
+        if name != "all":
+            choose("corruption", name, robustness.CORRUPTIONS)
+    for name in cfg.evaluation.attacks:
+        choose("attack", name, robustness.ATTACKS)

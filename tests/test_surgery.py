@@ -151,3 +151,10 @@ def test_filter_pruning_bounds_are_named():
     scores = {name: torch.ones(model.get_submodule(name).out_channels) for name in surgery.prunable_convs(model)}
     with pytest.raises(LotteryError, match="cannot prune 10000 filters; between 0 and"):
         surgery.prune_filters(model, scores, 10_000)
+
+
+def test_max_removable_counts_the_stage_budgets():
+    assert surgery.max_removable(models.build("resnet20")) == 3
+    assert surgery.max_removable(models.build("resnet32")) == 9
+    assert surgery.max_removable(models.build("resnet56")) == 21
+    assert surgery.max_removable(models.build("resnet56"), min_blocks_per_stage=1) == 24

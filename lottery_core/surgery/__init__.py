@@ -13,6 +13,7 @@ from lottery_core.surgery.blocks import (
     block_parameters,
     block_stage,
     last_bn,
+    max_removable,
     removable_blocks,
     residual_blocks,
     stage_budget,
@@ -29,7 +30,7 @@ from lottery_core.surgery.remove import load_by_key_map, remove_blocks, rewind_t
 
 __all__ = [
     "BLOCK_KINDS", "DEFAULT_MIN_BLOCKS_PER_STAGE", "Block", "BlockKind", "block_parameters",
-    "block_stage", "bypass_blocks", "filter_scores", "last_bn", "load_by_key_map",
+    "block_stage", "bypass_blocks", "filter_scores", "last_bn", "load_by_key_map", "max_removable",
     "prunable_convs", "prune_filters", "prune_filters_to_count", "removable_blocks", "replay_pruning", "remove_blocks",
     "residual_blocks", "rewind_to", "stage_budget", "ticket_key_map",
 ]

@@ -142,6 +142,16 @@ def stage_budget(model: nn.Module, min_blocks_per_stage: int = DEFAULT_MIN_BLOCK
             for n in removable_blocks(model, min_blocks_per_stage)}
 
 
+def max_removable(model: nn.Module, min_blocks_per_stage: int = DEFAULT_MIN_BLOCKS_PER_STAGE) -> int:
+    """The largest p: over stages, min(removable blocks in the stage, stage size - min_blocks_per_stage)."""
+    stage_of = block_stage(model)
+    budget = stage_budget(model, min_blocks_per_stage)
+    per_stage: dict[int, list[str]] = {}
+    for name in budget:
+        per_stage.setdefault(stage_of[name], []).append(name)
+    return sum(min(len(names), budget[names[0]]) for names in per_stage.values())
+
+
 def block_stage(model: nn.Module) -> dict[str, int]:
     """Stage number (1-based, forward order) of every residual block."""
     return {b.name: b.stage for b in residual_blocks(model)}
