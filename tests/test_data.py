@@ -86,6 +86,20 @@ def test_the_cache_is_reused_then_invalidated_by_a_changed_file(folder, tmp_path
     assert len(list((tmp_path / "cache").glob("*.pt"))) == 1  # the stale cache was removed
 
 
+def test_the_cache_dir_follows_the_environment_and_forgets_vanished_trees(tmp_path, monkeypatch):
+    import shutil
+
+    monkeypatch.setenv("LOTTERY_CACHE_DIR", str(tmp_path / "env_cache"))
+    assert D.default_cache_dir() == tmp_path / "env_cache"
+    gone = make_folder(tmp_path / "gone", classes=2, train=1, test=1, size=4)
+    D.load_data("folder", gone)
+    assert len(list((tmp_path / "env_cache").glob("*.pt"))) == 1
+    shutil.rmtree(gone)
+    D.load_data("folder", make_folder(tmp_path / "kept", classes=2, train=1, test=1, size=4))
+    caches = list((tmp_path / "env_cache").glob("*.pt"))
+    assert len(caches) == 1 and caches[0].name.startswith("kept-")
+
+
 def again_indices(full, subset):
     """Row of `full` holding each image of `subset` (images are unique random pixels)."""
     flat = full.train_images.flatten(1)
@@ -121,8 +135,9 @@ def test_batches_are_seeded_per_seed_and_epoch_and_cover_every_image(folder, tmp
     b = list(D.train_batches(data, 4, seed=1, epoch=2))
     c = list(D.train_batches(data, 4, seed=1, epoch=3))
     assert all(torch.equal(x1, x2) and torch.equal(y1, y2) for (x1, y1), (x2, y2) in zip(a, b, strict=True))
-    assert not torch.equal(torch.cat([y for _, y in a]), torch.cat([y for _, y in c])) or \
-        not torch.equal(a[0][0], c[0][0])
+    assert not torch.equal(torch.cat([x for x, _ in a]), torch.cat([x for x, _ in c]))  # another epoch
+    d = list(D.train_batches(data, 4, seed=2, epoch=2))
+    assert not torch.equal(torch.cat([x for x, _ in a]), torch.cat([x for x, _ in d]))  # another seed
     assert [len(y) for _, y in a] == [4, 4, 4, 4, 2]
     plain = list(D.train_batches(data, 5, seed=1, epoch=2, augment=False))
     seen = torch.cat([x for x, _ in plain])

@@ -4,7 +4,7 @@ The cache is one file per source tree, `<cache_dir>/<tree name>-<path hash>-<con
 holding both splits as uint8 tensors (N, 3, H, W), int64 labels, the class names and the
 per-channel mean/std of the training split. The content key hashes every image's relative path,
 size and modification time, so adding, removing or touching a file makes a new cache (the stale
-one is deleted). `cache_dir` defaults to `$LOTTERY_CACHE_DIR`, else `$XDG_CACHE_HOME/lottery/data`,
+one is deleted, as are the caches of trees that no longer exist). `cache_dir` defaults to `$LOTTERY_CACHE_DIR`, else `$XDG_CACHE_HOME/lottery/data`,
 else `~/.cache/lottery/data` (data trees are often read-only, so the cache is not put beside them).
 Concurrent loaders of the same tree (parallel trials) wait on a file lock: one decodes, the others
 read its cache.
@@ -116,7 +116,7 @@ def load_folder(root: str | os.PathLike, cache_dir: str | os.PathLike | None = N
         except OSError as err:
             raise LotteryError(f"cannot create the data cache folder {cache_dir} ({err.strerror}); "
                                f"set LOTTERY_CACHE_DIR or pass cache_dir") from None
-        with _locked(cache_dir / f"{prefix}.lock"):
+        with _locked(cache_dir / f"{prefix}.lock", root):
             cached = _read_cache(path)  # another process may have written it while we waited
             if cached is None:
                 cached = _decode_tree(root, classes, files)
@@ -124,6 +124,7 @@ def load_folder(root: str | os.PathLike, cache_dir: str | os.PathLike | None = N
                 for stale in cache_dir.glob(f"{prefix}-*.pt"):
                     if stale != path:
                         stale.unlink(missing_ok=True)
+        forget_vanished(cache_dir)
     return FolderSplits(cached["train_images"], cached["train_labels"], cached["test_images"],
                         cached["test_labels"], tuple(cached["classes"]), tuple(cached["mean"]),
                         tuple(cached["std"]), path)
@@ -258,16 +259,40 @@ def _write_atomic(path: Path, obj) -> None:
                       f"images will be decoded again next time", RuntimeWarning, stacklevel=3)
 
 
+def forget_vanished(cache_dir: Path) -> list[Path]:
+    """Delete the caches of source trees that no longer exist (e.g. test folders under /tmp).
+
+    Each `<prefix>.lock` file records its tree's path; returns the cache files removed.
+    """
+    removed = []
+    for lock in cache_dir.glob("*.lock"):
+        try:
+            source = lock.read_text().strip()
+        except OSError:
+            continue
+        if source and not Path(source).exists():
+            for stale in cache_dir.glob(f"{lock.stem}-*.pt"):
+                stale.unlink(missing_ok=True)
+                removed.append(stale)
+            lock.unlink(missing_ok=True)
+    return removed
+
+
 @contextlib.contextmanager
-def _locked(path: Path):
+def _locked(path: Path, root: Path):
+    """An exclusive lock on `path` (which then records `root`, see `forget_vanished`)."""
     try:
         import fcntl
     except ImportError:  # pragma: no cover - Windows: no lock, atomic writes still keep the cache whole
         yield
         return
-    with open(path, "a") as handle:
+    with open(path, "a+") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"{root}\n")
+            handle.flush()
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)

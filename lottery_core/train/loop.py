@@ -151,7 +151,7 @@ def train(model: nn.Module, data: ImageData, settings: TrainSettings, *, seed: i
             metrics["checkpoint_time_s"] = time.perf_counter() - tick
             metrics["epoch_time_s"] = metrics["train_time_s"] + metrics["eval_time_s"] + metrics["checkpoint_time_s"]
             for hook in hooks:
-                hook.on_epoch_end(epoch, metrics, state)
+                hook.on_epoch_end(epoch, dict(metrics), state)
     history = state.history
     if not history:
         raise LotteryError("no epoch was trained and no checkpoint holds any (internal error)")
