@@ -75,8 +75,9 @@ def load_data(name: str = "cifar10", root: str | os.PathLike | None = None, *, t
 
     name: "cifar10" or "cifar100" (an ImageFolder tree at `root`, else torchvision's copy under
     `root`, downloaded when online) or "folder" (any ImageFolder tree `root/train/<class>/*`,
-    `root/test/<class>/*`). `root` defaults to $LOTTERY_DATA_DIR. Image trees are decoded once
-    into a uint8 cache (see `lottery_core.data.folder`; `cache_dir` overrides where it lives).
+    `root/test/<class>/*`). `root` defaults to $LOTTERY_DATA_DIR, else (CIFAR through
+    torchvision) ~/.cache/lottery/torchvision. Image trees are decoded once into a uint8 cache
+    (default ~/.cache/lottery/data, see `lottery_core.data.folder`; `cache_dir` overrides it).
 
     `val_size` images are carved from train first (class-balanced, seeded), then `train_size`
     class-balanced images are drawn from the rest and `test_size` from test (None = all).
@@ -174,7 +175,7 @@ def _from_torchvision(name: str, root: Path) -> dict:
 
     cls = getattr(tvd, cls_name)
     try:
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        with contextlib.redirect_stdout(io.StringIO()):  # "Files already downloaded and verified"
             train = cls(str(root), train=True, download=True)
             test = cls(str(root), train=False, download=True)
     except Exception as err:  # offline: URLError, socket errors, a partial archive
