@@ -2,8 +2,8 @@
 
     .venv/bin/python -m benchmarks.ticket_speedup [--data-dir DIR] [--train-size 2560] [--out PATH]
 
-The ticket is `surgery.remove_blocks(model, surgery.removable_blocks(model)[:12])` ("first"; for
-ResNet56 that is all of layer1 and three blocks of layer2); a second ticket of equal MACs takes
+The ticket "first" removes the earliest removable blocks that min_blocks_per_stage=2 allows (for
+ResNet56: seven of layer1 and five of layer2, where GraSP's choices fall); a second ticket of equal MACs takes
 four blocks from every stage ("spread"), because early, narrow stages run fewer FLOP/s on a CPU
 and removing them flatters the figure. The networks train one epoch each with
 lottery_core.train on the same CIFAR-10 images (same batches), in alternating rounds; the speed-up is dense training time / ticket training time (SGD steps only,
@@ -28,7 +28,7 @@ HERE = Path(__file__).resolve().parent
 
 def networks(name: str, removed: int, num_classes: int) -> dict:
     """The dense network and two tickets of `removed` blocks with equal MACs: "first" takes the
-    first removable blocks (as specified; for ResNet56 that empties layer1), "spread" takes the
+    earliest removable blocks each stage's budget allows, "spread" takes the
     same number from every stage (the last blocks of each), keeping >= 2 blocks per stage."""
     torch.manual_seed(0)
     dense = models.build(name, num_classes=num_classes)
@@ -39,8 +39,13 @@ def networks(name: str, removed: int, num_classes: int) -> dict:
     for k, stage in enumerate(stages):
         in_stage = [n for n in removable if n.split(".")[0] == stage]
         spread += in_stage[len(in_stage) - per_stage - (1 if k < extra else 0):]
+    budget, first = surgery.stage_budget(dense), []
+    for n in removable:
+        stage = n.split(".")[0]
+        if len(first) < removed and sum(m.startswith(stage + ".") for m in first) < budget[n]:
+            first.append(n)
     return {"dense": (dense, []),
-            "first": (surgery.remove_blocks(dense, removable[:removed]), removable[:removed]),
+            "first": (surgery.remove_blocks(dense, first), first),
             "spread": (surgery.remove_blocks(dense, spread), spread)}
 
 

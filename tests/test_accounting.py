@@ -10,7 +10,8 @@ def test_resnet56_macs_match_the_paper():
 
 def test_resnet56_without_twelve_blocks_is_45_percent_cheaper():
     model = models.build("resnet56", shortcut="conv")
-    ticket = surgery.remove_blocks(model, surgery.removable_blocks(model)[:12])
+    twelve = [f"layer{stage}.{i}" for stage in (1, 2, 3) for i in range(1, 5)]
+    ticket = surgery.remove_blocks(model, twelve)
     dense, cheap = accounting.count_macs(model), accounting.count_macs(ticket)
     assert dense - cheap == 12 * 4_718_592
     assert round(100 * (1 - cheap / dense), 1) == 45.0  # 45.03; the paper prints 45.00

@@ -158,3 +158,10 @@ def test_max_removable_counts_the_stage_budgets():
     assert surgery.max_removable(models.build("resnet32")) == 9
     assert surgery.max_removable(models.build("resnet56")) == 21
     assert surgery.max_removable(models.build("resnet56"), min_blocks_per_stage=1) == 24
+
+
+def test_remove_blocks_honours_min_blocks_per_stage():
+    model = models.build("resnet20")
+    with pytest.raises(LotteryError, match=r"removing 2 blocks from stage 1 .* at most 1 may go"):
+        surgery.remove_blocks(model, ["layer1.0", "layer1.1"])
+    assert len(surgery.remove_blocks(model, ["layer1.0", "layer1.1"], min_blocks_per_stage=1).layer1) == 1

@@ -9,8 +9,10 @@ import torch.nn as nn
 from lottery_core.errors import LotteryError
 from lottery_core.surgery.blocks import (
     DEFAULT_MIN_BLOCKS_PER_STAGE,
+    block_stage,
     removable_blocks,
     residual_blocks,
+    stage_budget,
 )
 
 
@@ -20,6 +22,12 @@ def _check_names(model: nn.Module, names: Iterable[str], min_blocks_per_stage: i
     for n in names:
         if n not in allowed:
             raise LotteryError(f"block {n!r} is not removable; removable blocks: {', '.join(allowed)}")
+    budget, stage_of = stage_budget(model, min_blocks_per_stage), block_stage(model)
+    for stage in {stage_of[n] for n in names}:
+        chosen = [n for n in names if stage_of[n] == stage]
+        if len(chosen) > budget[chosen[0]]:
+            raise LotteryError(f"removing {len(chosen)} blocks from stage {stage} ({', '.join(chosen)}) leaves fewer "
+                               f"than min_blocks_per_stage={min_blocks_per_stage}; at most {budget[chosen[0]]} may go")
     return names
 
 
