@@ -116,8 +116,17 @@ class RunConfig:
     tracking: TrackingConfig = field(default_factory=TrackingConfig, metadata={"help": "where runs go"})
 
     def identity(self) -> str:
-        """12 hex digits of a SHA-256 over the non-default identity fields (sorted JSON)."""
-        payload = json.dumps(_identity_fields(self), sort_keys=True, default=str)
+        """12 hex digits of a SHA-256 over the non-default identity fields (sorted JSON).
+
+        Settings a pipeline does not read are left out: the pruning section of a dense run, the
+        rewind epoch of anything but ticket_rewind.
+        """
+        cfg = self
+        if cfg.pipeline == "dense":
+            cfg = replace(cfg, pruning=PruningConfig())
+        elif cfg.pipeline != "ticket_rewind":
+            cfg = replace(cfg, pruning=replace(cfg.pruning, rewind_epoch=PruningConfig.rewind_epoch))
+        payload = json.dumps(_identity_fields(cfg), sort_keys=True, default=str)
         return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
     def to_flat(self) -> dict[str, Any]:

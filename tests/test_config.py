@@ -71,3 +71,10 @@ def test_shipped_configs_load_and_tickets_find_their_dense_config():
         for name, cfg in configs.items():
             if name.startswith("resnet32_"):
                 assert cfg.dense().identity() == dense.identity(), name
+
+
+def test_settings_a_pipeline_does_not_read_leave_its_identity_alone():
+    assert load_config(None, ["pipeline=dense", "pruning.p=4"]).identity() == load_config(None, ["pipeline=dense"]).identity()
+    assert load_config(None, ["pruning.rewind_epoch=5"]).identity() == load_config().identity()
+    rewind = ["pipeline=ticket_rewind"]
+    assert load_config(None, rewind + ["pruning.rewind_epoch=5"]).identity() != load_config(None, rewind).identity()
