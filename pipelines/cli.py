@@ -5,6 +5,7 @@ Commands from other layers plug in through the entry-point group `lottery.comman
 taking argparse subparsers), so this module never imports Ray.
 """
 import argparse
+import logging
 import os
 import subprocess
 import sys
@@ -130,7 +131,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_libraries() -> None:
+    """MLflow and alembic announce database migrations at INFO on stderr: keep the CLI's output ours."""
+    for name in ("mlflow", "alembic", "codecarbon"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def main(argv: list[str] | None = None) -> int:
+    _quiet_libraries()
     args = build_parser().parse_args(argv)
     try:
         args.handler(args)

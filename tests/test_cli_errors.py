@@ -16,7 +16,7 @@ def bad_inputs(tmp_path):
     runs = ["--results-dir", str(tmp_path / "runs")]
     return [
         (["info", "resnet21"], "unknown model 'resnet21'; choose one of:"),
-        (["info", "vgg11_bn"], "VGG has no removable residual blocks"),
+        (["info", "resnet20", "--num-classes", "0"], "num_classes must be a positive integer"),
         (["info", "resnet20", "--min-blocks-per-stage", "0"], "min_blocks_per_stage must be >= 1"),
         (["run", str(tmp_path / "missing.yaml")], "config file not found"),
         (["run", str(tmp_path / "not_a_mapping.yaml")], "expected a mapping of sections"),
