@@ -7,9 +7,9 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
-from lottery_core.data import ImageData, load_data
 from mlflow.tracking import MlflowClient
 
+from lottery_core.data import ImageData, load_data
 from pipelines.config import RunConfig
 
 

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from lottery_core.emissions import EmissionsMeter
 from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 
+from lottery_core.emissions import EmissionsMeter
 from pipelines import plots
 from pipelines.config import RunConfig
 from pipelines.context import RunContext

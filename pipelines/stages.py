@@ -8,10 +8,10 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
-from lottery_core.train import TrainResult, TrainSettings, train
 
 from lottery_core import criteria, models, surgery
 from lottery_core.errors import LotteryError
+from lottery_core.train import TrainResult, TrainSettings, train
 from pipelines.context import RunContext
 from pipelines.tracking import finished_run
 

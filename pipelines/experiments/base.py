@@ -2,6 +2,7 @@
 from dataclasses import dataclass
 
 import torch.nn as nn
+
 from lottery_core.train import TrainResult
 
 
