@@ -1,0 +1,95 @@
+"""What every criterion shares: the private scoring copy, checked batches, the scored weights,
+the mean loss over all scoring images and one-pass collection of block outputs."""
+import copy
+from collections.abc import Callable, Iterable, Iterator
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from lottery_core.errors import LotteryError
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+def check_batches(name: str, batches: Iterable[Batch] | None, needs_data: bool) -> list[Batch] | None:
+    """The batches as a list of (x, y); None for data-free criteria without data; LotteryError otherwise."""
+    if batches is None:
+        if needs_data:
+            raise LotteryError(f"criterion {name!r} needs data: pass scoring batches "
+                               f"(see lottery_core.criteria.scoring_batches)")
+        return None
+    batches = list(batches)
+    if not batches:
+        raise LotteryError(f"criterion {name!r} needs at least one scoring batch; got an empty batch list")
+    for i, batch in enumerate(batches):
+        if not (isinstance(batch, tuple | list) and len(batch) == 2):
+            raise LotteryError(f"scoring batch {i} must be a pair (x, y), got {type(batch).__name__}")
+        x, y = batch
+        if not (torch.is_tensor(x) and x.is_floating_point() and x.dim() >= 2):
+            raise LotteryError(f"scoring batch {i}: x must be a float tensor (N, ...), normalized")
+        if not (torch.is_tensor(y) and y.dtype == torch.int64 and y.shape == (x.shape[0],)):
+            raise LotteryError(f"scoring batch {i}: y must be int64 labels of shape ({x.shape[0]},)")
+        if x.shape[0] == 0:
+            raise LotteryError(f"scoring batch {i} is empty")
+    return [(x, y) for x, y in batches]
+
+
+def scoring_copy(model: nn.Module, bn_mode: str | None) -> nn.Module:
+    """A deep copy to score on: gradients cleared, every parameter trainable, eval mode except
+    BatchNorm layers in train mode when `bn_mode == "train"` (dropout stays off: deterministic).
+    The caller's model, its .grad, buffers and mode are never touched."""
+    scored = copy.deepcopy(model)
+    for p in scored.parameters():
+        p.grad = None
+        p.requires_grad_(True)
+    scored.eval()
+    if bn_mode == "train":
+        for m in scored.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.train()
+    return scored
+
+
+def weight_parameters(model: nn.Module) -> dict[str, nn.Parameter]:
+    """The scored weights: `.weight` of every Conv2d and Linear layer, keyed like named_parameters()."""
+    return {f"{name}.weight" if name else "weight": m.weight for name, m in model.named_modules()
+            if isinstance(m, nn.Conv2d | nn.Linear)}
+
+
+def mean_losses(model: nn.Module, batches: list[Batch], temperature: float = 1.0) -> Iterator[torch.Tensor]:
+    """Per batch, its share of the mean cross-entropy over all scoring images (logits / temperature).
+
+    The shares sum to the mean loss, so in eval mode a score does not depend on how the images
+    are split into batches."""
+    total = sum(len(y) for _, y in batches)
+    for x, y in batches:
+        yield F.cross_entropy(model(x) / temperature, y, reduction="sum") / total
+
+
+def grad_of_mean_loss(model: nn.Module, weights: list[torch.Tensor], batches: list[Batch],
+                      temperature: float = 1.0) -> list[torch.Tensor]:
+    """∂L/∂w of the mean loss L over all scoring images (no graph kept)."""
+    grads = [torch.zeros_like(w) for w in weights]
+    for loss in mean_losses(model, batches, temperature):
+        for acc, g in zip(grads, torch.autograd.grad(loss, weights), strict=True):
+            acc += g
+    return grads
+
+
+@torch.no_grad()
+def reduce_block_outputs(model: nn.Module, blocks: list[str], batches: list[Batch],
+                         reduce: Callable[[str, torch.Tensor, torch.Tensor], None]) -> None:
+    """One forward pass per batch; forward hooks call `reduce(block, output, y)` for every block.
+
+    Reducing inside the hook keeps memory at one batch of one block's output."""
+    labels: list[torch.Tensor] = []
+    hooks = [model.get_submodule(name).register_forward_hook(
+        lambda m, args, out, name=name: reduce(name, out, labels[-1])) for name in blocks]
+    try:
+        for x, y in batches:
+            labels.append(y)
+            model(x)
+    finally:
+        for h in hooks:
+            h.remove()

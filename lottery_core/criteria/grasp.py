@@ -1,0 +1,26 @@
+"""GraSP (Wang et al. 2020): θ ⊙ Hg, how much removing a weight would reduce the gradient flow.
+
+Removing weight θ changes the gradient norm gᵀg by about −2 θ ⊙ Hg, so a weight with a large
+positive θ ⊙ Hg carries gradient flow (keep) and one with the most negative value is removed
+first. The original code prunes the largest −θ ⊙ Hg, Synaptic-Flow keeps the largest θ ⊙ Hg:
+the same ordering, and the one used here (higher = keep).
+"""
+import torch
+import torch.nn as nn
+
+from lottery_core.criteria.common import grad_of_mean_loss, mean_losses, weight_parameters
+
+
+def grasp(model: nn.Module, batches, *, temperature: float = 200.0) -> dict[str, torch.Tensor]:
+    """θ ⊙ Hg with H, g the Hessian and gradient of the mean loss of logits / `temperature`
+    with respect to the conv and linear weights (other parameters held fixed)."""
+    weights = weight_parameters(model)
+    params = list(weights.values())
+    g = grad_of_mean_loss(model, params, batches, temperature)           # pass 1: g, no graph
+    hg = [torch.zeros_like(w) for w in params]
+    for loss in mean_losses(model, batches, temperature):                # pass 2: ∇(g · ∇L) = Hg
+        grads = torch.autograd.grad(loss, params, create_graph=True)
+        dot = sum((a * b).sum() for a, b in zip(g, grads, strict=True))
+        for acc, h in zip(hg, torch.autograd.grad(dot, params), strict=True):
+            acc += h
+    return {k: w.detach() * h for (k, w), h in zip(weights.items(), hg, strict=True)}

@@ -1,0 +1,80 @@
+"""Scoring entry points: per weight (`score_weights`) and per removable block (`score_blocks`)."""
+import math
+from collections.abc import Iterable
+
+import torch
+import torch.nn as nn
+
+from lottery_core.criteria import registry
+from lottery_core.criteria.common import Batch, check_batches, scoring_copy
+from lottery_core.errors import LotteryError, choose
+from lottery_core.surgery import DEFAULT_MIN_BLOCKS_PER_STAGE, block_parameters, removable_blocks
+
+AGGREGATES = ("sum", "mean")
+
+
+def score_weights(model: nn.Module, criterion: str, batches: Iterable[Batch] | None = None, *,
+                  bn_mode: str | None = None, **options) -> dict[str, torch.Tensor]:
+    """Per-weight scores (higher = keep) of the conv and linear weights, keyed like named_parameters().
+
+    `batches`: (x, y) pairs, x normalized on the model's device (see `scoring_batches`); data-free
+    criteria (random, magnitude, synflow) accept None. `bn_mode`: "train" (batch statistics) or
+    "eval" (running statistics); None = the criterion's default (`describe`). Options a criterion
+    does not read are ignored, unknown ones raise. The model, its .grad, buffers and mode are left
+    as they were (scoring runs on a copy with cleared gradients). Scores are detached tensors on
+    the model's device (float64 for synflow and random)."""
+    c = registry.get(criterion, "weight")
+    return _weights(c, model, batches, bn_mode, options)
+
+
+def score_blocks(model: nn.Module, criterion: str, batches: Iterable[Batch] | None = None, *,
+                 bn_mode: str | None = None, aggregate: str = "sum",
+                 min_blocks_per_stage: int = DEFAULT_MIN_BLOCKS_PER_STAGE, **options) -> dict[str, float]:
+    """One score per removable block (higher = keep), in forward order.
+
+    Weight-level criteria are aggregated over the block's weights (`aggregate` "sum" or "mean");
+    block-level criteria (hrank, expectabs, kl, pls, cka, random) score the block directly.
+    Other arguments as `score_weights`."""
+    choose("aggregate", aggregate, AGGREGATES)
+    c = registry.get(criterion, "block")
+    blocks = removable_blocks(model, min_blocks_per_stage)
+    if not blocks:
+        raise LotteryError(f"no block of {type(model).__name__} is removable with "
+                           f"min_blocks_per_stage={min_blocks_per_stage}")
+    if c.level == "weight":
+        weights = _weights(c, model, batches, bn_mode, options)
+        scores = {}
+        for b in blocks:
+            parts = [weights[k] for k in block_parameters(model, b) if k in weights]
+            total = sum(float(s.double().sum()) for s in parts)
+            scores[b] = total / sum(s.numel() for s in parts) if aggregate == "mean" else total
+        return scores
+    mode, kwargs = _prepare(c, bn_mode, options)
+    data = check_batches(c.name, batches, c.needs_data)
+    scored = scoring_copy(model, mode)
+    result = c.fn(scored, blocks, data, **kwargs)
+    return {b: float(result[b]) for b in blocks}
+
+
+def _weights(c: registry.Criterion, model: nn.Module, batches, bn_mode, options) -> dict[str, torch.Tensor]:
+    mode, kwargs = _prepare(c, bn_mode, options)
+    data = check_batches(c.name, batches, c.needs_data)
+    scored = scoring_copy(model, mode)
+    with torch.enable_grad():
+        result = c.fn(scored, data, **kwargs)
+    return {k: v.detach().contiguous() for k, v in result.items()}
+
+
+def _prepare(c: registry.Criterion, bn_mode, options: dict) -> tuple[str, dict]:
+    """The BatchNorm mode to score in and the options `c` reads; unknown options raise."""
+    unknown = sorted(set(options) - registry.known_options())
+    if unknown:
+        raise LotteryError(f"unknown criterion option {unknown[0]!r}; options: "
+                           f"{', '.join(sorted(registry.known_options()))}")
+    mode = bn_mode if bn_mode is not None else (c.bn_mode or "eval")
+    choose("bn_mode", mode, registry.BN_MODES)
+    kwargs = {k: v for k, v in options.items() if k in c.options}
+    if "temperature" in kwargs and not (isinstance(kwargs["temperature"], int | float)
+                                        and math.isfinite(kwargs["temperature"]) and kwargs["temperature"] > 0):
+        raise LotteryError(f"temperature must be a positive number, got {kwargs['temperature']!r}")
+    return mode, kwargs
