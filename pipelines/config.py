@@ -74,7 +74,9 @@ class PruningConfig:
     rewind_epoch: int = option(0, "ticket_rewind: rewind point i (weights θ_i, lr schedule from epoch i)", low=0)
     min_blocks_per_stage: int = option(2, "blocks every stage keeps at least (authors' code: 2)", low=1)
     images_per_class: int = option(10, "class-balanced scoring images per class", low=1)
-    bn_mode: str = option("eval", "BatchNorm mode while scoring", choices=("train", "eval"))
+    bn_mode: str = option("auto", "BatchNorm mode while scoring; auto = the criterion's own (train for "
+                          "SNIP/GraSP at θ_0, eval for SynFlow and activation criteria)",
+                          choices=("auto", "train", "eval"))
     aggregate: str = option("sum", "how weight scores become a block score", choices=("sum", "mean"))
     temperature: float = option(200.0, "GraSP softmax temperature", low=0.0)
 

@@ -38,14 +38,15 @@ def scoring_batches(ctx: RunContext):
 
 def criterion_options(ctx: RunContext) -> dict:
     p = ctx.cfg.pruning
-    return {"bn_mode": p.bn_mode, "aggregate": p.aggregate, "temperature": p.temperature,
-            "seed": ctx.cfg.seed, "min_blocks_per_stage": p.min_blocks_per_stage}
+    return {"bn_mode": None if p.bn_mode == "auto" else p.bn_mode, "temperature": p.temperature,
+            "seed": ctx.cfg.seed}
 
 
 def plan_blocks(ctx: RunContext, model: nn.Module):
     """Score every removable block with the criterion and choose the p lowest (the pruning plan)."""
     p = ctx.cfg.pruning
-    scores = criteria.score_blocks(model, p.criterion, scoring_batches(ctx), **criterion_options(ctx))
+    scores = criteria.score_blocks(model, p.criterion, scoring_batches(ctx), aggregate=p.aggregate,
+                                   min_blocks_per_stage=p.min_blocks_per_stage, **criterion_options(ctx))
     plan = criteria.select_blocks(scores, p.p, model=model, min_blocks_per_stage=p.min_blocks_per_stage,
                                   criterion=p.criterion)
     ctx.log_json(plan.to_dict(), "plan.json")
