@@ -149,8 +149,10 @@ def test_grasp_equals_theta_times_hessian_gradient_product_by_hand():
     _, hg = torch.autograd.functional.hvp(loss, tuple(w.detach() for w in weights), g)
     expected = {n: w * h for n, w, h in zip(names, weights, hg, strict=True)}
     scores = criteria.score_weights(model, "grasp", [(x[:4], y[:4]), (x[4:], y[4:])], temperature=temperature)
+    one_batch = criteria.score_weights(model, "grasp", [(x, y)], temperature=temperature)  # one-graph path
     for n in names:
         torch.testing.assert_close(scores[n], expected[n], atol=1e-9, rtol=1e-4)
+        torch.testing.assert_close(one_batch[n], expected[n], atol=1e-9, rtol=1e-4)
     flat, ref = torch.cat([scores[n].flatten() for n in names]), torch.cat([expected[n].flatten() for n in names])
     assert (flat < 0).any() and (flat > 0).any()                 # θ ⊙ Hg takes both signs ...
     assert torch.equal(torch.sign(flat), torch.sign(ref))        # ... and keeps them: higher = keep

@@ -16,11 +16,19 @@ def grasp(model: nn.Module, batches, *, temperature: float = 200.0) -> dict[str,
     with respect to the conv and linear weights (other parameters held fixed)."""
     weights = weight_parameters(model)
     params = list(weights.values())
-    g = grad_of_mean_loss(model, params, batches, temperature)           # pass 1: g, no graph
-    hg = [torch.zeros_like(w) for w in params]
-    for loss in mean_losses(model, batches, temperature):                # pass 2: ∇(g · ∇L) = Hg
+    if len(batches) == 1:  # one graph serves both passes: g is its detached gradient
+        (loss,) = mean_losses(model, batches, temperature)
         grads = torch.autograd.grad(loss, params, create_graph=True)
-        dot = sum((a * b).sum() for a, b in zip(g, grads, strict=True))
-        for acc, h in zip(hg, torch.autograd.grad(dot, params), strict=True):
-            acc += h
+        hg = torch.autograd.grad(_dot([g.detach() for g in grads], grads), params)
+    else:
+        g = grad_of_mean_loss(model, params, batches, temperature)       # pass 1: g, no graph
+        hg = [torch.zeros_like(w) for w in params]
+        for loss in mean_losses(model, batches, temperature):            # pass 2: ∇(g · ∇L) = Hg
+            grads = torch.autograd.grad(loss, params, create_graph=True)
+            for acc, h in zip(hg, torch.autograd.grad(_dot(g, grads), params), strict=True):
+                acc += h
     return {k: w.detach() * h for (k, w), h in zip(weights.items(), hg, strict=True)}
+
+
+def _dot(a: list[torch.Tensor], b: list[torch.Tensor]) -> torch.Tensor:
+    return sum((x * y).sum() for x, y in zip(a, b, strict=True))
