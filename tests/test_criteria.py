@@ -63,6 +63,7 @@ def test_names_by_level():
     assert criteria.names("block") == BLOCK_LEVEL
     assert criteria.names() == BLOCK_LEVEL
     assert set(criteria.describe("block")) == set(BLOCK_LEVEL)
+    assert criteria.describe("block")["random"] == "seeded uniform score per block (control)"
     assert registry.get("random", "block").level == "block"   # one draw per block, not aggregated
     assert registry.get("snip", "block").level == "weight"    # aggregated over the block's weights
 
@@ -326,6 +327,9 @@ def test_select_blocks_honours_min_blocks_per_stage_and_breaks_ties_in_forward_o
     assert plain.removed == ["layer1.0", "layer3.2"]
     with pytest.raises(LotteryError, match=r"^p=4 exceeds the 3 blocks resnet20 may lose \(min_blocks_per_stage=2\)$"):
         criteria.select_blocks(scores, 4, model=model)
+    with pytest.raises(LotteryError, match=r"^p=8 exceeds the 7 blocks the network may lose$"):
+        criteria.select_blocks(scores, 8)
+    assert criteria.select_blocks(scores, 7).removed[:2] == ["layer1.0", "layer1.1"]
 
 
 def test_plan_is_plain_json_data():

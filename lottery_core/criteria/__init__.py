@@ -26,17 +26,28 @@ from lottery_core.criteria.select import Plan, select_blocks
 from lottery_core.criteria.snip import snip
 from lottery_core.criteria.synflow import synflow
 
-register("random", random_weights, level="weight", needs_data=False, bn_mode=None)
-register("magnitude", magnitude, level="weight", needs_data=False, bn_mode=None)
-register("snip", snip, level="weight", needs_data=True, bn_mode="train")
-register("grasp", grasp, level="weight", needs_data=True, bn_mode="train")
-register("synflow", synflow, level="weight", needs_data=False, bn_mode="eval")
-register("random", random_blocks, level="block", needs_data=False, bn_mode=None)
-register("hrank", hrank, level="block", needs_data=True)
-register("expectabs", expectabs, level="block", needs_data=True)
-register("kl", kl, level="block", needs_data=True)
-register("pls", pls, level="block", needs_data=True)
-register("cka", cka, level="block", needs_data=True)
+register("random", random_weights, level="weight", needs_data=False, bn_mode=None,
+         summary="seeded uniform score per weight (control)")
+register("magnitude", magnitude, level="weight", needs_data=False, bn_mode=None,
+         summary="|θ| (ℓ1); data-free, grows with the stage's width")
+register("snip", snip, level="weight", needs_data=True, bn_mode="train",
+         summary="|θ ⊙ ∂L/∂θ| (Lee et al. 2019), at initialization")
+register("grasp", grasp, level="weight", needs_data=True, bn_mode="train",
+         summary="θ ⊙ Hg, temperature 200 (Wang et al. 2020); most negative goes first")
+register("synflow", synflow, level="weight", needs_data=False, bn_mode="eval",
+         summary="|θ ⊙ ∂R/∂θ| on positive weights and an all-ones image, float64 (Tanaka et al. 2020)")
+register("random", random_blocks, level="block", needs_data=False, bn_mode=None,
+         summary="seeded uniform score per block (control)")
+register("hrank", hrank, level="block", needs_data=True,
+         summary="mean matrix rank of the block's output maps (Lin et al. 2020)")
+register("expectabs", expectabs, level="block", needs_data=True,
+         summary="mean |activation| of the block's output (DropNet)")
+register("kl", kl, level="block", needs_data=True,
+         summary="KL of the softmax output with the block switched off (Luo & Wu 2020)")
+register("pls", pls, level="block", needs_data=True,
+         summary="PLS-VIP of the block's pooled output (Jordao et al. 2020)")
+register("cka", cka, level="block", needs_data=True,
+         summary="1 − linear CKA of penultimate features with the block switched off")
 
 __all__ = ["Criterion", "Plan", "describe", "names", "register", "scoring_batches", "score_blocks",
            "score_weights", "select_blocks", "weight_parameters"]

@@ -78,15 +78,17 @@ def select_blocks(scores: Mapping[str, float], p: int, model: nn.Module | None =
         if unknown:
             raise LotteryError(f"block {unknown[0]!r} has no stage or budget; blocks with a stage: "
                                f"{', '.join(n for n in stages if stages[n] in budget)}")
-    if stages is None or budget is None:
+    constrained = stages is not None and budget is not None
+    if not constrained:
         stages, budget = dict.fromkeys(order, 0), {0: len(order)}
     per_stage: dict[int, int] = {}
     for n in order:
         per_stage[stages[n]] = per_stage.get(stages[n], 0) + 1
     limit = sum(min(count, max(budget[s], 0)) for s, count in per_stage.items())
     if p > limit:
-        raise LotteryError(f"p={p} exceeds the {limit} blocks {label} may lose "
-                           f"(min_blocks_per_stage={min_blocks_per_stage})")
+        rule = (f" (min_blocks_per_stage={min_blocks_per_stage})" if model is not None
+                else " (stage budgets)" if constrained else "")
+        raise LotteryError(f"p={p} exceeds the {limit} blocks {label} may lose{rule}")
     position = {n: i for i, n in enumerate(order)}
     taken: dict[int, int] = {}
     removed: list[str] = []
