@@ -100,8 +100,8 @@ def _robustness(ctx: RunContext, model) -> dict[str, float]:
                                                 severities=ev.severities, seed=ctx.cfg.seed)
         out["corruption_acc"] = report["mean"]
         out.update({f"corruption_acc.{name}": acc for name, acc in report["per_corruption"].items()})
-        if report.get("skipped"):
-            ctx.set_tags({"corruptions_skipped": "; ".join(f"{k}: {v}" for k, v in report["skipped"].items())})
+        if report["substitutes"]:
+            ctx.set_tags({"corruption_substitutes": "; ".join(f"{k}: {v}" for k, v in report["substitutes"].items())})
     for kind, directory in (("cifar10_c", ev.cifar10_c_dir), ("cifar10_1", ev.cifar10_1_dir),
                             ("cifar10_2", ev.cifar10_2_dir)):
         if directory:
