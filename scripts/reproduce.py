@@ -18,7 +18,6 @@ import yaml
 from lottery_core.errors import LotteryError
 from pipelines.config import load_config
 from pipelines.progress import EpochPrinter
-from pipelines.report import write_report
 from pipelines.runner import run
 from pipelines.tracking import prepare_store
 
@@ -40,10 +39,17 @@ def main(argv=None) -> int:
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--results-dir", default="lottery-runs")
     parser.add_argument("--report-dir", default="docs/results")
+    parser.add_argument("--shard", default="0/1", help="i/n: run every n-th config from the i-th (parallel workers)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads per run")
     args = parser.parse_args(argv)
     grid = yaml.safe_load(Path(args.grid).read_text())
     common = [f"data.root={Path(args.data_dir).resolve()}", f"tracking.results_dir={Path(args.results_dir).resolve()}"]
+    if args.threads:
+        common.append(f"threads={args.threads}")
     configs = [load_config(grid["base"], point + common) for point in expand(grid)]  # validate all first
+    index, count = map(int, args.shard.split("/"))
+    prepare_store(configs[0])  # create the store once, before parallel workers touch it
+    configs = configs[index::count]
     started = time.time()
     log = []
     for k, cfg in enumerate(configs, 1):
@@ -53,12 +59,18 @@ def main(argv=None) -> int:
         log.append((cfg.describe(), outcome.status, time.time() - tick, outcome.metrics.get("acc")))
         print(f"    {outcome.status} in {time.time() - tick:.0f} s, acc {outcome.metrics.get('acc', float('nan')):.2f}", flush=True)
     total = time.time() - started
-    uri, _ = prepare_store(configs[0])
-    files = write_report(uri, configs[0].tracking.experiment, Path(args.report_dir).resolve())
-    (Path(args.report_dir) / "durations.md").write_text(
+    report_dir = Path(args.report_dir)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    (report_dir / f"durations-{index}of{count}.md").write_text(
         "| run | status | seconds | acc |\n|---|---|---|---|\n"
         + "".join(f"| {d} | {s} | {t:.0f} | {a:.2f} |\n" for d, s, t, a in log)
-        + f"\nTotal {total / 60:.1f} min for {len(configs)} runs.\n")
+        + f"\nTotal {total / 60:.1f} min for {len(configs)} runs (shard {args.shard}).\n")
+    if count > 1:
+        return 0  # the report is written once all shards are done: python -m scripts.reproduce_report
+    from pipelines.report import write_report
+
+    uri, _ = prepare_store(configs[0])
+    files = write_report(uri, configs[0].tracking.experiment, report_dir.resolve())
     print(files.main_table)
     return 0
 
