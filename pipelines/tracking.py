@@ -4,6 +4,7 @@ The default store is `sqlite:///<results_dir>/mlflow.db` with artifacts in `<res
 (absolute paths: a Ray trial runs in its own working directory). `MLFLOW_TRACKING_URI` or
 `tracking.tracking_uri` points elsewhere; a server URI is probed before any training starts.
 """
+import fcntl
 import os
 import socket
 import subprocess
@@ -53,21 +54,34 @@ def prepare_store(cfg: RunConfig) -> tuple[str, str]:
     """
     uri = tracking_uri(cfg)
     check_reachable(uri)
-    if uri.startswith("sqlite:///"):
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    if not uri.startswith("sqlite:///"):
+        return uri, _experiment(cfg, uri)
+    database = Path(uri.removeprefix("sqlite:///"))
+    database.parent.mkdir(parents=True, exist_ok=True)
+    # concurrent first-time migrations of one SQLite file race (FACTS.md): one process at a time
+    with open(database.with_name(database.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            return uri, _experiment(cfg, uri)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _experiment(cfg: RunConfig, uri: str) -> str:
+    """The experiment id, created (with artifacts beside a SQLite store) when it does not exist."""
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name(cfg.tracking.experiment)
     if experiment is not None:
         if experiment.lifecycle_stage == "deleted":
             client.restore_experiment(experiment.experiment_id)
-        return uri, experiment.experiment_id
+        return experiment.experiment_id
     artifacts = None
     if uri.startswith("sqlite:///"):
         artifacts = (cfg.results_path() / "artifacts").as_uri()
     try:
-        return uri, client.create_experiment(cfg.tracking.experiment, artifact_location=artifacts)
+        return client.create_experiment(cfg.tracking.experiment, artifact_location=artifacts)
     except mlflow.exceptions.MlflowException:  # created meanwhile by another process
-        return uri, client.get_experiment_by_name(cfg.tracking.experiment).experiment_id
+        return client.get_experiment_by_name(cfg.tracking.experiment).experiment_id
 
 
 def find_runs(client: MlflowClient, experiment_id: str, identity: str, statuses=None) -> list:

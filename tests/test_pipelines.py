@@ -167,3 +167,17 @@ def test_missing_data_directory_is_one_clear_error(tmp_path):
                        "tracking": {"results_dir": str(tmp_path / "runs")}})
     with pytest.raises(LotteryError, match="nowhere"):
         run(cfg)
+
+
+def test_parallel_processes_create_one_store_without_racing(tmp_path):
+    """FACTS.md: concurrent first-time migrations of one SQLite file race; prepare_store serializes them."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from pipelines.config import load_config; from pipelines.tracking import prepare_store; "
+            "print(prepare_store(load_config(None, ['tracking.results_dir=' + sys.argv[1]]))[1])")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err[-300:] for _, err in outputs]
+    assert len({out.strip() for out, _ in outputs}) == 1  # one experiment id
