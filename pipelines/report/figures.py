@@ -1,0 +1,91 @@
+"""The report's plots (PNG): Δ accuracy vs p, accuracy vs MACs, speed-up vs p, accuracy per corruption."""
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+
+def delta_vs_p(pairs: pd.DataFrame, path: Path) -> Path | None:
+    df = pairs[(pairs.pipeline == "ticket_init") & pairs.get("delta_acc", pd.Series(dtype=float)).notna()] if len(pairs) else pairs
+    if not len(df):
+        return None
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for criterion, g in df.groupby("criterion"):
+        stats = g.groupby("p").delta_acc.agg(["mean", "std", "count"])
+        ax.errorbar(stats.index, stats["mean"], yerr=stats["std"].fillna(0), marker="o", capsize=3, label=criterion)
+    ax.axhline(0, color="black", lw=1, ls="--", label="dense (Δ = 0)")
+    ax.set_xlabel("blocks removed p")
+    ax.set_ylabel("Δ test accuracy vs dense (points)")
+    ax.set_title("Block tickets at initialization: above the line = winning\n(mean ± std over seeds)")
+    ax.set_xticks(sorted(df.p.unique()))
+    ax.legend()
+    return _save(fig, path)
+
+
+def acc_vs_macs(runs: pd.DataFrame, path: Path) -> Path | None:
+    if not len(runs) or "macs" not in runs:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for (pipeline, criterion), g in runs.groupby(["pipeline", "criterion"]):
+        label = "dense" if pipeline == "dense" else f"{pipeline} {criterion}"
+        stats = g.groupby("macs").acc.agg(["mean", "std"])
+        ax.errorbar(stats.index / 1e6, stats["mean"], yerr=stats["std"].fillna(0), marker="s" if pipeline == "dense" else "o",
+                    ls="none", capsize=3, label=label, ms=8 if pipeline == "dense" else 5)
+    ax.set_xlabel("MACs per 32×32 image (millions)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title("Accuracy against cost (mean ± std over seeds)")
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def speedup_vs_p(pairs: pd.DataFrame, path: Path) -> Path | None:
+    if not len(pairs) or "speedup" not in pairs:
+        return None
+    df = pairs[(pairs.pipeline == "ticket_init") & pairs.speedup.notna()]
+    if not len(df):
+        return None
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for criterion, g in df.groupby("criterion"):
+        stats = g.groupby("p").speedup.agg(["mean", "std"])
+        ax.errorbar(stats.index, stats["mean"], yerr=stats["std"].fillna(0), marker="o", capsize=3,
+                    label=f"{criterion} (measured)")
+    ideal = df.groupby("p").ideal_speedup.mean()
+    ax.plot(ideal.index, ideal.values, "k--", label="MACs ratio (ideal)")
+    ax.axhline(1, color="gray", lw=0.8)
+    ax.set_xlabel("blocks removed p")
+    ax.set_ylabel("training speed-up vs dense (×, per epoch)")
+    ax.set_title("Training speed-up of block tickets")
+    ax.set_xticks(sorted(df.p.unique()))
+    ax.legend()
+    return _save(fig, path)
+
+
+def accuracy_per_corruption(runs: pd.DataFrame, path: Path) -> Path | None:
+    columns = sorted(c for c in runs.columns if c.startswith("corruption_acc.")) if len(runs) else []
+    if not columns:
+        return None
+    groups = {"dense": runs[runs.pipeline == "dense"]}
+    for criterion, g in runs[runs.pipeline == "ticket_init"].groupby("criterion"):
+        groups[f"{criterion} tickets (all p)"] = g
+    fig, ax = plt.subplots(figsize=(11, 4))
+    width = 0.8 / len(groups)
+    x = np.arange(len(columns))
+    for k, (label, g) in enumerate(groups.items()):
+        ax.bar(x + k * width, [g[c].mean() for c in columns], width, label=label)
+    ax.set_xticks(x + 0.4 - width / 2, [c.removeprefix("corruption_acc.").replace("_", " ") for c in columns],
+                  rotation=45, ha="right")
+    ax.set_ylabel("accuracy (%), mean over severities 1–5")
+    ax.set_title("Accuracy per CIFAR-10-C corruption (generated from the test images)")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

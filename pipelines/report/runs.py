@@ -1,0 +1,74 @@
+"""Finished runs of an experiment (or of one sweep) as a table, each ticket paired with its dense run."""
+import math
+
+import pandas as pd
+from mlflow.tracking import MlflowClient
+
+from lottery_core.errors import LotteryError
+
+TAGS = ("pipeline", "model", "criterion", "p", "rewind_epoch", "seed", "identity", "dense_identity", "sweep")
+COST = {"macs": "macs", "memory_bytes": "memory", "params": "params", "emissions_kg": "emissions",
+        "energy_kwh": "energy"}
+
+
+def load_runs(tracking_uri: str, experiment: str, sweep: str | None = None) -> pd.DataFrame:
+    """One row per FINISHED run: tags as columns, final metrics as columns (NaN when not measured)."""
+    client = MlflowClient(tracking_uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        raise LotteryError(f"no MLflow experiment {experiment!r} at {tracking_uri}")
+    query = f"tags.sweep = '{sweep}'" if sweep else ""
+    runs = client.search_runs([exp.experiment_id], filter_string=query, max_results=50_000)
+    runs = [r for r in runs if "pipeline" in r.data.tags]  # sweep parents carry no pipeline tag
+    finished = [r for r in runs if r.info.status == "FINISHED"]
+    if not finished:
+        states = pd.Series([r.info.status for r in runs]).value_counts().to_dict()
+        where = f"sweep {sweep!r} of experiment {experiment!r}" if sweep else f"experiment {experiment!r}"
+        raise LotteryError(f"{where} has no finished runs ({', '.join(f'{n} {s}' for s, n in states.items()) or 'no runs at all'})")
+    rows = []
+    for r in finished:
+        row = {t: r.data.tags.get(t) for t in TAGS}
+        row["run_id"] = r.info.run_id
+        row.update(r.data.metrics)
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    for col in ("p", "rewind_epoch", "seed"):
+        df[col] = pd.to_numeric(df[col], errors="coerce").fillna(0).astype(int)
+    return df
+
+
+def paired(df: pd.DataFrame, xi: float = 0.0) -> pd.DataFrame:
+    """Every ticket run with its dense run's numbers: Δ accuracy (points), reductions (%), speed-up.
+
+    `dense_missing` holds the reason when no finished dense run has the ticket's dense identity;
+    its comparisons are then NaN, and the tables say "missing", never 0.
+    """
+    dense = df[df.pipeline == "dense"].drop_duplicates("identity").set_index("identity")
+    tickets = df[df.pipeline != "dense"].copy()
+    out = []
+    for _, t in tickets.iterrows():
+        row = t.to_dict()
+        if t.dense_identity not in dense.index:
+            row["dense_missing"] = f"no finished dense run with identity {t.dense_identity}"
+            out.append(row)
+            continue
+        d = dense.loc[t.dense_identity]
+        row["dense_missing"] = ""
+        row["dense_acc"] = d["acc"]
+        row["delta_acc"] = t["acc"] - d["acc"]
+        row["wins"] = float(t["acc"] + xi >= d["acc"])
+        for key, name in COST.items():
+            if _num(t.get(key)) and _num(d.get(key)) and d[key]:
+                row[f"{name}_reduction_pct"] = 100.0 * (1 - t[key] / d[key])
+        if _num(t.get("epoch_time_s")) and _num(d.get("epoch_time_s")):
+            row["speedup"] = d["epoch_time_s"] / t["epoch_time_s"]
+            row["ideal_speedup"] = d["macs"] / t["macs"]
+        for key in [k for k in t.index if str(k).startswith(("corruption_acc", "shifted_acc", "adv_acc"))]:
+            if _num(t.get(key)) and _num(d.get(key)):
+                row[f"delta_{key}"] = t[key] - d[key]
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def _num(value) -> bool:
+    return isinstance(value, int | float) and not math.isnan(value)
