@@ -16,6 +16,7 @@ ResNet110 (target <= 100 ms).
 import argparse
 import json
 import math
+import os
 import statistics
 import time
 from pathlib import Path
@@ -94,6 +95,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=str(HERE / "criteria_cost.json"))
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
+    load_before = os.getloadavg()[0]
 
     images, labels, source = scoring_images(Path(args.data_dir) if args.data_dir else None, args.images_per_class)
     batches = criteria.scoring_batches(images, labels, args.images_per_class, 0, CIFAR10_MEAN, CIFAR10_STD)
@@ -162,7 +164,9 @@ def main(argv=None) -> int:
     print(f"\nsurgery.remove_blocks(resnet110, 12 blocks): median {removal * 1e3:.1f} ms, "
           f"min {min(removals) * 1e3:.1f} ms (target <= 100 ms)")
 
-    results = {"threads": torch.get_num_threads(), "scoring_images": len(labels), "scoring_data": source,
+    load = (round(load_before, 2), round(os.getloadavg()[0], 2))
+    print(f"1-minute load average before/after: {load[0]} / {load[1]} (2 cores; above ~2 the figures are contended)")
+    results = {"threads": torch.get_num_threads(), "load_average_before_after": load, "scoring_images": len(labels), "scoring_data": source,
                "train_step_s": round(step, 4), "epoch_s": round(epoch, 2), "steps_per_epoch": steps_per_epoch, "resnet56": rows, "depth": depth,
                "remove_blocks_resnet110_ms": round(removal * 1e3, 2),
                "remove_blocks_resnet110_min_ms": round(min(removals) * 1e3, 2),
