@@ -1,55 +1,42 @@
 """Robustness: generated CIFAR-10-C corruptions, the official shifted sets, gradient attacks.
 
-    corrupt(images, "fog", 3, seed=0)                      uint8 corrupted copies
-    corruption_accuracy(model, images, labels, mean, std)  per corruption / severity / mean (%)
-    shifted_accuracy(model, directory, "cifar10_2", mean, std)
-    adversarial_accuracy(model, images, labels, mean, std, attack="pgd", eps=8/255)
-"""
-import numpy as np
+    corrupt(images_uint8, "fog", 3, seed=0)                      uint8 corrupted copies
+    corruption_accuracy(model, images, labels, mean, std)        % per corruption / severity / mean
+    shifted_accuracy(model, directory, "cifar10_2", mean, std)   % on an official shifted set
+    adversarial_accuracy(model, images, labels, mean, std, attack="pgd", eps=8/255)   %
 
-from lottery_core.errors import choose
-from lottery_core.evaluate import evaluate
+`model` is a bare network that expects normalized input; `mean`/`std` are its normalization.
+Images are uint8 (N, 3, 32, 32), labels int64 (N,); work happens on the model's device.
+"""
 from lottery_core.robustness.attacks import (
+    ATTACK_BUILDERS,
     ATTACKS,
+    STANDARD,
     adversarial_accuracy,
     check_eps,
     standard_attacks,
 )
 from lottery_core.robustness.corruptions import (
+    CORRUPTION_FNS,
     CORRUPTIONS,
     SEVERITIES,
     SUBSTITUTES,
+    CorruptionUnavailable,
+    check_corruption,
     check_severity,
     corrupt,
+    corruption_accuracy,
 )
 from lottery_core.robustness.shifted import (
     SHIFTED,
+    cifar_c_accuracy,
     load_cifar10_1,
     load_cifar10_2,
     load_cifar_c,
     shifted_accuracy,
 )
 
-
-def corruption_accuracy(model, images, labels, mean, std, names=CORRUPTIONS, severities=SEVERITIES,
-                        seed: int = 0) -> dict:
-    """Accuracy (%) on corrupted copies of `images`, generated deterministically from `seed`.
-
-    Returns {"mean": overall mean, "per_corruption": {name: mean over severities},
-    "per_severity": {name: {severity: acc}}, "substitutes": {name: what replaced the original}}.
-    """
-    for name in names:
-        choose("corruption", name, CORRUPTIONS)
-    for s in severities:
-        check_severity(s)
-    cpu_images = images.cpu()
-    per_severity = {name: {s: evaluate(model, corrupt(cpu_images, name, s, seed).to(images.device), labels,
-                                       mean, std)["acc"] for s in severities} for name in names}
-    per_corruption = {name: float(np.mean(list(accs.values()))) for name, accs in per_severity.items()}
-    return {"mean": float(np.mean(list(per_corruption.values()))), "per_corruption": per_corruption,
-            "per_severity": per_severity, "substitutes": {n: SUBSTITUTES[n] for n in names if n in SUBSTITUTES}}
-
-
-__all__ = ["ATTACKS", "CORRUPTIONS", "SEVERITIES", "SHIFTED", "SUBSTITUTES", "adversarial_accuracy", "check_eps",
-           "check_severity", "corrupt", "corruption_accuracy", "load_cifar10_1", "load_cifar10_2", "load_cifar_c",
-           "shifted_accuracy", "standard_attacks"]
+__all__ = ["ATTACKS", "ATTACK_BUILDERS", "CORRUPTIONS", "CORRUPTION_FNS", "SEVERITIES", "SHIFTED", "STANDARD",
+           "SUBSTITUTES", "CorruptionUnavailable", "adversarial_accuracy", "check_corruption", "check_eps",
+           "check_severity", "cifar_c_accuracy", "corrupt", "corruption_accuracy", "load_cifar10_1",
+           "load_cifar10_2", "load_cifar_c", "shifted_accuracy", "standard_attacks"]
