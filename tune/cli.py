@@ -1,0 +1,146 @@
+"""`lottery sweep` and `lottery resume`, plugged into the `lottery` command through the entry-point
+group `lottery.commands` (pyproject: `tune = "tune.cli:register_commands"`), so that `pipelines`
+never imports Ray. Handlers raise LotteryError for bad input (one line, exit status 2)."""
+import argparse
+import os
+import time
+from pathlib import Path
+
+SWEEP_HELP = """\
+Run a sweep file (tune/sweeps/*.yaml): a base config and a grid (or an Optuna search), on a local
+Ray sized to this machine, or on a cluster with --address (or RAY_ADDRESS). Dense baselines run
+first, once per (model, data, training, seed). Every trial is an MLflow child run of the sweep's
+parent run; the report goes to <storage>/<name>/report and to the parent run. Interrupted or
+failed? `lottery resume NAME` finishes it.
+
+on a cluster: --storage must be a cloud URI (s3://, gs://) or a path every node mounts (with
+--shared-storage), and MLFLOW_TRACKING_URI an MLflow server (http://head:5000)."""
+
+RESUME_HELP = """\
+Finish an interrupted (Ctrl-C, killed driver, lost node) or partly failed sweep with Ray Tune's
+restore: finished trials are kept and never rerun; unfinished and errored trials continue from
+their last checkpoint (--restart-errored: errored ones start over). Each trial keeps its one MLflow
+run. Give the same --results-dir / --storage as the sweep."""
+
+
+def _results_dir(args) -> str | None:
+    return str(Path(args.results_dir).expanduser().resolve()) if args.results_dir else None
+
+
+def print_outcome(outcome, resume_hint: str) -> None:
+    """The report's main table, what failed, how to continue, and how to watch the runs."""
+    if outcome.main_table:
+        print(outcome.main_table)
+    if outcome.report_dir:
+        print(f"\nreport: {outcome.report_dir / 'report.md'}")
+    for error in outcome.errors:
+        print(f"failed: {error}")
+    if outcome.reused:
+        print(f"{outcome.reused} trial(s) found their config already finished in experiment "
+              f"{outcome.experiment!r} and were not trained again (their runs keep their first sweep)")
+    state = "finished" if outcome.ok else ("interrupted" if outcome.interrupted and not outcome.errors else
+                                           f"{len(outcome.errors)} trial(s) failed")
+    print(f"sweep {outcome.name}: {outcome.trials} trials, {state} in {outcome.wall_time_s:.0f} s; "
+          f"MLflow parent run {outcome.parent_run_id}")
+    if not outcome.ok:
+        print(f"continue it with: {resume_hint}")
+    uri = outcome.tracking_uri
+    if uri.startswith("sqlite:///"):
+        results = Path(uri.removeprefix("sqlite:///")).parent
+        print(f"open the MLflow UI on these runs: lottery ui --results-dir {results}")
+    else:
+        print(f"watch the runs in the MLflow UI: {uri}")
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from lottery_core.errors import LotteryError
+    from tune.runner import launch
+    from tune.sweep_file import check_name, load_sweep
+
+    overrides = list(args.set or [])
+    if args.data_dir:
+        overrides.append(f"data.root={Path(args.data_dir).expanduser().resolve()}")
+    results_dir = _results_dir(args)
+    if results_dir:
+        overrides.append(f"tracking.results_dir={results_dir}")
+    sweep = load_sweep(args.file, overrides, name=args.name)
+    if args.name is None:  # unique by default: the file's name (or its `name:`) and the time
+        sweep.name = check_name(f"{sweep.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    if not sweep.points and sweep.optuna is None:
+        raise LotteryError("the sweep has no trials")
+    print(f"sweep {sweep.name}: {sweep.describe()}; {sweep.resources['cpu']:g} CPU, "
+          f"{sweep.resources['gpu']:g} GPU per trial, at most {sweep.max_concurrent or 'as many as fit'} at once, "
+          f"{sweep.retries} retries", flush=True)
+    if args.dry_run:
+        from tune.trial import trial_config
+
+        for point in sweep.points:
+            cfg = trial_config({"run": point})
+            print(f"  {cfg.identity()}  {cfg.describe()}")
+        return 0
+    outcome = launch(sweep, results_dir=results_dir, address=args.address, storage=args.storage,
+                     shared_storage=args.shared_storage, verbose=args.verbose)
+    hint = f"lottery resume {sweep.name}" + (f" --results-dir {results_dir}" if results_dir else "") + \
+        (f" --storage {args.storage}" if args.storage else "")
+    print_outcome(outcome, hint)
+    return 0 if outcome.ok else 1
+
+
+def _resume(args: argparse.Namespace) -> int:
+    from tune.runner import resume
+
+    results_dir = _results_dir(args)
+    outcome = resume(args.name, results_dir=results_dir, address=args.address, storage=args.storage,
+                     restart_errored=args.restart_errored, verbose=args.verbose)
+    hint = f"lottery resume {args.name}" + (f" --results-dir {results_dir}" if results_dir else "") + \
+        (f" --storage {args.storage}" if args.storage else "")
+    print_outcome(outcome, hint)
+    return 0 if outcome.ok else 1
+
+
+def _exit_with(handler):
+    """argparse handlers return None on success in `lottery`; a sweep with failed trials exits 1."""
+    def run(args):
+        code = handler(args)
+        if code:
+            raise SystemExit(code)
+    return run
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--results-dir", default=os.environ.get("LOTTERY_RESULTS_DIR"),
+                        help="results folder: MLflow store, checkpoints, and Ray's storage in <results-dir>/ray "
+                             "(default $LOTTERY_RESULTS_DIR, else the sweep's tracking.results_dir, else ./lottery-runs)")
+    parser.add_argument("--address", default=None,
+                        help="join a running Ray cluster, e.g. ray://head:10001 or head:6379 (default $RAY_ADDRESS, "
+                             "else a local Ray sized to this machine)")
+    parser.add_argument("--storage", default=None,
+                        help="Ray Tune's storage: a cloud URI (s3://bucket/sweeps) or a shared path; "
+                             "required on a cluster (default <results-dir>/ray)")
+    parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2),
+                        help="Ray Tune's progress output: 0 silent, 1 status (default), 2 every result")
+
+
+def register_commands(commands) -> None:
+    """Add `sweep` and `resume` to the `lottery` subcommands (an argparse subparsers object)."""
+    sweep = commands.add_parser("sweep", help="a Ray Tune sweep (local Ray by default, --address for a cluster)",
+                                description=SWEEP_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sweep.add_argument("file", help="a sweep file (see tune/sweeps/)")
+    sweep.add_argument("--name", help="the sweep's name, new in its storage (default: the sweep's name + the time)")
+    sweep.add_argument("--data-dir", default=os.environ.get("LOTTERY_DATA_DIR"),
+                       help="data directory for every trial (default $LOTTERY_DATA_DIR, else torchvision's download)")
+    sweep.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
+                       help="override a config field of every trial (repeatable)")
+    sweep.add_argument("--shared-storage", action="store_true",
+                       help="declare --storage a path that every node of the cluster mounts (NFS)")
+    sweep.add_argument("--dry-run", action="store_true", help="validate and list the trials; start nothing")
+    _common(sweep)
+    sweep.set_defaults(handler=_exit_with(_sweep))
+
+    resume = commands.add_parser("resume", help="finish an interrupted or partly failed sweep",
+                                 description=RESUME_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    resume.add_argument("name", help="the sweep's name (as printed by `lottery sweep`)")
+    resume.add_argument("--restart-errored", action="store_true",
+                        help="start errored trials over instead of continuing them from their last checkpoint")
+    _common(resume)
+    resume.set_defaults(handler=_exit_with(_resume))

@@ -1,0 +1,252 @@
+"""Sweeps on Ray Tune: launch, resume, report.
+
+    sweep = load_sweep("tune/sweeps/demo.yaml", ["data.root=/data/cifar10"], name="demo-1")
+    outcome = launch(sweep, results_dir="lottery-runs")      # local Ray unless address/RAY_ADDRESS
+    outcome = resume("demo-1", results_dir="lottery-runs")   # after a crash, Ctrl-C or failed trials
+
+A sweep is one Tune experiment per phase (dense baselines, then tickets; see `Sweep.phases`),
+each stored under `<storage>/<name>/phase<k>` and resumed with `Tuner.restore`: finished trials
+never run again, errored ones continue from their last checkpoint (or start over with
+`restart_errored`). Ray Tune does the scheduling, retries (`FailureConfig`) and restores; this
+module only builds the Tuners, checks the inputs first, and keeps MLflow tidy.
+"""
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import ray
+from ray import tune
+
+from lottery_core.errors import LotteryError
+from pipelines.config import build_config
+from pipelines.tracking import prepare_store, tracking_uri
+from tune import storage as st
+from tune import tracking
+from tune.sweep_file import Sweep
+from tune.trial import trial, trial_config
+
+
+@dataclass
+class SweepOutcome:
+    """What a sweep (or its resume) ended with."""
+
+    name: str
+    parent_run_id: str
+    tracking_uri: str
+    experiment: str
+    storage: str
+    trials: int = 0                      # trials of every phase that ran (finished, errored, stopped)
+    errors: list[str] = field(default_factory=list)   # one line per errored trial
+    interrupted: bool = False            # stopped (Ctrl-C) before every trial ended
+    reused: int = 0                      # trials that found their config already finished in MLflow
+    report_dir: Path | None = None
+    main_table: str = ""
+    wall_time_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and not self.interrupted
+
+
+def launch(sweep: Sweep, *, results_dir=None, address: str | None = None, storage: str | None = None,
+           shared_storage: bool = False, verbose: int = 0) -> SweepOutcome:
+    """Check everything, then run the sweep's phases on Ray Tune (local Ray unless `address` or
+    RAY_ADDRESS names a cluster). Raises LotteryError on bad input before any trial starts."""
+    started = time.perf_counter()
+    cfg = build_config(sweep.points[0] if sweep.points else sweep.base)
+    results_dir = Path(results_dir).resolve() if results_dir else cfg.results_path()
+    address = st.cluster_address(address)
+    root = st.storage_root(results_dir, storage or sweep.storage)
+    uri = tracking_uri(cfg)
+    st.check_cluster(address, root, shared_storage, uri)
+    if st.sweep_exists(root, sweep.name):
+        raise LotteryError(f"a sweep named {sweep.name!r} already exists in {root}: choose another --name, "
+                           f"or continue it with `lottery resume {sweep.name}`")
+    uri, experiment_id = prepare_store(cfg)  # once, in the driver, before trials touch the store
+    own_ray = init_ray(address)
+    try:
+        check_resources(sweep, strict=address is None)
+        parent = tracking.open_parent(uri, experiment_id, sweep.name, sweep.describe())
+        st.write_meta(root, sweep.name, {"sweep": sweep.to_dict(), "parent_run_id": parent, "tracking_uri": uri,
+                                         "experiment": cfg.tracking.experiment, "storage": root,
+                                         "results_dir": str(results_dir), "xi": cfg.evaluation.xi,
+                                         "created": time.strftime("%Y-%m-%d %H:%M:%S")})
+        outcome = SweepOutcome(sweep.name, parent, uri, cfg.tracking.experiment, root)
+        _run_phases(sweep, outcome, results_dir, cfg.evaluation.xi, restore=False, verbose=verbose)
+    finally:
+        if own_ray:
+            ray.shutdown()
+    outcome.wall_time_s = time.perf_counter() - started
+    return outcome
+
+
+def resume(name: str, *, results_dir=None, address: str | None = None, storage: str | None = None,
+           restart_errored: bool = False, verbose: int = 0) -> SweepOutcome:
+    """Finish a sweep with Ray Tune's own restore: finished trials are kept, unfinished and errored
+    ones continue from their last checkpoint (errored ones start over with `restart_errored`)."""
+    started = time.perf_counter()
+    from pipelines.config import load_config
+
+    results_dir = Path(results_dir).resolve() if results_dir else load_config().results_path()
+    root = st.storage_root(results_dir, storage)
+    meta = st.read_meta(root, name)
+    sweep = Sweep.from_dict(meta["sweep"])
+    address = st.cluster_address(address)
+    st.check_cluster(address, root, True, meta["tracking_uri"])  # the storage was checked at launch
+    prepare_store(build_config(sweep.points[0] if sweep.points else sweep.base))  # probes a server
+    own_ray = init_ray(address)
+    try:
+        tracking.reopen_parent(meta["tracking_uri"], meta["parent_run_id"])
+        outcome = SweepOutcome(name, meta["parent_run_id"], meta["tracking_uri"], meta["experiment"], root)
+        _run_phases(sweep, outcome, Path(meta.get("results_dir", results_dir)), meta.get("xi", 0.0),
+                    restore=True, restart_errored=restart_errored, verbose=verbose)
+    finally:
+        if own_ray:
+            ray.shutdown()
+    outcome.wall_time_s = time.perf_counter() - started
+    return outcome
+
+
+def init_ray(address: str | None) -> bool:
+    """Join `address`, or start a local Ray sized to this machine (no dashboard). Returns whether
+    this call started (and so should shut down) Ray; an already initialised Ray is used as it is."""
+    if ray.is_initialized():
+        return False
+    try:
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, log_to_driver=False)
+    except ConnectionError as err:
+        raise LotteryError(f"cannot join the Ray cluster at {address}: {str(err).splitlines()[0]}") from None
+    return True
+
+
+def check_resources(sweep: Sweep, strict: bool) -> None:
+    """A trial must fit on one node: on a local Ray that is an error, on a cluster a warning (an
+    autoscaler may still add such nodes)."""
+    cpu, gpu = sweep.resources["cpu"], sweep.resources["gpu"]
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    if any(r.get("CPU", 0) >= cpu and r.get("GPU", 0) >= gpu for r in nodes):
+        return
+    best = max(nodes, key=lambda r: (r.get("GPU", 0), r.get("CPU", 0)), default={})
+    message = (f"no Ray node can hold a trial of resources {{cpu: {cpu}, gpu: {gpu}}}: the largest has "
+               f"{best.get('CPU', 0):g} CPUs and {best.get('GPU', 0):g} GPUs; lower the sweep's resources")
+    if strict:
+        raise LotteryError(message)
+    print(f"warning: {message} (unless the autoscaler adds bigger nodes)", flush=True)
+
+
+def trainable(sweep: Sweep, restart_errored: bool = False):
+    """The trial function with the sweep's per-trial resources (same name on launch and restore)."""
+    return tune.with_resources(tune.with_parameters(trial, options={"restart_errored": restart_errored}),
+                               {"cpu": sweep.resources["cpu"], "gpu": sweep.resources["gpu"]})
+
+
+def trial_name(t) -> str:
+    """A trial's name in Tune's output and folders, e.g. `ticket_init-resnet20-snip-p1-seed0_a1b2c_00003`."""
+    try:
+        label = trial_config(t.config).describe()
+    except Exception:
+        label = "trial"
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", label.replace(" ", "-").replace("=", "")) + f"_{t.trial_id}"
+
+
+def _tuner(sweep: Sweep, phase: int, points: list[dict], outcome: SweepOutcome, verbose: int) -> tune.Tuner:
+    common = {"sweep": sweep.name, "parent_run_id": outcome.parent_run_id}
+    run_config = tune.RunConfig(
+        name=f"phase{phase}", storage_path=f"{outcome.storage}/{sweep.name}", verbose=verbose,
+        failure_config=tune.FailureConfig(max_failures=sweep.retries),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=2))
+    limit = sweep.max_concurrent or None
+    if points:  # a grid phase (or the dense baseline of an Optuna search)
+        return tune.Tuner(trainable(sweep), param_space={"run": tune.grid_search(points), **common},
+                          tune_config=tune.TuneConfig(max_concurrent_trials=limit, trial_name_creator=trial_name,
+                                                      trial_dirname_creator=trial_name),
+                          run_config=run_config)
+    from ray.tune.search.optuna import OptunaSearch
+
+    o = sweep.optuna
+    space = {key: _distribution(spec) for key, spec in o["space"].items()}
+    metric, mode = (o["metrics"][0], o["modes"][0]) if len(o["metrics"]) == 1 else (o["metrics"], o["modes"])
+    search = OptunaSearch(metric=metric, mode=mode, seed=o["seed"])
+    return tune.Tuner(trainable(sweep), param_space={"run": sweep.base, **common, **space},
+                      tune_config=tune.TuneConfig(search_alg=search, num_samples=o["num_samples"],
+                                                  max_concurrent_trials=limit, trial_name_creator=trial_name,
+                                                  trial_dirname_creator=trial_name),
+                      run_config=run_config)
+
+
+def _distribution(spec: dict):
+    if spec["type"] == "int":
+        return tune.qlograndint(spec["low"], spec["high"], 1) if spec.get("log") else tune.randint(spec["low"], spec["high"] + 1)
+    if spec["type"] == "float":
+        return tune.loguniform(spec["low"], spec["high"]) if spec.get("log") else tune.uniform(spec["low"], spec["high"])
+    return tune.choice(spec["choices"])
+
+
+def _run_phases(sweep: Sweep, outcome: SweepOutcome, results_dir: Path, xi: float, *, restore: bool,
+                restart_errored: bool = False, verbose: int = 0) -> None:
+    """Fit (or restore and fit) each phase in turn; a phase with errors or an interruption stops
+    the sweep there (later phases compare against its runs). Then tidy MLflow and write the report."""
+    if sweep.optuna is not None:
+        # per-epoch results do not carry the search's final metrics (acc, macs): only the last does
+        os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
+    errored: list[str] = []
+    try:
+        for k, points in enumerate(sweep.phases()):
+            path = f"{outcome.storage}/{sweep.name}/phase{k}"
+            if restore and tune.Tuner.can_restore(path):
+                tuner = tune.Tuner.restore(path, trainable=trainable(sweep, restart_errored),
+                                           resume_unfinished=True, resume_errored=not restart_errored,
+                                           restart_errored=restart_errored)
+            else:
+                tuner = _tuner(sweep, k, points, outcome, verbose)
+            results = tuner.fit()
+            outcome.trials += len(results)
+            for r in results:
+                metrics = r.metrics or {}
+                if r.error is not None:
+                    errored.append(_identity(r.config))
+                    outcome.errors.append(f"{_label(r.config)}: {error_line(r.error)}")
+                elif "mlflow_run_id" not in metrics:
+                    outcome.interrupted = True
+                elif metrics.get("run_existed"):
+                    outcome.reused += 1
+            if not outcome.ok:
+                break
+    except BaseException:
+        tracking.close_parent(outcome.tracking_uri, outcome.parent_run_id, "KILLED")
+        raise
+    tracking.close_stale_children(outcome.tracking_uri, outcome.parent_run_id, errored)
+    out = Path(outcome.storage) / sweep.name / "report" if not st.is_uri(outcome.storage) else \
+        results_dir / "reports" / sweep.name
+    outcome.report_dir, outcome.main_table = tracking.write_sweep_report(
+        outcome.tracking_uri, outcome.experiment, sweep.name, out, outcome.parent_run_id, xi)
+    status = "FINISHED" if outcome.ok else ("KILLED" if outcome.interrupted and not outcome.errors else "FAILED")
+    tracking.close_parent(outcome.tracking_uri, outcome.parent_run_id, status)
+
+
+def _identity(config: dict) -> str:
+    try:
+        return trial_config(config).identity()
+    except Exception:
+        return ""
+
+
+def _label(config: dict) -> str:
+    try:
+        return trial_config(config).describe()
+    except Exception:
+        return "trial"
+
+
+def error_line(error: BaseException) -> str:
+    """The line of a trial's traceback that says what went wrong (`SomeError: message`)."""
+    text = str(error)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    found = [line for line in lines if re.match(r"^[\w.]+(Error|Exception|Interrupt)\b.*:", line)]
+    line = (found or lines or [type(error).__name__])[-1]
+    return line[:400]

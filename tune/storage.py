@@ -1,0 +1,123 @@
+"""Where a sweep lives, and the checks a cluster needs before anything is submitted.
+
+Layout under the storage root (default `<results_dir>/ray`; a cloud URI or a shared path on a
+cluster):
+
+    <root>/<sweep>/sweep.json    the validated sweep, its MLflow parent run and tracking URI
+    <root>/<sweep>/phase0/       Ray Tune's experiment of the dense baselines (`Tuner.restore` reads it)
+    <root>/<sweep>/phase1/       ... of the tickets (or the Optuna search)
+    <root>/<sweep>/report/       the report (local or shared storage)
+
+Files are read and written through pyarrow's file systems, as Ray Tune does, so the same code
+serves a local folder, an NFS path and `s3://` / `gs://` URIs.
+"""
+import json
+import os
+import socket
+from pathlib import Path
+
+from lottery_core.errors import LotteryError
+
+CLOUD_SCHEMES = ("s3://", "gs://", "gcs://", "abfs://", "az://", "hdfs://")
+META = "sweep.json"
+
+
+def storage_root(results_dir, storage: str | None = None) -> str:
+    """Ray Tune's storage: a URI as given, a path made absolute, or `<results_dir>/ray`."""
+    if storage:
+        return storage.rstrip("/") if "://" in storage else str(Path(storage).expanduser().resolve())
+    return str(Path(results_dir).expanduser().resolve() / "ray")
+
+
+def is_uri(root: str) -> bool:
+    return "://" in root
+
+
+def _fs(root: str):
+    import pyarrow.fs
+
+    if not is_uri(root):
+        return pyarrow.fs.LocalFileSystem(), root
+    try:
+        return pyarrow.fs.FileSystem.from_uri(root)
+    except Exception as err:  # pyarrow raises ArrowInvalid / OSError with a long message
+        raise LotteryError(f"cannot open storage {root}: {str(err).splitlines()[0]}") from None
+
+
+def sweep_exists(root: str, name: str) -> bool:
+    import pyarrow.fs
+
+    fs, path = _fs(root)
+    return fs.get_file_info(f"{path}/{name}").type != pyarrow.fs.FileType.NotFound
+
+
+def write_meta(root: str, name: str, meta: dict) -> None:
+    fs, path = _fs(root)
+    fs.create_dir(f"{path}/{name}", recursive=True)
+    with fs.open_output_stream(f"{path}/{name}/{META}") as out:
+        out.write(json.dumps(meta, indent=2).encode())
+
+
+def read_meta(root: str, name: str) -> dict:
+    """The sweep's metadata; a one-line error listing the known sweeps when there is none."""
+    import pyarrow.fs
+
+    fs, path = _fs(root)
+    file = f"{path}/{name}/{META}"
+    if fs.get_file_info(file).type == pyarrow.fs.FileType.NotFound:
+        raise LotteryError(f"no sweep named {name!r} in {root}; known sweeps: {', '.join(known_sweeps(root)) or 'none'}")
+    with fs.open_input_stream(file) as handle:
+        return json.loads(handle.read().decode())
+
+
+def known_sweeps(root: str) -> list[str]:
+    import pyarrow.fs
+
+    fs, path = _fs(root)
+    if fs.get_file_info(path).type != pyarrow.fs.FileType.Directory:
+        return []
+    found = fs.get_file_info(pyarrow.fs.FileSelector(path, recursive=False))
+    return sorted(Path(info.path).name for info in found if info.type == pyarrow.fs.FileType.Directory
+                  and fs.get_file_info(f"{info.path}/{META}").type == pyarrow.fs.FileType.File)
+
+
+def cluster_address(address: str | None) -> str | None:
+    """The cluster to join: `--address`, else $RAY_ADDRESS, else None (a local Ray)."""
+    return address or os.environ.get("RAY_ADDRESS") or None
+
+
+def check_cluster(address: str | None, root: str, shared: bool, uri: str) -> None:
+    """Before submitting to a cluster: shared storage and an MLflow server (then the address itself)."""
+    if not address:
+        return
+    if not is_uri(root) and not shared:
+        raise LotteryError(f"on a cluster every node must reach the sweep's storage, and {root} is a local path: "
+                           f"pass --storage s3://bucket/sweeps (or gs://...), or a path every node mounts "
+                           f"with --shared-storage")
+    if not uri.startswith(("http://", "https://")):
+        raise LotteryError(f"on a cluster trials log to an MLflow tracking server, not {uri}: run `mlflow server "
+                           f"--host 0.0.0.0 --port 5000` on the head node and set "
+                           f"MLFLOW_TRACKING_URI=http://<head>:5000 (or tracking.tracking_uri)")
+    probe_address(address)
+
+
+def probe_address(address: str, timeout_s: float = 3.0) -> None:
+    """Fail within seconds when nothing listens at a Ray address (host:port, ray://host:port).
+
+    `auto` (a cluster started on this machine with `ray start`) is left to `ray.init`, which
+    fails fast when there is none.
+    """
+    if address in ("auto", "local"):
+        return
+    hostport = address.split("://", 1)[-1].rstrip("/")
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise LotteryError(f"Ray address {address!r} is not host:port (or ray://host:port, or auto)")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+            pass
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        raise LotteryError(f"no Ray cluster answers at {address} ({reason} after at most {timeout_s:.0f} s); "
+                           f"start one with `ray start --head` or `ray up tune/cluster/<file>.yaml`, "
+                           f"or leave --address and RAY_ADDRESS unset for a local Ray") from None

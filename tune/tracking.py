@@ -1,0 +1,74 @@
+"""MLflow for sweeps: a parent run per sweep, a child run per trial, nothing left RUNNING.
+
+Child runs are opened by `pipelines.runner.run` (tag `mlflow.parentRunId`, found again by their
+identity when a trial is retried or resumed). The sweep's driver owns the parent run and closes,
+at the end, the child runs of attempts that died with their process (still RUNNING): FAILED when
+the trial errored, KILLED otherwise. Their metrics stay.
+"""
+import logging
+from pathlib import Path
+
+from mlflow.tracking import MlflowClient
+
+from lottery_core.errors import LotteryError
+
+log = logging.getLogger(__name__)
+
+
+def open_parent(uri: str, experiment_id: str, name: str, description: str) -> str:
+    """Create the sweep's parent run (tags sweep=<name>, sweep_parent=true); returns its id."""
+    client = MlflowClient(uri)
+    run = client.create_run(experiment_id, run_name=f"sweep {name}",
+                            tags={"sweep": name, "sweep_parent": "true",
+                                  "mlflow.note.content": f"Ray Tune sweep {name}: {description}"})
+    return run.info.run_id
+
+
+def reopen_parent(uri: str, run_id: str) -> None:
+    MlflowClient(uri).update_run(run_id, status="RUNNING")
+
+
+def close_parent(uri: str, run_id: str, status: str) -> None:
+    MlflowClient(uri).set_terminated(run_id, status)
+
+
+def children(uri: str, parent_run_id: str) -> list:
+    """Every child run of a parent, any status."""
+    client = MlflowClient(uri)
+    experiment_id = client.get_run(parent_run_id).info.experiment_id
+    return client.search_runs([experiment_id], f"tags.mlflow.parentRunId = '{parent_run_id}'",
+                              max_results=50_000)
+
+
+def close_stale_children(uri: str, parent_run_id: str, errored_identities=()) -> list[str]:
+    """Close child runs still RUNNING after the sweep (their attempt died with its worker):
+    FAILED when their trial errored, else KILLED. Returns the ids closed."""
+    client = MlflowClient(uri)
+    closed = []
+    for run in children(uri, parent_run_id):
+        if run.info.status in ("RUNNING", "SCHEDULED"):
+            status = "FAILED" if run.data.tags.get("identity") in set(errored_identities) else "KILLED"
+            client.set_terminated(run.info.run_id, status)
+            closed.append(run.info.run_id)
+    return closed
+
+
+def write_sweep_report(uri: str, experiment: str, name: str, out_dir: Path, parent_run_id: str,
+                       xi: float = 0.0) -> tuple[Path | None, str]:
+    """The sweep's report (pipelines.report), logged to the parent run under `report/`.
+
+    Returns (folder, main table). A missing report module or a report that cannot be made (e.g.
+    no finished run yet) never fails the sweep: the reason comes back instead of the table.
+    """
+    try:
+        from pipelines.report import write_report
+    except ImportError as err:
+        return None, f"(no report: pipelines.report is unavailable: {err})"
+    try:
+        files = write_report(uri, experiment, out_dir, sweep=name, xi=xi, log_to_mlflow_run=parent_run_id)
+    except LotteryError as err:
+        return None, f"(no report: {err})"
+    except Exception as err:  # the runs are safe in MLflow; `lottery report` can try again
+        log.warning("the report of sweep %s failed", name, exc_info=True)
+        return None, f"(no report: {type(err).__name__}: {err}; try `lottery report {name}`)"
+    return Path(out_dir), files.main_table

@@ -1,0 +1,151 @@
+"""A Ray Tune trial: a thin adapter over `pipelines.runner.run`.
+
+It builds the run config from the trial's config, gives the run the device Ray assigned and as
+many torch threads as CPUs it was given, reports every epoch's metrics to Ray with a copy of the
+epoch's checkpoint, and, when Ray retries or restores the trial (after a failure, a lost node or
+a killed driver), puts Ray's checkpoint back into the run's checkpoint folder so that training
+continues from that epoch. The MLflow run is found again by the config's identity (one run per
+trial, however often it is retried).
+"""
+import fcntl
+import json
+import math
+import os
+import shutil
+import signal
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import ray
+import torch
+from ray import tune
+
+from lottery_core.errors import LotteryError
+from pipelines.config import RunConfig, build_config, set_dotted
+from pipelines.runner import run
+
+DRILL_FILE = "DRILL_ONCE"  # fault drills: "<fail|kill> <epoch>" in <results_dir>/DRILL_ONCE, see `drill`
+
+
+class RayReporter:
+    """Epoch hook: `tune.report(metrics, checkpoint=...)` with a copy of the epoch's checkpoint file."""
+
+    def __init__(self, node_id: str = ""):
+        self.node_id = node_id
+
+    def on_epoch_end(self, epoch: int, metrics: dict, state) -> None:
+        numbers = {k: float(v) for k, v in metrics.items()
+                   if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)}
+        numbers["epoch"] = float(epoch)
+        result = {**numbers, "node_id": self.node_id}
+        path = state.checkpoint_path
+        if path is None:
+            tune.report(result)
+        else:
+            with tempfile.TemporaryDirectory() as folder:
+                for file in (Path(path), Path(str(path) + ".sha256")):  # the file and its digest
+                    if file.exists():
+                        shutil.copy2(file, folder)
+                tune.report(result, checkpoint=tune.Checkpoint.from_directory(folder))
+        drill(epoch, state)
+
+
+def trial(config: dict, options: dict | None = None) -> dict:
+    """Run one pipeline config and return its final metrics.
+
+    `config`: {"run": nested config dict, "sweep": name, "parent_run_id": id} plus, for Optuna,
+    the sampled values under their dotted keys. `options`: {"restart_errored": True} when the
+    sweep was resumed with --restart-errored (a trial without a Ray checkpoint starts over).
+    """
+    options = options or {}
+    gpus, cpus = assigned()
+    point = trial_point(config)
+    point["device"] = "cuda" if gpus and torch.cuda.is_available() else "cpu"
+    point["threads"] = max(1, int(cpus))
+    cfg = build_config(point)
+    checkpoint_dir = cfg.results_path() / "checkpoints" / cfg.identity()
+    with identity_lock(checkpoint_dir):
+        restored = tune.get_checkpoint()
+        if restored is not None:
+            restore_into(restored, checkpoint_dir)
+        elif options.get("restart_errored") and checkpoint_dir.is_dir():
+            shutil.rmtree(checkpoint_dir)  # --restart-errored: no Ray checkpoint means start over
+        node_id = ray.get_runtime_context().get_node_id()
+        outcome = run(cfg, hooks=[RayReporter(node_id)], parent_run_id=config.get("parent_run_id"),
+                      checkpoint_dir=checkpoint_dir, tags={"sweep": config.get("sweep", "")})
+    final = {k: float(v) for k, v in outcome.metrics.items()
+             if isinstance(v, int | float) and not isinstance(v, bool)}
+    final.update({"threads": float(point["threads"]), "gpus_assigned": float(len(gpus)),
+                  "run_existed": float(outcome.status == "existing"), "node_id": node_id,
+                  "mlflow_run_id": outcome.run_id, "identity": outcome.identity})
+    tune.report(final)
+    return final
+
+
+def trial_point(config: dict) -> dict:
+    """The nested config dict of a trial: `config["run"]` with the sampled dotted keys set."""
+    point = json.loads(json.dumps(config["run"]))
+    for key, value in config.items():
+        if key not in ("run", "sweep", "parent_run_id"):
+            set_dotted(point, key, value)
+    return point
+
+
+def trial_config(config: dict) -> RunConfig:
+    """The RunConfig of a trial (device and threads as in the sweep: the trial sets them)."""
+    return build_config(trial_point(config))
+
+
+def assigned() -> tuple[list, float]:
+    """(GPU ids, CPUs) Ray gave this trial."""
+    gpus = list(ray.get_gpu_ids())
+    try:
+        cpus = tune.get_context().get_trial_resources().required_resources.get("CPU", 1)
+    except Exception:  # outside a Tune session (a plain Ray task)
+        cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
+    return gpus, cpus
+
+
+def restore_into(checkpoint: tune.Checkpoint, checkpoint_dir: Path) -> None:
+    """Copy a Ray checkpoint's files into the run's checkpoint folder (newer local files win:
+    the training loop resumes from the newest readable checkpoint there)."""
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    with checkpoint.as_directory() as folder:
+        for file in Path(folder).iterdir():
+            if file.is_file() and not (checkpoint_dir / file.name).exists():
+                shutil.copy2(file, checkpoint_dir / file.name)
+
+
+@contextmanager
+def identity_lock(checkpoint_dir: Path):
+    """One live attempt per identity on a node: a second trial of the same config (an Optuna
+    repeat) waits, then finds the finished run instead of training it again."""
+    checkpoint_dir.parent.mkdir(parents=True, exist_ok=True)
+    with open(checkpoint_dir.with_name(checkpoint_dir.name + ".lock"), "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def drill(epoch: int, state) -> None:
+    """Fault drills: `<results_dir>/DRILL_ONCE` holding `fail k` raises, `kill k` SIGKILLs this
+    worker, in the first trial that finishes epoch k (0-based), once (the file is consumed)."""
+    if state.checkpoint_path is None:
+        return
+    file = Path(state.checkpoint_path).parents[2] / DRILL_FILE  # <results>/checkpoints/<identity>/...
+    try:
+        action, at = file.read_text().split()
+    except (OSError, ValueError):
+        return
+    if int(at) != epoch:
+        return
+    try:
+        file.unlink()
+    except FileNotFoundError:
+        return  # another trial took it
+    if action == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    raise LotteryError(f"drill: failure injected after epoch {epoch}")
