@@ -7,12 +7,15 @@ Each corruption is one function `f(x_uint8 (N, 32, 32, 3), severity, rng) -> uin
 in `CORRUPTION_FNS`. Constants and steps follow the authors' `make_cifar_c.py` (smaller than
 ImageNet-C's), including its quirks: floats become uint8 by truncation, frost draws from the first
 five textures only, and glass blur's pixel "swap" copies one pixel onto the other (numpy views).
-Our code is batched (numpy/torch/OpenCV), so a draw is not the official file's, but the
-distribution is. Two corruptions do not run the original tool, recorded in `SUBSTITUTES`: motion
-blur and snow call ImageMagick (Wand) in the recipe; here ImageMagick's motion-blur kernel is
-reimplemented (same width, weights, offsets and edge pixels), not checked byte-for-byte against
-ImageMagick, which this machine lacks. Frost needs the photographs shipped with `imagecorruptions`;
-without them it is skipped with the reason (`corruption_accuracy`) or raises (`corrupt`).
+Checked against a per-image transcription of the recipe run with the same libraries: the six
+corruptions without random draws (defocus, zoom, brightness, contrast, pixelate, JPEG) give its
+bytes, and so do the others when fed the same draws. Draws come from numpy's Generator in
+batches, so they are not the official files' draws, but their distribution is. Two corruptions do not run the original tool, recorded in
+`SUBSTITUTES`: motion blur and snow call ImageMagick (Wand) in the recipe; here ImageMagick's
+motion-blur kernel is reimplemented (same width, weights, offsets and edge pixels), not checked
+byte-for-byte against ImageMagick, which this machine lacks. Frost needs the photographs shipped
+with `imagecorruptions`; without them it is skipped with the reason (`corruption_accuracy`) or
+raises `CorruptionUnavailable` (`corrupt`).
 
 Deterministic: the same images, name, severity and seed give the same bytes (images are corrupted
 in blocks of `BLOCK`, each with its own generator seeded by (seed, name, severity, block)).
