@@ -342,3 +342,13 @@ def test_cifar10_2_files_are_read(tmp_path, trained, bright_dark):
         robustness.load_cifar10_2(tmp_path, "train")
     with pytest.raises(LotteryError, match=r"unknown shifted set 'cifar10_3'"):
         robustness.shifted_accuracy(model, tmp_path, "cifar10_3", MEAN, STD)
+
+
+def test_worker_processes_give_the_same_report(trained):
+    model, x, y = trained
+    kwargs = {"names": ("shot_noise", "glass_blur", "frost"), "severities": (2, 4), "seed": 7}
+    here = robustness.corruption_accuracy(model, x[:40], y[:40], MEAN, STD, **kwargs)
+    pooled = robustness.corruption_accuracy(model, x[:40], y[:40], MEAN, STD, workers=1, **kwargs)
+    assert pooled["per_severity"] == here["per_severity"] and pooled["skipped"] == {}
+    with pytest.raises(LotteryError, match=r"workers must be an integer >= 0 \(0: generate in this process\), got -1"):
+        robustness.corruption_accuracy(model, x[:4], y[:4], MEAN, STD, workers=-1)
