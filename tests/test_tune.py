@@ -1,34 +1,57 @@
-"""Sweeps on a real local Ray with a real SQLite MLflow store (tiny data, tiny network)."""
+"""Sweeps on a real local Ray with real MLflow stores (a tiny ImageFolder, ResNet20, 2-3 epochs).
+
+The module shares one Ray (2 CPUs, 1 declared GPU on this CPU-only machine); drills that kill a
+driver or simulate a cluster live in test_drills_sweep.py and run in subprocesses.
+"""
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
-import ray
 import yaml
 from mlflow.tracking import MlflowClient
 
 from lottery_core.errors import LotteryError
-from tune.runner import check_cluster, launch, probe_address, resume
+from tune import storage as st
+from tune.runner import error_line, launch, resume
 from tune.sweep_file import load_sweep
+from tune.tracking import children
 
 TINY = {
     "model": {"name": "resnet20"},
     "training": {"epochs": 2, "batch_size": 16, "lr": 0.05, "keep_epochs": [0]},
     "pruning": {"images_per_class": 2},
-    "evaluation": {"corruptions": [], "attacks": [], "cka_images": 0},
+    "evaluation": {"corruptions": [], "attacks": [], "cka_images": 8},
 }
 
 
 @pytest.fixture(scope="module")
 def local_ray():
-    ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, log_to_driver=False)  # GPU declared, none real
-    yield
-    ray.shutdown()
+    import ray
+
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # fail fast when a tracking server is gone (MLflow retries for minutes by default)
+    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
+    os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = "10"
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, log_to_driver=False)  # the GPU is declared only
+    yield ray
+    if started:
+        ray.shutdown()
 
 
-def sweep_file(tmp_path, tiny_folder, grid=None, **extra):
-    base = {**TINY, "data": {"name": "folder", "root": str(tiny_folder)},
-            "tracking": {"results_dir": str(tmp_path / "runs"), "experiment": "sweeps"}}
-    spec = {"base": base, "resources": {"cpu": 1}, "max_concurrent": 2, **extra}
+def write_sweep(tmp_path: Path, data: Path, grid=None, base=None, **extra) -> Path:
+    spec_base = {**TINY, "data": {"name": "folder", "root": str(data)},
+                 "tracking": {"results_dir": str(tmp_path / "runs"), "experiment": "sweeps"}}
+    for key, value in (base or {}).items():
+        spec_base[key] = {**spec_base.get(key, {}), **value} if isinstance(value, dict) else value
+    spec = {"base": spec_base, "resources": {"cpu": 1}, "max_concurrent": 2, **extra}
     if grid is not None:
         spec["grid"] = grid
     path = tmp_path / "sweep.yaml"
@@ -36,94 +59,297 @@ def sweep_file(tmp_path, tiny_folder, grid=None, **extra):
     return path
 
 
-def children(uri, parent):
-    client = MlflowClient(uri)
-    exp = client.get_run(parent).info.experiment_id
-    return client.search_runs([exp], f"tags.mlflow.parentRunId = '{parent}'")
+def history(uri: str, run_id: str, key: str = "train_loss") -> list[int]:
+    return sorted(m.step for m in MlflowClient(uri).get_metric_history(run_id, key))
 
 
-def test_grid_runs_every_trial_once_under_one_parent(local_ray, tmp_path, tiny_folder):
-    path = sweep_file(tmp_path, tiny_folder, grid={"pipeline": "ticket_init", "pruning.criterion": ["snip", "magnitude"],
-                                                   "pruning.p": [1, 2]})
-    sweep = load_sweep(path, name="grid4")
-    assert len(sweep.points) == 5 and sweep.points[0]["pipeline"] == "dense"  # one dense baseline, added once
-    outcome = launch(sweep, results_dir=tmp_path / "runs")
-    assert outcome.errors == [] and outcome.trials == 5
-    runs = children(outcome.tracking_uri, outcome.parent_run_id)
-    assert len(runs) == 5 and all(r.info.status == "FINISHED" for r in runs)
-    assert sorted(r.data.tags["pipeline"] for r in runs) == ["dense"] + ["ticket_init"] * 4
-    assert all(r.data.tags["sweep"] == "grid4" for r in runs)
-    parent = MlflowClient(outcome.tracking_uri).get_run(outcome.parent_run_id)
-    assert parent.info.status == "FINISHED" and parent.data.tags["sweep"] == "grid4"
-    assert (outcome.report_dir / "report.md").exists() and "ticket_init" in outcome.main_table
-    assert any(a.path == "report" for a in MlflowClient(outcome.tracking_uri).list_artifacts(outcome.parent_run_id))
-    with pytest.raises(LotteryError, match="a sweep named 'grid4' already exists"):
-        launch(load_sweep(path, name="grid4"), results_dir=tmp_path / "runs")
-
-
-def test_a_failed_trial_is_retried_from_its_checkpoint(local_ray, tmp_path, tiny_folder):
-    path = sweep_file(tmp_path, tiny_folder, grid={"pipeline": "dense"}, retries=1)
-    (tmp_path / "runs").mkdir()
-    (tmp_path / "runs" / "DRILL_FAIL_AT_EPOCH").write_text("0")
-    outcome = launch(load_sweep(path, name="retry"), results_dir=tmp_path / "runs")
-    assert outcome.errors == [] and not (tmp_path / "runs" / "DRILL_FAIL_AT_EPOCH").exists()
-    (run,) = children(outcome.tracking_uri, outcome.parent_run_id)
-    assert run.info.status == "FINISHED" and run.data.tags.get("resumed") == "true"
-    steps = [m.step for m in MlflowClient(outcome.tracking_uri).get_metric_history(run.info.run_id, "test_acc")]
-    assert steps == [0, 1]  # epoch 0 was not trained again: the retry continued from its checkpoint
-
-
-def test_fractional_gpus_share_one_gpu(local_ray, tmp_path, tiny_folder):
-    path = sweep_file(tmp_path, tiny_folder, grid={"pipeline": "dense", "seed": [0, 1, 2, 3]},
-                      resources={"cpu": 0.5, "gpu": 0.25}, max_concurrent=4)
-    outcome = launch(load_sweep(path, name="gpu"), results_dir=tmp_path / "runs")
-    runs = children(outcome.tracking_uri, outcome.parent_run_id)
-    assert outcome.errors == [] and len(runs) == 4
-    assert all(r.data.metrics.get("acc") is not None for r in runs)
-
-
-def test_optuna_search_of_a_few_samples(local_ray, tmp_path, tiny_folder):
-    path = sweep_file(tmp_path, tiny_folder, optuna={"space": {"pruning.p": {"type": "int", "low": 1, "high": 3},
-                                                               "pruning.criterion": {"type": "categorical", "choices": ["snip", "magnitude"]}},
-                                                     "metrics": ["acc", "macs"], "modes": ["max", "min"], "num_samples": 3})
-    outcome = launch(load_sweep(path, name="optuna"), results_dir=tmp_path / "runs")
-    runs = children(outcome.tracking_uri, outcome.parent_run_id)
-    assert outcome.errors == [] and len(runs) >= 3  # the dense baseline plus up to 3 distinct tickets
-    assert {r.data.tags["pipeline"] for r in runs} == {"dense", "ticket_init"}
-
+# --- sweep files: every bad input is one clear line, nothing starts --------------------------
 
 @pytest.mark.parametrize("spec,message", [
-    ({"grid": {"seed": [0]}, "nodes": 3}, r"unknown sweep key 'nodes'; allowed: name, base, grid"),
+    ({"grid": {"seed": [0]}, "nodes": 3}, r"unknown sweep key 'nodes' in sweep.yaml; allowed: name, base, grid, optuna, "
+                                          r"resources, max_concurrent, retries, storage"),
     ({"grid": {}}, r"the sweep grid is empty"),
+    ({"grid": []}, r"the sweep grid is empty"),
     ({"grid": {"pruning.p": []}}, r"field 'pruning.p' has no values"),
-    ({"grid": {"pruning.p": [1, 4, 5]}}, r"2 of 3 grid points are invalid: \{pruning.p=4\}: pruning.p=4 exceeds .*\{pruning.p=5\}"),
     ({}, r"give exactly one of 'grid' or 'optuna'"),
-    ({"grid": {"seed": [0]}, "resources": {"tpu": 1}}, r"unknown resource 'tpu'"),
+    ({"grid": {"seed": [0]}, "resources": {"tpu": 1}}, r"unknown resource 'tpu'; allowed: cpu, gpu"),
     ({"grid": {"seed": [0]}, "resources": {"gpu": 1.5}}, r"resources.gpu must be a fraction"),
+    ({"grid": {"seed": [0]}, "retries": -1}, r"sweep retries must be an integer >= 0, got -1"),
+    ({"grid": {"seed": [0]}, "name": "a/b"}, r"sweep name 'a/b': use letters"),
+    ({"optuna": {"space": {}}}, r"the optuna search space is empty"),
+    ({"optuna": {"space": {"pruning.p": {"type": "int", "low": 1, "high": 9}}}},
+     r"1 value\(s\) of the optuna space are invalid: \{pruning.p=9\}: pruning.p=9 exceeds the 3 blocks"),
+    ({"optuna": {"space": {"pruning.p": {"type": "int", "low": 1, "high": 2}}, "modes": ["up"]}},
+     r"optuna metrics and modes must be lists of equal length"),
 ])
-def test_bad_sweep_files(tmp_path, tiny_folder, spec, message):
-    path = sweep_file(tmp_path, tiny_folder, **spec)
-    with pytest.raises(LotteryError, match=message):
+def test_bad_sweep_files_are_refused_in_one_line(tmp_path, tiny_folder, spec, message):
+    path = write_sweep(tmp_path, tiny_folder, **spec)
+    with pytest.raises(LotteryError, match=message) as caught:
         load_sweep(path)
+    assert "\n" not in str(caught.value)
+
+
+def test_every_invalid_grid_point_is_listed_with_its_reason(tmp_path, tiny_folder):
+    path = write_sweep(tmp_path, tiny_folder, grid={"pruning.p": [1, 7, 8], "pruning.criterion": ["snip", "nope"]})
+    with pytest.raises(LotteryError) as caught:
+        load_sweep(path)
+    text = str(caught.value)
+    assert text.startswith("5 of 6 grid points are invalid: ")
+    for label in ("{pruning.criterion=snip, pruning.p=7}: pruning.p=7 exceeds the 3 blocks",
+                  "{pruning.criterion=snip, pruning.p=8}: pruning.p=8 exceeds",
+                  "{pruning.criterion=nope, pruning.p=1}: unknown criterion 'nope'",
+                  "{pruning.criterion=nope, pruning.p=7}", "{pruning.criterion=nope, pruning.p=8}"):
+        assert label in text
+    assert "{pruning.criterion=snip, pruning.p=1}" not in text
+
+
+def test_dense_baselines_are_added_once_per_dense_identity_and_come_first(tmp_path, tiny_folder):
+    path = write_sweep(tmp_path, tiny_folder, grid=[
+        {"pipeline": ["ticket_init", "filter_ticket"], "pruning.criterion": ["snip", "grasp"], "pruning.p": [1, 2],
+         "seed": [0, 1]},
+        {"pipeline": "dense", "seed": 0},  # given explicitly too: still once
+    ])
+    sweep = load_sweep(path)
+    pipelines = [p["pipeline"] for p in sweep.points]
+    assert pipelines[:2] == ["dense", "dense"] and pipelines.count("dense") == 2  # seeds 0 and 1
+    assert len(sweep.points) == 2 + 16
+    assert [len(phase) for phase in sweep.phases()] == [2, 16]
+
+
+def test_paths_are_pinned_absolute_and_the_tracking_uri_explicit(tmp_path, tiny_folder, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LOTTERY_DATA_DIR", str(tiny_folder))
+    path = write_sweep(tmp_path, tiny_folder, grid={"pipeline": "dense"}, base={"data": {"name": "folder", "root": None},
+                                                                         "tracking": {"results_dir": "rel-runs"}})
+    (point,) = load_sweep(path).points
+    assert point["data"]["root"] == str(tiny_folder)  # from LOTTERY_DATA_DIR: workers elsewhere lack it
+    assert point["tracking"]["results_dir"] == str(tmp_path / "rel-runs")
+    assert point["tracking"]["tracking_uri"] == f"sqlite:///{tmp_path / 'rel-runs' / 'mlflow.db'}"
+
+
+def test_base_from_a_file_with_overrides(tmp_path, tiny_folder):
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump({**TINY, "data": {"name": "folder", "root": str(tiny_folder)}}))
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump({"base": {"from": "base.yaml", "training": {"epochs": 3}},
+                                    "grid": {"pruning.p": [1]}}))
+    sweep = load_sweep(path, overrides=["seed=4"])
+    dense, ticket = sweep.points
+    assert ticket["training"] == {**TINY["training"], "epochs": 3} and ticket["seed"] == 4
+    assert dense["pipeline"] == "dense" and "pruning" not in dense
 
 
 def test_unreachable_address_fails_within_seconds():
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
     started = time.perf_counter()
-    with pytest.raises(LotteryError, match=r"no Ray cluster answers at 127.0.0.1:9"):
-        probe_address("127.0.0.1:9")
-    assert time.perf_counter() - started < 10
+    with pytest.raises(LotteryError, match=rf"no Ray cluster answers at ray://127.0.0.1:{port}"):
+        st.probe_address(f"ray://127.0.0.1:{port}")
+    with pytest.raises(LotteryError, match=rf"no Ray cluster answers at 127.0.0.1:{port} \(Connection refused"):
+        st.probe_address(f"127.0.0.1:{port}")
+    with pytest.raises(LotteryError, match=r"no Ray cluster answers at 10.255.255.1:6379 \("):
+        st.probe_address("10.255.255.1:6379", timeout_s=1.0)  # unroutable (a timeout), or a proxy that is not Ray
+    assert time.perf_counter() - started < 8
+    with pytest.raises(LotteryError, match="is not host:port"):
+        st.probe_address("nohost")
 
 
 def test_a_cluster_needs_shared_storage_and_a_tracking_server():
-    with pytest.raises(LotteryError, match="a cluster needs storage every node can reach"):
-        check_cluster("auto", "/local/path", False, "http://head:5000")
-    with pytest.raises(LotteryError, match="a cluster needs an MLflow tracking server"):
-        check_cluster("auto", "s3://bucket/sweeps", False, "sqlite:////tmp/x.db")
-    check_cluster("auto", "/nfs/sweeps", True, "http://head:5000")  # declared shared: accepted
+    with pytest.raises(LotteryError, match=r"/local/path is a local path: pass --storage s3://"):
+        st.check_cluster("auto", "/local/path", False, "http://head:5000")
+    with pytest.raises(LotteryError, match=r"MLflow tracking server, not sqlite:////tmp/x.db: .*MLFLOW_TRACKING_URI"):
+        st.check_cluster("auto", "s3://bucket/sweeps", False, "sqlite:////tmp/x.db")
+    st.check_cluster("auto", "/nfs/sweeps", True, "http://head:5000")  # declared shared: accepted
+    st.check_cluster("auto", "gs://bucket/sweeps", False, "https://mlflow.example.org")
+    st.check_cluster(None, "/local/path", False, "sqlite:////tmp/x.db")  # local Ray: anything goes
 
 
 def test_resume_of_an_unknown_sweep_lists_the_known_ones(tmp_path):
-    (tmp_path / "ray" / "old").mkdir(parents=True)
-    (tmp_path / "ray" / "old" / "sweep.json").write_text("{}")
-    with pytest.raises(LotteryError, match="no sweep named 'new' in .*; known sweeps: old"):
+    st.write_meta(str(tmp_path / "ray"), "old", {"x": 1})
+    with pytest.raises(LotteryError, match=r"no sweep named 'new' in .*/ray; known sweeps: old"):
         resume("new", results_dir=tmp_path)
+
+
+def test_error_line_finds_the_message_in_a_trial_traceback():
+    text = ("ray::ImplicitFunc.train() (pid=1, ip=1.2.3.4)\n  File \"x.py\", line 3, in f\n"
+            "    raise LotteryError('boom')\nlottery_core.errors.LotteryError: data.root /x does not exist\n")
+    assert error_line(RuntimeError(text)) == "lottery_core.errors.LotteryError: data.root /x does not exist"
+
+
+def test_commands_register_with_help_and_fail_in_one_line(tmp_path, capsys):
+    from pipelines.cli import main
+    from tune.cli import register_commands
+
+    parser = argparse.ArgumentParser(prog="lottery")
+    register_commands(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["resume", "x", "--restart-errored"])
+    assert args.restart_errored and callable(args.handler)
+    with pytest.raises(SystemExit) as done:
+        parser.parse_args(["sweep", "--help"])
+    assert done.value.code == 0 and "--shared-storage" in capsys.readouterr().out
+    assert main(["sweep", str(tmp_path / "missing.yaml")]) == 2  # through `lottery` and its entry point
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"lottery sweep: error: sweep file not found: {tmp_path / 'missing.yaml'}"]
+
+
+def test_dry_run_lists_the_trials_and_starts_nothing(tmp_path, tiny_folder, capsys):
+    from pipelines.cli import main
+
+    path = write_sweep(tmp_path, tiny_folder, grid={"pruning.p": [1, 2]})
+    assert main(["sweep", str(path), "--dry-run", "--name", "dry"]) == 0
+    out = capsys.readouterr().out
+    assert "dry: 3 trials (1 dense baselines first)" in out
+    assert [line.split()[1] for line in out.splitlines()[1:]] == ["dense", "ticket_init", "ticket_init"]
+    assert not (tmp_path / "runs").exists()
+
+
+# --- real sweeps on the shared local Ray ---------------------------------------------------
+
+def test_grid_sweep_runs_dense_first_one_child_run_per_trial_and_reports(local_ray, tmp_path, tiny_folder):
+    path = write_sweep(tmp_path, tiny_folder, grid={"pruning.criterion": ["snip", "magnitude", "random"]}, retries=1)
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "DRILL_ONCE").write_text("fail 0")  # one trial fails after epoch 0, once
+    outcome = launch(load_sweep(path, name="grid4"), results_dir=tmp_path / "runs")
+    assert outcome.ok and outcome.trials == 4 and outcome.errors == []
+    assert not (tmp_path / "runs" / "DRILL_ONCE").exists()
+    runs = children(outcome.tracking_uri, outcome.parent_run_id)
+    assert len(runs) == 4 and {r.info.status for r in runs} == {"FINISHED"}
+    assert sorted(r.data.tags["criterion"] for r in runs) == ["magnitude", "none", "random", "snip"]
+    assert {r.data.tags["sweep"] for r in runs} == {"grid4"}
+    assert sorted(r.data.params["pruning.criterion"] for r in runs if r.data.tags["pipeline"] != "dense") == \
+        ["magnitude", "random", "snip"]  # the config as params
+    assert {r.data.params["threads"] for r in runs} == {"1"} and {r.data.params["device"] for r in runs} == {"cpu"}
+    dense = next(r for r in runs if r.data.tags["pipeline"] == "dense")
+    tickets = [r for r in runs if r is not dense]
+    assert all(dense.info.end_time <= t.info.start_time for t in tickets)  # phase 0, then phase 1
+    assert all("cka_vs_dense" in t.data.metrics and "delta_acc" in t.data.metrics for t in tickets)
+    # the failed trial was retried from its checkpoint: epochs 0 and 1 trained once each
+    retried = [r for r in runs if r.data.tags.get("resumed") == "true"]
+    assert len(retried) == 1 and history(outcome.tracking_uri, retried[0].info.run_id) == [0, 1]
+    assert retried[0].data.metrics["epochs_trained"] == 2
+    parent = MlflowClient(outcome.tracking_uri).get_run(outcome.parent_run_id)
+    assert parent.info.status == "FINISHED" and parent.data.tags["sweep"] == "grid4"
+    assert (outcome.report_dir / "report.md").is_file() and "snip" in outcome.main_table
+    artifacts = [a.path for a in MlflowClient(outcome.tracking_uri).list_artifacts(outcome.parent_run_id, "report")]
+    assert "report/report.md" in artifacts
+    with pytest.raises(LotteryError, match=r"a sweep named 'grid4' already exists in .*: choose another --name"):
+        launch(load_sweep(path, name="grid4"), results_dir=tmp_path / "runs")
+    # resuming a finished sweep trains nothing and adds no run
+    again = resume("grid4", results_dir=tmp_path / "runs")
+    assert again.ok and again.trials == 4
+    assert len(children(outcome.tracking_uri, outcome.parent_run_id)) == 4
+    assert all(history(outcome.tracking_uri, r.info.run_id) == [0, 1] for r in runs)
+
+
+def test_fractional_gpus_let_four_trials_share_one_gpu(local_ray, tmp_path, tiny_folder):
+    path = write_sweep(tmp_path, tiny_folder, grid={"pipeline": "dense", "seed": [0, 1, 2, 3, 4]},
+                       base={"training": {"epochs": 1}, "evaluation": {"cka_images": 0}},
+                       resources={"cpu": 0.25, "gpu": 0.25}, max_concurrent=0)
+    from ray import tune
+
+    outcome = launch(load_sweep(path, name="gpu"), results_dir=tmp_path / "runs")
+    assert outcome.ok and outcome.trials == 5
+    results = tune.Tuner.restore(f"{outcome.storage}/gpu/phase0", trainable="trial").get_results()
+    assert [r.metrics["gpus_assigned"] for r in results] == [1.0] * 5  # each saw one GPU id ...
+    assert [r.metrics["threads"] for r in results] == [1.0] * 5  # ... and 0.25 CPU -> 1 torch thread
+    spans = [(r.metrics["trial_started_at"], r.metrics["trial_ended_at"]) for r in results]
+    most = max(sum(s <= t < e for s, e in spans) for t, _ in spans)
+    assert most == 4  # 5 x 0.25 CPU would fit; 4 x 0.25 GPU is the limit
+
+
+def test_optuna_search_of_a_few_samples(local_ray, tmp_path, tiny_folder):
+    path = write_sweep(tmp_path, tiny_folder, optuna={
+        "space": {"pruning.p": {"type": "int", "low": 1, "high": 2},
+                  "pruning.criterion": {"type": "categorical", "choices": ["snip", "magnitude"]}},
+        "metrics": ["acc", "macs"], "modes": ["max", "min"], "num_samples": 3, "seed": 1},
+        base={"evaluation": {"cka_images": 0}})
+    sweep = load_sweep(path, name="optuna")
+    assert [len(phase) for phase in sweep.phases()] == [1, 0]  # the shared dense baseline, then the search
+    outcome = launch(sweep, results_dir=tmp_path / "runs")
+    assert outcome.ok and outcome.trials == 1 + 3
+    from ray import tune
+
+    results = tune.Tuner.restore(f"{outcome.storage}/optuna/phase1", trainable="trial").get_results()
+    assert len(results) == 3
+    for r in results:
+        assert r.config["pruning.p"] in (1, 2) and r.config["pruning.criterion"] in ("snip", "magnitude")
+        assert r.metrics["acc"] >= 0 and r.metrics["macs"] > 0
+    runs = children(outcome.tracking_uri, outcome.parent_run_id)
+    tickets = {(r.data.tags["criterion"], r.data.tags["p"]) for r in runs if r.data.tags["pipeline"] == "ticket_init"}
+    assert tickets == {(r.config["pruning.criterion"], str(r.config["pruning.p"])) for r in results}
+    assert sum(r.data.tags["pipeline"] == "dense" for r in runs) == 1
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_mlflow_server(folder: Path, port: int) -> subprocess.Popen:
+    folder.mkdir(parents=True, exist_ok=True)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+         "--backend-store-uri", f"sqlite:///{folder / 'server.db'}", "--artifacts-destination", str(folder / "artifacts")],
+        stdout=subprocess.DEVNULL, stderr=open(folder / "server.log", "ab"), start_new_session=True)
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return server
+        except OSError:
+            time.sleep(0.5)
+    os.killpg(server.pid, signal.SIGKILL)
+    raise RuntimeError(f"mlflow server did not start: {(folder / 'server.log').read_text()[-2000:]}")
+
+
+def stop(server: subprocess.Popen) -> None:
+    os.killpg(server.pid, signal.SIGKILL)
+    server.wait(timeout=30)
+
+
+@pytest.mark.drill
+def test_trials_log_to_a_real_mlflow_server_that_goes_away_mid_sweep(local_ray, tmp_path, tiny_folder):
+    import threading
+
+    port = free_port()
+    uri = f"http://127.0.0.1:{port}"
+    server = start_mlflow_server(tmp_path / "server", port)
+    killed = threading.Event()
+
+    def kill_after_first_finished_run():  # the server dies between the sweep's two trials
+        client = MlflowClient(uri)
+        while not killed.is_set():
+            try:
+                experiment = client.get_experiment_by_name("served")
+                if experiment and client.search_runs([experiment.experiment_id], "attributes.status = 'FINISHED'"):
+                    os.killpg(server.pid, signal.SIGKILL)
+                    killed.set()
+            except Exception:
+                pass
+            time.sleep(0.2)
+
+    try:
+        path = write_sweep(tmp_path, tiny_folder, grid={"pipeline": "dense", "seed": [0, 1]}, retries=0,
+                           max_concurrent=1, base={"tracking": {"tracking_uri": uri, "experiment": "served"}})
+        watcher = threading.Thread(target=kill_after_first_finished_run, daemon=True)
+        watcher.start()
+        outcome = launch(load_sweep(path, name="served"), results_dir=tmp_path / "runs")
+        assert killed.is_set() and outcome.tracking_uri == uri
+        assert not outcome.ok and any("MLflow" in e or "unreachable" in e or "Connection" in e for e in outcome.errors)
+        server.wait(timeout=30)
+        with pytest.raises(LotteryError, match=rf"MLflow tracking server {uri} is unreachable"):
+            resume("served", results_dir=tmp_path / "runs")  # refused clearly before any trial starts
+        server = start_mlflow_server(tmp_path / "server", port)  # the same store again
+        again = resume("served", results_dir=tmp_path / "runs")
+        assert again.ok, again.errors
+        runs = children(uri, outcome.parent_run_id)
+        assert len(runs) == 2 and {r.info.status for r in runs} == {"FINISHED"}
+        assert all(history(uri, r.info.run_id) == [0, 1] for r in runs)
+        parent = MlflowClient(uri).get_run(outcome.parent_run_id)
+        assert parent.info.status == "FINISHED"
+        assert "report/report.md" in [a.path for a in MlflowClient(uri).list_artifacts(outcome.parent_run_id, "report")]
+    finally:
+        killed.set()
+        if server.poll() is None:
+            stop(server)

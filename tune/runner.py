@@ -161,10 +161,12 @@ def _tuner(sweep: Sweep, phase: int, points: list[dict], outcome: SweepOutcome, 
         failure_config=tune.FailureConfig(max_failures=sweep.retries),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2))
     limit = sweep.max_concurrent or None
+    # reuse_actors: a worker that finished a trial takes the next one (torch, MLflow and the
+    # pipeline are imported once per worker, not once per trial)
     if points:  # a grid phase (or the dense baseline of an Optuna search)
         return tune.Tuner(trainable(sweep), param_space={"run": tune.grid_search(points), **common},
                           tune_config=tune.TuneConfig(max_concurrent_trials=limit, trial_name_creator=trial_name,
-                                                      trial_dirname_creator=trial_name),
+                                                      trial_dirname_creator=trial_name, reuse_actors=True),
                           run_config=run_config)
     from ray.tune.search.optuna import OptunaSearch
 
@@ -175,7 +177,7 @@ def _tuner(sweep: Sweep, phase: int, points: list[dict], outcome: SweepOutcome, 
     return tune.Tuner(trainable(sweep), param_space={"run": sweep.base, **common, **space},
                       tune_config=tune.TuneConfig(search_alg=search, num_samples=o["num_samples"],
                                                   max_concurrent_trials=limit, trial_name_creator=trial_name,
-                                                  trial_dirname_creator=trial_name),
+                                                  trial_dirname_creator=trial_name, reuse_actors=True),
                       run_config=run_config)
 
 
@@ -218,15 +220,27 @@ def _run_phases(sweep: Sweep, outcome: SweepOutcome, results_dir: Path, xi: floa
             if not outcome.ok:
                 break
     except BaseException:
-        tracking.close_parent(outcome.tracking_uri, outcome.parent_run_id, "KILLED")
+        _try(tracking.close_parent, outcome.tracking_uri, outcome.parent_run_id, "KILLED")
         raise
-    tracking.close_stale_children(outcome.tracking_uri, outcome.parent_run_id, errored)
+    try:
+        tracking.close_stale_children(outcome.tracking_uri, outcome.parent_run_id, errored)
+    except Exception as err:  # e.g. the tracking server went away: the trials said so already
+        outcome.errors.append(f"MLflow at {outcome.tracking_uri} could not be updated ({error_line(err)}); "
+                              f"bring it back and resume")
+        return  # the parent stays RUNNING until the resume closes it
     out = Path(outcome.storage) / sweep.name / "report" if not st.is_uri(outcome.storage) else \
         results_dir / "reports" / sweep.name
     outcome.report_dir, outcome.main_table = tracking.write_sweep_report(
         outcome.tracking_uri, outcome.experiment, sweep.name, out, outcome.parent_run_id, xi)
     status = "FINISHED" if outcome.ok else ("KILLED" if outcome.interrupted and not outcome.errors else "FAILED")
-    tracking.close_parent(outcome.tracking_uri, outcome.parent_run_id, status)
+    _try(tracking.close_parent, outcome.tracking_uri, outcome.parent_run_id, status)
+
+
+def _try(function, *args) -> None:
+    try:
+        function(*args)
+    except Exception:  # a tracking server that is gone: the run is closed by the next resume
+        pass
 
 
 def _identity(config: dict) -> str:

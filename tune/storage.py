@@ -102,10 +102,11 @@ def check_cluster(address: str | None, root: str, shared: bool, uri: str) -> Non
 
 
 def probe_address(address: str, timeout_s: float = 3.0) -> None:
-    """Fail within seconds when nothing listens at a Ray address (host:port, ray://host:port).
+    """Fail within seconds when no Ray cluster answers at `address` (host:port or ray://host:port).
 
-    `auto` (a cluster started on this machine with `ray start`) is left to `ray.init`, which
-    fails fast when there is none.
+    First a TCP connection (refused or timed out: nothing there), then, for a GCS address, a GCS
+    client in a thread with a time limit (a port that answers but is not Ray, e.g. a proxy).
+    `auto` (a cluster started on this machine with `ray start`) is left to `ray.init`.
     """
     if address in ("auto", "local"):
         return
@@ -113,11 +114,37 @@ def probe_address(address: str, timeout_s: float = 3.0) -> None:
     host, _, port = hostport.rpartition(":")
     if not host or not port.isdigit():
         raise LotteryError(f"Ray address {address!r} is not host:port (or ray://host:port, or auto)")
+    hint = ("start one with `ray start --head` or `ray up tune/cluster/<file>.yaml`, or leave --address "
+            "and RAY_ADDRESS unset for a local Ray")
     try:
         with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
             pass
     except OSError as err:
         reason = err.strerror or type(err).__name__
         raise LotteryError(f"no Ray cluster answers at {address} ({reason} after at most {timeout_s:.0f} s); "
-                           f"start one with `ray start --head` or `ray up tune/cluster/<file>.yaml`, "
-                           f"or leave --address and RAY_ADDRESS unset for a local Ray") from None
+                           f"{hint}") from None
+    if "://" not in address:
+        problem = _gcs_problem(hostport, timeout_s)
+        if problem:
+            raise LotteryError(f"no Ray cluster answers at {address} ({problem}); {hint}")
+
+
+def _gcs_problem(hostport: str, timeout_s: float) -> str | None:
+    """None when a Ray GCS answers at host:port within the time limit, else what went wrong."""
+    import threading
+
+    outcome: list = []
+
+    def connect():
+        try:
+            import ray._raylet
+
+            ray._raylet.GcsClient(address=hostport)
+            outcome.append(None)
+        except Exception as err:
+            outcome.append(f"something answers, but not a Ray GCS: {str(err).splitlines()[0][:120]}")
+
+    worker = threading.Thread(target=connect, daemon=True)  # the GCS client retries for ~40 s
+    worker.start()
+    worker.join(timeout_s + 2)
+    return outcome[0] if outcome else f"no Ray GCS reply within {timeout_s + 2:.0f} s"

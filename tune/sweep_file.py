@@ -25,6 +25,7 @@ Every grid point is validated before anything starts; invalid points are all lis
 The dense baselines the tickets compare against are added once per dense identity (model, data,
 training, seed), never once per ticket, and run first (see `Sweep.phases`).
 """
+import functools
 import itertools
 import json
 import os
@@ -34,7 +35,7 @@ from pathlib import Path
 import yaml
 
 from lottery_core.errors import LotteryError
-from pipelines.config import build_config, set_dotted
+from pipelines.config import RunConfig, TrackingConfig, build_config, set_dotted
 from pipelines.tracking import tracking_uri
 
 KEYS = ("name", "base", "grid", "optuna", "resources", "max_concurrent", "retries", "storage")
@@ -183,13 +184,23 @@ def pin(point: dict) -> None:
             value = "lottery-runs"
         if isinstance(value, str) and "://" not in value:
             set_dotted(point, key, str(Path(value).expanduser().resolve()))
-    tracking = point.get("tracking")
-    if isinstance(tracking, dict) or tracking is None:
+    tracking = point.get("tracking") or {}
+    if isinstance(tracking, dict):
         try:
-            uri = tracking_uri(build_config(point))
+            uri = tracking_uri(RunConfig(tracking=build_config(tracking, TrackingConfig, "tracking.")))
         except LotteryError:
             return  # reported with the point's other errors
         set_dotted(point, "tracking.tracking_uri", uri)
+
+
+def config_of(point: dict) -> RunConfig:
+    """`build_config(point)`, memoised: validating a point builds its model (cross-checks of p)."""
+    return _config_of(json.dumps(point, sort_keys=True))
+
+
+@functools.lru_cache(maxsize=4096)
+def _config_of(text: str) -> RunConfig:
+    return build_config(json.loads(text))
 
 
 def expand(grid, base: dict) -> list[dict]:
@@ -212,7 +223,7 @@ def expand(grid, base: dict) -> list[dict]:
                 for key, value in zip(keys, combo, strict=True):
                     set_dotted(point, key, value)
                 pin(point)
-                build_config(point)
+                config_of(point)
                 points.append(point)
             except LotteryError as err:
                 invalid.append(f"{{{label}}}: {err}")
@@ -235,7 +246,7 @@ def with_dense(points: list[dict]) -> list[dict]:
     dense: dict[str, dict] = {}
     others: dict[str, dict] = {}
     for point in points:
-        cfg = build_config(point)
+        cfg = config_of(point)
         if cfg.pipeline == "dense":
             dense.setdefault(cfg.identity(), point)
         else:
@@ -291,7 +302,7 @@ def _optuna(raw, base: dict) -> dict:
             if cfg.dense().identity() != base_cfg.dense().identity():
                 changes_dense.append(key)
     if invalid:
-        raise LotteryError(f"{len(invalid)} values of the optuna space are invalid: " + "; ".join(invalid))
+        raise LotteryError(f"{len(invalid)} value(s) of the optuna space are invalid: " + "; ".join(invalid))
     metrics = raw.get("metrics", ["acc"])
     metrics = metrics if isinstance(metrics, list) else [metrics]
     modes = raw.get("modes", ["max"] * len(metrics))

@@ -14,6 +14,7 @@ import os
 import shutil
 import signal
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -59,6 +60,7 @@ def trial(config: dict, options: dict | None = None) -> dict:
     sweep was resumed with --restart-errored (a trial without a Ray checkpoint starts over).
     """
     options = options or {}
+    started = time.time()
     gpus, cpus = assigned()
     point = trial_point(config)
     point["device"] = "cuda" if gpus and torch.cuda.is_available() else "cpu"
@@ -78,6 +80,7 @@ def trial(config: dict, options: dict | None = None) -> dict:
              if isinstance(v, int | float) and not isinstance(v, bool)}
     final.update({"threads": float(point["threads"]), "gpus_assigned": float(len(gpus)),
                   "run_existed": float(outcome.status == "existing"), "node_id": node_id,
+                  "trial_started_at": started, "trial_ended_at": time.time(),
                   "mlflow_run_id": outcome.run_id, "identity": outcome.identity})
     tune.report(final)
     return final
