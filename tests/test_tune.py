@@ -203,6 +203,30 @@ def test_dry_run_lists_the_trials_and_starts_nothing(tmp_path, tiny_folder, caps
     assert not (tmp_path / "runs").exists()
 
 
+SHIPPED = Path(__file__).resolve().parents[1] / "tune"
+
+
+@pytest.mark.parametrize("name,trials,dense", [("demo", 9, 1), ("paper_resnet32", 99, 3), ("optuna_pareto", 0, 1)])
+def test_shipped_sweep_files_are_valid(name, trials, dense):
+    sweep = load_sweep(SHIPPED / "sweeps" / f"{name}.yaml")
+    assert len(sweep.points) == trials
+    assert len(sweep.phases()[0]) == dense and all(p["pipeline"] == "dense" for p in sweep.phases()[0])
+    if name == "demo":  # issue 6: dense, GraSP/SNIP p=1..3, a random ticket, a filter ticket at p=1
+        tickets = sorted((p["pipeline"], p["pruning"]["criterion"], p["pruning"]["p"]) for p in sweep.points[1:])
+        assert tickets == sorted([("ticket_init", c, p) for c in ("grasp", "snip") for p in (1, 2, 3)]
+                                 + [("ticket_init", "random", 2), ("filter_ticket", "snip", 1)])
+
+
+@pytest.mark.parametrize("name", ["aws-gpu", "local-machines"])
+def test_cluster_launch_files_pass_rays_schema(name):
+    from ray.autoscaler._private.util import prepare_config, validate_config
+
+    config = prepare_config(yaml.safe_load((SHIPPED / "cluster" / f"{name}.yaml").read_text()))
+    validate_config(config)  # raises on a schema error
+    commands = " ".join(config["head_start_ray_commands"])
+    assert "ray start --head" in commands and "mlflow server --host 0.0.0.0 --port 5000" in commands
+
+
 # --- real sweeps on the shared local Ray ---------------------------------------------------
 
 def test_grid_sweep_runs_dense_first_one_child_run_per_trial_and_reports(local_ray, tmp_path, tiny_folder):
