@@ -304,6 +304,23 @@ def test_optuna_search_of_a_few_samples(local_ray, tmp_path, tiny_folder):
     assert sum(r.data.tags["pipeline"] == "dense" for r in runs) == 1
 
 
+def test_resume_restart_errored_starts_a_failed_trial_over(local_ray, tmp_path, tiny_folder):
+    path = write_sweep(tmp_path, tiny_folder, grid={"pipeline": "dense"}, retries=0,
+                       base={"evaluation": {"cka_images": 0}})
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "DRILL_ONCE").write_text("fail 0")
+    outcome = launch(load_sweep(path, name="restart"), results_dir=tmp_path / "runs")
+    assert len(outcome.errors) == 1 and "drill: failure injected after epoch 0" in outcome.errors[0]
+    (run,) = children(outcome.tracking_uri, outcome.parent_run_id)
+    assert run.info.status == "FAILED" and history(outcome.tracking_uri, run.info.run_id) == [0]
+    assert MlflowClient(outcome.tracking_uri).get_run(outcome.parent_run_id).info.status == "FAILED"
+    again = resume("restart", results_dir=tmp_path / "runs", restart_errored=True)
+    assert again.ok
+    (run,) = children(outcome.tracking_uri, outcome.parent_run_id)  # still one run for the trial
+    assert run.info.status == "FINISHED" and run.data.metrics["epochs_trained"] == 2
+    assert history(outcome.tracking_uri, run.info.run_id) == [0, 0, 1]  # epoch 0 trained again: started over
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

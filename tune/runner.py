@@ -25,7 +25,7 @@ from pipelines.tracking import prepare_store, tracking_uri
 from tune import storage as st
 from tune import tracking
 from tune.sweep_file import Sweep
-from tune.trial import trial, trial_config
+from tune.trial import trial, trial_config, trial_point
 
 
 @dataclass
@@ -146,12 +146,18 @@ def trainable(sweep: Sweep, restart_errored: bool = False):
 
 
 def trial_name(t) -> str:
-    """A trial's name in Tune's output and folders, e.g. `ticket_init-resnet20-snip-p1-seed0_a1b2c_00003`."""
+    """A trial's name in Tune's output and folders, e.g. `ticket_init-resnet20-snip-p1-seed0_a1b2c_00003`
+    (read off the config dict: validating it again would build the model)."""
     try:
-        label = trial_config(t.config).describe()
+        point = trial_point(t.config)
+        parts = [point.get("pipeline", "ticket_init"), (point.get("model") or {}).get("name", "model")]
+        if parts[0] != "dense":
+            pruning = point.get("pruning") or {}
+            parts += [str(pruning.get("criterion", "grasp")), f"p{pruning.get('p', 1)}"]
+        label = "-".join(parts + [f"seed{point.get('seed', 0)}"])
     except Exception:
         label = "trial"
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", label.replace(" ", "-").replace("=", "")) + f"_{t.trial_id}"
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", label) + f"_{t.trial_id}"
 
 
 def _tuner(sweep: Sweep, phase: int, points: list[dict], outcome: SweepOutcome, verbose: int) -> tune.Tuner:
