@@ -3,7 +3,9 @@ group `lottery.commands` (pyproject: `tune = "tune.cli:register_commands"`), so 
 never imports Ray. Handlers raise LotteryError for bad input (one line, exit status 2)."""
 import argparse
 import os
+import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 SWEEP_HELP = """\
@@ -52,6 +54,15 @@ def print_outcome(outcome, resume_hint: str) -> None:
         print(f"watch the runs in the MLflow UI: {uri}")
 
 
+def _quiet_ray(verbose: int) -> None:
+    """Ray Tune logs where it wrote its state after every phase: keep the console to our lines."""
+    import logging
+
+    if verbose < 2:
+        for name in ("ray.tune", "ray.train", "ray.air"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def _sweep(args: argparse.Namespace) -> int:
     from lottery_core.errors import LotteryError
     from tune.runner import launch
@@ -78,10 +89,12 @@ def _sweep(args: argparse.Namespace) -> int:
             cfg = trial_config({"run": point})
             print(f"  {cfg.identity()}  {cfg.describe()}")
         return 0
-    outcome = launch(sweep, results_dir=results_dir, address=args.address, storage=args.storage,
-                     shared_storage=args.shared_storage, verbose=args.verbose)
     hint = f"lottery resume {sweep.name}" + (f" --results-dir {results_dir}" if results_dir else "") + \
         (f" --storage {args.storage}" if args.storage else "")
+    _quiet_ray(args.verbose)
+    with _interrupt_hint(hint):
+        outcome = launch(sweep, results_dir=results_dir, address=args.address, storage=args.storage,
+                         shared_storage=args.shared_storage, verbose=args.verbose)
     print_outcome(outcome, hint)
     return 0 if outcome.ok else 1
 
@@ -90,12 +103,25 @@ def _resume(args: argparse.Namespace) -> int:
     from tune.runner import resume
 
     results_dir = _results_dir(args)
-    outcome = resume(args.name, results_dir=results_dir, address=args.address, storage=args.storage,
-                     restart_errored=args.restart_errored, verbose=args.verbose)
     hint = f"lottery resume {args.name}" + (f" --results-dir {results_dir}" if results_dir else "") + \
         (f" --storage {args.storage}" if args.storage else "")
+    _quiet_ray(args.verbose)
+    with _interrupt_hint(hint):
+        outcome = resume(args.name, results_dir=results_dir, address=args.address, storage=args.storage,
+                         restart_errored=args.restart_errored, verbose=args.verbose)
     print_outcome(outcome, hint)
     return 0 if outcome.ok else 1
+
+
+@contextmanager
+def _interrupt_hint(hint: str):
+    """A second Ctrl-C ends the driver at once (the first lets Ray Tune save its state and return):
+    say how to continue, exit 130."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        print(f"interrupted; Ray Tune's state and the checkpoints are kept: continue with {hint}", file=sys.stderr)
+        raise SystemExit(130) from None
 
 
 def _exit_with(handler):
@@ -118,7 +144,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
                         help="Ray Tune's storage: a cloud URI (s3://bucket/sweeps) or a shared path; "
                              "required on a cluster (default <results-dir>/ray)")
     parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2),
-                        help="Ray Tune's progress output: 0 silent, 1 status (default), 2 every result")
+                        help="progress: 0 none, 1 a line per trial start, epoch and end (default), "
+                             "2 Ray Tune's own tables and logs")
 
 
 def register_commands(commands) -> None:

@@ -24,6 +24,7 @@ from pipelines.config import build_config
 from pipelines.tracking import prepare_store, tracking_uri
 from tune import storage as st
 from tune import tracking
+from tune.progress import ProgressPrinter
 from tune.sweep_file import Sweep
 from tune.trial import trial, trial_config, trial_point
 
@@ -53,7 +54,8 @@ class SweepOutcome:
 def launch(sweep: Sweep, *, results_dir=None, address: str | None = None, storage: str | None = None,
            shared_storage: bool = False, verbose: int = 0) -> SweepOutcome:
     """Check everything, then run the sweep's phases on Ray Tune (local Ray unless `address` or
-    RAY_ADDRESS names a cluster). Raises LotteryError on bad input before any trial starts."""
+    RAY_ADDRESS names a cluster). Raises LotteryError on bad input before any trial starts.
+    `verbose`: 0 silent, 1 a line per trial event, 2 Ray Tune's own progress tables."""
     started = time.perf_counter()
     cfg = build_config(sweep.points[0] if sweep.points else sweep.base)
     results_dir = Path(results_dir).resolve() if results_dir else cfg.results_path()
@@ -118,7 +120,8 @@ def init_ray(address: str | None) -> bool:
         if address:
             ray.init(address=address, log_to_driver=False)
         else:
-            ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, log_to_driver=False)
+            # Ray counts this machine's CPUs and GPUs itself (cgroup limits included)
+            ray.init(include_dashboard=False, log_to_driver=False)
     except ConnectionError as err:
         raise LotteryError(f"cannot join the Ray cluster at {address}: {str(err).splitlines()[0]}") from None
     return True
@@ -162,8 +165,10 @@ def trial_name(t) -> str:
 
 def _tuner(sweep: Sweep, phase: int, points: list[dict], outcome: SweepOutcome, verbose: int) -> tune.Tuner:
     common = {"sweep": sweep.name, "parent_run_id": outcome.parent_run_id}
+    total = len(points) or sweep.optuna["num_samples"]
     run_config = tune.RunConfig(
-        name=f"phase{phase}", storage_path=f"{outcome.storage}/{sweep.name}", verbose=verbose,
+        name=f"phase{phase}", storage_path=f"{outcome.storage}/{sweep.name}",
+        verbose=1 if verbose >= 2 else 0, callbacks=[ProgressPrinter(total)] if verbose == 1 else None,
         failure_config=tune.FailureConfig(max_failures=sweep.retries),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2))
     limit = sweep.max_concurrent or None
@@ -218,7 +223,8 @@ def _run_phases(sweep: Sweep, outcome: SweepOutcome, results_dir: Path, xi: floa
                 metrics = r.metrics or {}
                 if r.error is not None:
                     errored.append(_identity(r.config))
-                    outcome.errors.append(f"{_label(r.config)}: {error_line(r.error)}")
+                    where = f" (traceback: {r.path}/error.txt)" if r.path else ""
+                    outcome.errors.append(f"{_label(r.config)}: {error_line(r.error)}{where}")
                 elif "mlflow_run_id" not in metrics:
                     outcome.interrupted = True
                 elif metrics.get("run_existed"):
