@@ -59,6 +59,7 @@ def _quiet_ray(verbose: int) -> None:
     import logging
 
     if verbose < 2:
+        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the new engine prints a header even when silent
         for name in ("ray.tune", "ray.train", "ray.air"):
             logging.getLogger(name).setLevel(logging.WARNING)
 
@@ -133,10 +134,11 @@ def _exit_with(handler):
     return run
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
+def _common(parser: argparse.ArgumentParser, resume: bool = False) -> None:
+    where = "the sweep's --results-dir" if resume else "the sweep's tracking.results_dir"
     parser.add_argument("--results-dir", default=os.environ.get("LOTTERY_RESULTS_DIR"),
-                        help="results folder: MLflow store, checkpoints, and Ray's storage in <results-dir>/ray "
-                             "(default $LOTTERY_RESULTS_DIR, else the sweep's tracking.results_dir, else ./lottery-runs)")
+                        help=f"results folder: MLflow store, checkpoints, and Ray's storage in <results-dir>/ray "
+                             f"(default $LOTTERY_RESULTS_DIR, else {where}, else ./lottery-runs)")
     parser.add_argument("--address", default=None,
                         help="join a running Ray cluster, e.g. ray://head:10001 or head:6379 (default $RAY_ADDRESS, "
                              "else a local Ray sized to this machine)")
@@ -169,5 +171,5 @@ def register_commands(commands) -> None:
     resume.add_argument("name", help="the sweep's name (as printed by `lottery sweep`)")
     resume.add_argument("--restart-errored", action="store_true",
                         help="start errored trials over instead of continuing them from their last checkpoint")
-    _common(resume)
+    _common(resume, resume=True)
     resume.set_defaults(handler=_exit_with(_resume))
