@@ -256,6 +256,8 @@ def test_grid_sweep_runs_dense_first_one_child_run_per_trial_and_reports(local_r
     assert (outcome.report_dir / "report.md").is_file() and "snip" in outcome.main_table
     artifacts = [a.path for a in MlflowClient(outcome.tracking_uri).list_artifacts(outcome.parent_run_id, "report")]
     assert "report/report.md" in artifacts
+    assert parent.data.params["trials"] == "4" and parent.data.params["retries"] == "1"
+    assert any(a.path == "sweep.json" for a in MlflowClient(outcome.tracking_uri).list_artifacts(outcome.parent_run_id))
     with pytest.raises(LotteryError, match=r"a sweep named 'grid4' already exists in .*: choose another --name"):
         launch(load_sweep(path, name="grid4"), results_dir=tmp_path / "runs")
     # resuming a finished sweep trains nothing and adds no run

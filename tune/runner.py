@@ -71,10 +71,11 @@ def launch(sweep: Sweep, *, results_dir=None, address: str | None = None, storag
     try:
         check_resources(sweep, strict=address is None)
         parent = tracking.open_parent(uri, experiment_id, sweep.name, sweep.describe())
-        st.write_meta(root, sweep.name, {"sweep": sweep.to_dict(), "parent_run_id": parent, "tracking_uri": uri,
-                                         "experiment": cfg.tracking.experiment, "storage": root,
-                                         "results_dir": str(results_dir), "xi": cfg.evaluation.xi,
-                                         "created": time.strftime("%Y-%m-%d %H:%M:%S")})
+        meta = {"sweep": sweep.to_dict(), "parent_run_id": parent, "tracking_uri": uri,
+                "experiment": cfg.tracking.experiment, "storage": root, "results_dir": str(results_dir),
+                "xi": cfg.evaluation.xi, "created": time.strftime("%Y-%m-%d %H:%M:%S")}
+        st.write_meta(root, sweep.name, meta)
+        tracking.log_sweep(uri, parent, meta)
         outcome = SweepOutcome(sweep.name, parent, uri, cfg.tracking.experiment, root)
         _run_phases(sweep, outcome, results_dir, cfg.evaluation.xi, restore=False, verbose=verbose)
     finally:

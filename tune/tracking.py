@@ -5,9 +5,11 @@ identity when a trial is retried or resumed). The sweep's driver owns the parent
 at the end, the child runs of attempts that died with their process (still RUNNING): FAILED when
 the trial errored, KILLED otherwise. Their metrics stay.
 """
+import json
 import logging
 from pathlib import Path
 
+from mlflow.entities import Param
 from mlflow.tracking import MlflowClient
 
 from lottery_core.errors import LotteryError
@@ -22,6 +24,17 @@ def open_parent(uri: str, experiment_id: str, name: str, description: str) -> st
                             tags={"sweep": name, "sweep_parent": "true",
                                   "mlflow.note.content": f"Ray Tune sweep {name}: {description}"})
     return run.info.run_id
+
+
+def log_sweep(uri: str, run_id: str, meta: dict) -> None:
+    """The validated sweep (every trial's config, resources, storage) as the parent's `sweep.json`."""
+    client = MlflowClient(uri)
+    client.log_dict(run_id, meta, "sweep.json")
+    sweep = meta["sweep"]
+    client.log_batch(run_id, params=[Param("trials", str(len(sweep["points"]) or (sweep["optuna"] or {}).get("num_samples"))),
+                                     Param("resources", json.dumps(sweep["resources"])),
+                                     Param("max_concurrent", str(sweep["max_concurrent"])),
+                                     Param("retries", str(sweep["retries"])), Param("storage", meta["storage"])])
 
 
 def reopen_parent(uri: str, run_id: str) -> None:
