@@ -53,6 +53,7 @@ def markdown(results: dict) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--only", nargs="*", default=list(BENCHMARKS), choices=BENCHMARKS)
+    parser.add_argument("--collect", action="store_true", help="only merge the existing <name>.json files")
     args = parser.parse_args(argv)
     results = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine(), "benchmarks": {}}
     previous = HERE / "results.json"
@@ -61,6 +62,10 @@ def main(argv=None) -> int:
     failed = []
     for name in args.only:
         out = HERE / f"{name}.json"
+        if args.collect:
+            if out.exists():
+                results["benchmarks"][name] = json.loads(out.read_text())
+            continue
         print(f"== {name}", flush=True)
         started = time.perf_counter()
         code = subprocess.call([sys.executable, "-m", f"benchmarks.{name}", "--out", str(out)], cwd=HERE.parent)
