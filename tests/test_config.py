@@ -65,7 +65,7 @@ def test_shipped_configs_load_and_tickets_find_their_dense_config():
 
     root = pathlib.Path(__file__).resolve().parents[1] / "configs"
     for scale in ("paper", "quick"):
-        configs = {p.name: load_config(p) for p in (root / scale).glob("*.yaml")}
+        configs = {p.name: load_config(p) for p in (root / scale).glob("*.yaml") if p.name != "reproduction.yaml"}
         dense = configs["resnet32_dense.yaml"]
         assert dense.pipeline == "dense"
         for name, cfg in configs.items():
@@ -78,3 +78,16 @@ def test_settings_a_pipeline_does_not_read_leave_its_identity_alone():
     assert load_config(None, ["pruning.rewind_epoch=5"]).identity() == load_config().identity()
     rewind = ["pipeline=ticket_rewind"]
     assert load_config(None, rewind + ["pruning.rewind_epoch=5"]).identity() != load_config(None, rewind).identity()
+
+
+def test_the_reproduction_grid_is_valid_and_complete():
+    import pathlib
+
+    import yaml
+
+    from scripts.reproduce import expand
+
+    grid = yaml.safe_load((pathlib.Path(__file__).resolve().parents[1] / "configs/quick/reproduction.yaml").read_text())
+    configs = [load_config(grid["base"], point) for point in expand(grid)]
+    assert len(configs) == 39 and len({c.identity() for c in configs}) == 39
+    assert sum(c.pipeline == "dense" for c in configs) == 3
