@@ -198,21 +198,31 @@ def load_config(source: str | Path | dict | None = None, overrides: list[str] | 
     elif isinstance(source, dict):
         raw = json.loads(json.dumps(source, default=list))  # deep copy, tuples -> lists
     else:
-        path = Path(source)
-        if not path.is_file():
-            raise LotteryError(f"config file not found: {path.resolve()}")
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise LotteryError(f"config {path}: not valid YAML ({str(err).splitlines()[0]})") from None
-        if not isinstance(raw, dict):
-            raise LotteryError(f"config {path}: expected a mapping of sections, got {type(raw).__name__}")
+        raw = read_yaml_mapping(source, "config", "a mapping of sections, got {got}")
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise LotteryError(f"override {item!r} is not of the form section.key=value")
         set_dotted(raw, key.strip(), yaml.safe_load(value) if value.strip() else None)
     return build_config(raw)
+
+
+def read_yaml_mapping(path, kind: str, expected: str) -> dict:
+    """A YAML file's top-level mapping; one-line errors for a missing file, bad YAML or another shape.
+
+    `kind` names the file in messages ("config", "sweep"); `expected` says what it must hold and
+    may use `{got}` for the type found.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise LotteryError(f"{kind} file not found: {path.resolve()}")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise LotteryError(f"{kind} {path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    if not isinstance(raw, dict):
+        raise LotteryError(f"{kind} {path}: expected {expected.format(got=type(raw).__name__)}")
+    return raw
 
 
 def set_dotted(raw: dict, key: str, value) -> None:

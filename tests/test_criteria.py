@@ -5,6 +5,8 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from helpers import randomize_bn_stats as _randomize_bn_stats
+from helpers import silence as _silence
 
 from lottery_core import criteria, models, surgery
 from lottery_core.criteria import registry
@@ -41,19 +43,6 @@ def _tiny_batches():
     return x, y
 
 
-def _silence(model, name):
-    bn = surgery.last_bn(model, name)
-    with torch.no_grad():
-        bn.weight.zero_()
-        bn.bias.zero_()
-
-
-def _randomize_bn_stats(model):
-    gen = torch.Generator().manual_seed(1)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
-            m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
 
 
 # --- registry ---------------------------------------------------------------------------------

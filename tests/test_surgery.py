@@ -1,24 +1,10 @@
 import pytest
 import torch
+from helpers import randomize_bn_stats as _randomize_bn_stats
+from helpers import silence as _silence
 
 from lottery_core import accounting, models, surgery
 from lottery_core.errors import LotteryError
-
-
-def _silence(model, name):
-    bn = surgery.last_bn(model, name)
-    with torch.no_grad():
-        bn.weight.zero_()
-        bn.bias.zero_()
-
-
-def _randomize_bn_stats(model):
-    gen = torch.Generator().manual_seed(1)
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
-            m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
-
 
 CASES = [("resnet20", {"shortcut": "A"}, 2), ("resnet20", {"shortcut": "B"}, 2),
          ("resnet20", {"shortcut": "conv"}, 2), ("resnet18", {}, 1), ("resnet50", {}, 2),

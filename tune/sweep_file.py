@@ -35,7 +35,7 @@ from pathlib import Path
 import yaml
 
 from lottery_core.errors import LotteryError
-from pipelines.config import RunConfig, TrackingConfig, build_config, set_dotted
+from pipelines.config import RunConfig, TrackingConfig, build_config, read_yaml_mapping, set_dotted
 from pipelines.tracking import tracking_uri
 
 KEYS = ("name", "base", "grid", "optuna", "resources", "max_concurrent", "retries", "storage")
@@ -89,14 +89,7 @@ class Sweep:
 def load_sweep(path, overrides=(), name: str | None = None) -> Sweep:
     """Read, expand and validate a sweep file; `overrides` (section.key=value) apply to every point."""
     path = Path(path)
-    if not path.is_file():
-        raise LotteryError(f"sweep file not found: {path.resolve()}")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise LotteryError(f"sweep {path}: not valid YAML ({str(err).splitlines()[0]})") from None
-    if not isinstance(raw, dict):
-        raise LotteryError(f"sweep {path}: expected a mapping with keys {', '.join(KEYS)}")
+    raw = read_yaml_mapping(path, "sweep", f"a mapping with keys {', '.join(KEYS)}")
     unknown = sorted(set(raw) - set(KEYS))
     if unknown:
         raise LotteryError(f"unknown sweep key {unknown[0]!r} in {path.name}; allowed: {', '.join(KEYS)}")
