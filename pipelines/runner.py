@@ -37,18 +37,33 @@ class RunOutcome:
 
 
 class MlflowEpochLogger:
-    """Epoch hook: log every epoch's metrics to the run, with step = epoch."""
+    """Epoch hook: log every epoch's metrics to the run, with step = epoch.
 
-    def __init__(self, client: MlflowClient, run_id: str):
-        self.client, self.run_id = client, run_id
+    A resumed run is reconciled on the first epoch this attempt trains: epochs the checkpoint
+    holds but MLflow never received (the attempt died between the checkpoint and the logging,
+    e.g. a tracking server that went away) are logged from the checkpoint's history, and epochs
+    MLflow already holds are not logged twice. So every epoch appears exactly once per metric.
+    """
+
+    def __init__(self, client: MlflowClient, run_id: str, reference_key: str = "train_loss"):
+        self.client, self.run_id, self.reference_key = client, run_id, reference_key
+        self.logged: set[int] | None = None  # steps already in MLflow; read once, on the first epoch
 
     def on_epoch_end(self, epoch: int, metrics: dict, state) -> None:
+        if self.logged is None:
+            self.logged = {m.step for m in self.client.get_metric_history(self.run_id, self.reference_key)}
+            for earlier in state.history[:-1]:
+                self._log(int(earlier["epoch"]), earlier)
+        self._log(epoch, metrics)
 
-
+    def _log(self, epoch: int, metrics: dict) -> None:
+        if epoch in self.logged:
+            return
         now = int(time.time() * 1000)
         batch = [Metric(k, float(v), now, epoch) for k, v in metrics.items()
-                 if k != "epoch" and isinstance(v, int | float)]
+                 if k != "epoch" and isinstance(v, int | float) and not isinstance(v, bool)]
         self.client.log_batch(self.run_id, metrics=batch)
+        self.logged.add(epoch)
 
 
 def resolve_device(name: str) -> torch.device:

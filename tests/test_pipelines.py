@@ -3,6 +3,7 @@ import json
 
 import pytest
 import torch
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from lottery_core import surgery
@@ -160,6 +161,43 @@ def test_ctrl_c_marks_the_run_killed_and_the_same_command_continues_it(tmp_path,
     assert outcome.run_id == killed.info.run_id and outcome.status == "finished"
     assert [m.step for m in client.get_metric_history(outcome.run_id, "test_acc")] == [0, 1]
     assert client.get_run(outcome.run_id).data.tags["resumed"] == "true"
+
+
+def test_an_epoch_whose_logging_failed_is_logged_from_the_checkpoint_on_resume(tmp_path, tiny_folder, monkeypatch):
+    cfg = tiny(tmp_path, tiny_folder, "pipeline=dense", "evaluation.attacks=[]", "evaluation.corruptions=[]")
+    log_batch = MlflowClient.log_batch
+
+    def server_gone_at_epoch_0(self, run_id, metrics=(), **kwargs):  # epoch 0 is checkpointed, never logged
+        if any(m.step == 0 for m in metrics):
+            raise MlflowException("Connection refused")
+        return log_batch(self, run_id, metrics=metrics, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(MlflowClient, "log_batch", server_gone_at_epoch_0)
+        with pytest.raises(MlflowException):
+            run(cfg)
+    outcome = run(cfg)  # continues at epoch 1, and first logs epoch 0 from the checkpoint's history
+    client = client_for(cfg)
+    assert [m.step for m in client.get_metric_history(outcome.run_id, "train_loss")] == [0, 1]
+    assert [m.step for m in client.get_metric_history(outcome.run_id, "test_acc")] == [0, 1]
+
+
+def test_an_epoch_trained_again_after_a_lost_checkpoint_is_not_logged_twice(tmp_path, tiny_folder):
+    cfg = tiny(tmp_path, tiny_folder, "pipeline=dense", "evaluation.attacks=[]", "evaluation.corruptions=[]")
+
+    class InterruptAfterLastEpoch:
+        def on_epoch_end(self, epoch, metrics, state):
+            if epoch == 1:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg, hooks=[InterruptAfterLastEpoch()])  # epoch 1 logged and checkpointed
+    folder = tmp_path / "runs" / "checkpoints" / cfg.identity()
+    for file in folder.glob("epoch-0002.pt*"):  # the node holding the newest checkpoint is lost
+        file.unlink()
+    outcome = run(cfg)  # trains epoch 1 again
+    client = client_for(cfg)
+    assert [m.step for m in client.get_metric_history(outcome.run_id, "train_loss")] == [0, 1]
 
 
 def test_missing_data_directory_is_one_clear_error(tmp_path):
