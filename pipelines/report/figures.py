@@ -14,9 +14,7 @@ def delta_vs_p(pairs: pd.DataFrame, path: Path) -> Path | None:
     if not len(df):
         return None
     fig, ax = plt.subplots(figsize=(6, 4))
-    for criterion, g in df.groupby("criterion"):
-        stats = g.groupby("p").delta_acc.agg(["mean", "std", "count"])
-        ax.errorbar(stats.index, stats["mean"], yerr=stats["std"].fillna(0), marker="o", capsize=3, label=criterion)
+    _mean_std_vs_p(ax, df, "delta_acc", "{}")
     ax.axhline(0, color="black", lw=1, ls="--", label="dense (Δ = 0)")
     ax.set_xlabel("blocks removed p")
     ax.set_ylabel("Δ test accuracy vs dense (points)")
@@ -49,10 +47,7 @@ def speedup_vs_p(pairs: pd.DataFrame, path: Path) -> Path | None:
     if not len(df):
         return None
     fig, ax = plt.subplots(figsize=(6, 4))
-    for criterion, g in df.groupby("criterion"):
-        stats = g.groupby("p").speedup.agg(["mean", "std"])
-        ax.errorbar(stats.index, stats["mean"], yerr=stats["std"].fillna(0), marker="o", capsize=3,
-                    label=f"{criterion} (measured)")
+    _mean_std_vs_p(ax, df, "speedup", "{} (measured)")
     ideal = df.groupby("p").ideal_speedup.mean()
     ax.plot(ideal.index, ideal.values, "k--", label="MACs ratio (ideal)")
     ax.axhline(1, color="gray", lw=0.8)
@@ -82,6 +77,14 @@ def accuracy_per_corruption(runs: pd.DataFrame, path: Path) -> Path | None:
     ax.set_title("Accuracy per CIFAR-10-C corruption (generated from the test images)")
     ax.legend(fontsize=8)
     return _save(fig, path)
+
+
+def _mean_std_vs_p(ax, df: pd.DataFrame, column: str, label: str) -> None:
+    """One line per criterion: mean ± std over seeds of `column` at each p; `label` formats the criterion."""
+    for criterion, g in df.groupby("criterion"):
+        stats = g.groupby("p")[column].agg(["mean", "std"])
+        ax.errorbar(stats.index, stats["mean"], yerr=stats["std"].fillna(0), marker="o", capsize=3,
+                    label=label.format(criterion))
 
 
 def _save(fig, path: Path) -> Path:
