@@ -65,8 +65,10 @@ def main(argv=None) -> int:
         "| run | status | seconds | acc |\n|---|---|---|---|\n"
         + "".join(f"| {d} | {s} | {t:.0f} | {a:.2f} |\n" for d, s, t, a in log)
         + f"\nTotal {total / 60:.1f} min for {len(configs)} runs (shard {args.shard}).\n")
-    if count > 1:
-        return 0  # the report is written once all shards are done: python -m scripts.reproduce_report
+    if count > 1:  # the report covers every shard: write it once all are done
+        print(f"shard {args.shard} done; when every shard is, write the report with:\n  lottery report "
+              f"--experiment {configs[0].tracking.experiment} --results-dir {args.results_dir} --out {args.report_dir}")
+        return 0
     from pipelines.report import write_report
 
     uri, _ = prepare_store(configs[0])
