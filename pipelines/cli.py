@@ -7,12 +7,27 @@ taking argparse subparsers), so this module never imports Ray.
 import argparse
 import logging
 import os
+import shutil
 import subprocess
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 
 from lottery_core.errors import LotteryError
+
+
+def lottery_command() -> str:
+    """How to call `lottery` from this shell, for the hints we print: `lottery` when it is on PATH
+    and is this environment's, else the path of this environment's script (e.g. `.venv/bin/lottery`
+    after `pip install` into a venv that is not activated)."""
+    script = Path(sys.prefix) / "bin" / "lottery"
+    found = shutil.which("lottery")
+    if not script.exists() or (found and Path(found).resolve() == script.resolve()):
+        return "lottery"
+    try:
+        return str(script.relative_to(Path.cwd()))
+    except ValueError:
+        return str(script)
 
 
 def _info(args: argparse.Namespace) -> None:
@@ -50,7 +65,7 @@ def _run(args: argparse.Namespace) -> None:
         print(f"already finished: run {outcome.run_id} (identity {outcome.identity}); nothing trained")
     keys = ("acc", "delta_acc", "macs", "macs_reduction_pct", "speedup", "winning", "corruption_acc")
     print("  ".join(f"{k}={outcome.metrics[k]:.4g}" for k in keys if k in outcome.metrics))
-    print(f"run {outcome.run_id}; open the UI with: lottery ui --results-dir {cfg.results_path()}")
+    print(f"run {outcome.run_id}; open the UI with: {lottery_command()} ui --results-dir {cfg.results_path()}")
 
 
 def _report(args: argparse.Namespace) -> None:

@@ -29,3 +29,17 @@ def test_lower_layers_never_import_upper_ones():
                 words = line.split()
                 if words[:1] in (["import"], ["from"]) and len(words) > 1:
                     assert words[1].split(".")[0] not in forbidden, f"{path}: {line}"
+
+
+def test_printed_hints_call_lottery_as_this_shell_can(monkeypatch, tmp_path):
+    import sys
+
+    from pipelines.cli import lottery_command
+
+    script = pathlib.Path(sys.prefix) / "bin" / "lottery"  # pip install -e . wrote it
+    assert script.exists()
+    monkeypatch.setenv("PATH", str(script.parent))
+    assert lottery_command() == "lottery"
+    monkeypatch.setenv("PATH", str(tmp_path))  # a venv that is not activated
+    monkeypatch.chdir(pathlib.Path(sys.prefix).parent)
+    assert lottery_command() == str(pathlib.Path(sys.prefix).name + "/bin/lottery")

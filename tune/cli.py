@@ -8,6 +8,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from pipelines.cli import lottery_command
+
 SWEEP_HELP = """\
 Run a sweep file (tune/sweeps/*.yaml): a base config and a grid (or an Optuna search), on a local
 Ray sized to this machine, or on a cluster with --address (or RAY_ADDRESS). Dense baselines run
@@ -49,7 +51,7 @@ def print_outcome(outcome, resume_hint: str) -> None:
     uri = outcome.tracking_uri
     if uri.startswith("sqlite:///"):
         results = Path(uri.removeprefix("sqlite:///")).parent
-        print(f"open the MLflow UI on these runs: lottery ui --results-dir {results}")
+        print(f"open the MLflow UI on these runs: {lottery_command()} ui --results-dir {results}")
     else:
         print(f"watch the runs in the MLflow UI: {uri}")
 
@@ -90,7 +92,7 @@ def _sweep(args: argparse.Namespace) -> int:
             cfg = trial_config({"run": point})
             print(f"  {cfg.identity()}  {cfg.describe()}")
         return 0
-    hint = f"lottery resume {sweep.name}" + (f" --results-dir {results_dir}" if results_dir else "") + \
+    hint = f"{lottery_command()} resume {sweep.name}" + (f" --results-dir {results_dir}" if results_dir else "") + \
         (f" --storage {args.storage}" if args.storage else "")
     _quiet_ray(args.verbose)
     with _interrupt_hint(hint):
@@ -104,7 +106,7 @@ def _resume(args: argparse.Namespace) -> int:
     from tune.runner import resume
 
     results_dir = _results_dir(args)
-    hint = f"lottery resume {args.name}" + (f" --results-dir {results_dir}" if results_dir else "") + \
+    hint = f"{lottery_command()} resume {args.name}" + (f" --results-dir {results_dir}" if results_dir else "") + \
         (f" --storage {args.storage}" if args.storage else "")
     _quiet_ray(args.verbose)
     with _interrupt_hint(hint):
