@@ -77,7 +77,8 @@ def _emissions(result, metrics: dict) -> str:
         return f"unknown: {reason}"
     metrics.update({"energy_kwh": result.energy_kwh, "emissions_kg": result.emissions_kg,
                     "cpu_energy_kwh": result.cpu_energy_kwh, "gpu_energy_kwh": result.gpu_energy_kwh,
-                    "ram_energy_kwh": result.ram_energy_kwh, "emissions_duration_s": result.duration_s})
+                    "ram_energy_kwh": result.ram_energy_kwh, "emissions_duration_s": result.duration_s,
+                    "emissions_overhead_s": result.overhead_s})
     return "measured"
 
 

@@ -54,7 +54,7 @@ def test_dense_run_records_params_epochs_tags_and_weights(store, tmp_path):
     history = client_for(cfg).get_metric_history(outcome.run_id, "test_acc")
     assert [m.step for m in history] == [0, 1]
     assert {"acc", "macs", "params", "memory_bytes", "train_time_s", "corruption_acc",
-            "corruption_acc.gaussian_noise", "adv_acc.fgsm.eps8"} <= set(outcome.metrics)
+            "corruption_acc.gaussian_noise", "adv_acc.fgsm.eps8", "energy_kwh", "emissions_overhead_s"} <= set(outcome.metrics)
     artifacts = {a.path for a in client_for(cfg).list_artifacts(outcome.run_id, "weights")}
     assert {"weights/theta_0.pt", "weights/theta_1.pt", "weights/final.pt"} <= artifacts
     assert tracking_uri(cfg).startswith("sqlite:////")  # absolute
