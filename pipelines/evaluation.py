@@ -36,6 +36,8 @@ def evaluate_run(ctx: RunContext, trained: Trained, emissions) -> tuple[dict[str
     metrics["epoch_time_s"] = statistics.fmean(epoch_times) if epoch_times else float("nan")
     metrics["wall_time_s"] = trained.result.total_time_s
     metrics["epochs_trained"] = len(epoch_times)
+    # the epochs the last attempt found in its checkpoint (0: it trained from the start)
+    metrics["resumed_from_epoch"] = trained.result.resumed_from_epoch or 0
     tags["emissions_status"] = _emissions(emissions, metrics)
     metrics.update(_robustness(ctx, model))
     dense = trained.dense if trained.dense is not None else (

@@ -130,6 +130,7 @@ def test_sigkilled_driver_and_worker_then_resume_finishes_with_one_run_per_trial
     dense = by_name["dense resnet20 seed=0"]
     # ... and its worker, SIGKILLed after epoch 1, was retried from that checkpoint: 5 epochs, each once
     assert dense.data.tags.get("resumed") == "true" and dense.data.metrics["epochs_trained"] == EPOCHS
+    assert dense.data.metrics["resumed_from_epoch"] == 2  # epochs 0 and 1 were not trained again
     assert [e for e, _ in epochs(client, dense.info.run_id)] == list(range(EPOCHS))
     for name in interrupted:  # the interrupted tickets continued: the epochs before the kill are kept
         now = epochs(client, by_name[name].info.run_id)

@@ -177,6 +177,7 @@ def test_an_epoch_whose_logging_failed_is_logged_from_the_checkpoint_on_resume(t
         with pytest.raises(MlflowException):
             run(cfg)
     outcome = run(cfg)  # continues at epoch 1, and first logs epoch 0 from the checkpoint's history
+    assert outcome.metrics["resumed_from_epoch"] == 1
     client = client_for(cfg)
     assert [m.step for m in client.get_metric_history(outcome.run_id, "train_loss")] == [0, 1]
     assert [m.step for m in client.get_metric_history(outcome.run_id, "test_acc")] == [0, 1]

@@ -250,7 +250,7 @@ def test_grid_sweep_runs_dense_first_one_child_run_per_trial_and_reports(local_r
     # the failed trial was retried from its checkpoint: epochs 0 and 1 trained once each
     retried = [r for r in runs if r.data.tags.get("resumed") == "true"]
     assert len(retried) == 1 and history(outcome.tracking_uri, retried[0].info.run_id) == [0, 1]
-    assert retried[0].data.metrics["epochs_trained"] == 2
+    assert retried[0].data.metrics["epochs_trained"] == 2 and retried[0].data.metrics["resumed_from_epoch"] == 1
     parent = MlflowClient(outcome.tracking_uri).get_run(outcome.parent_run_id)
     assert parent.info.status == "FINISHED" and parent.data.tags["sweep"] == "grid4"
     assert (outcome.report_dir / "report.md").is_file() and "snip" in outcome.main_table
@@ -320,7 +320,8 @@ def test_resume_restart_errored_starts_a_failed_trial_over(local_ray, tmp_path, 
     assert again.ok
     (run,) = children(outcome.tracking_uri, outcome.parent_run_id)  # still one run for the trial
     assert run.info.status == "FINISHED" and run.data.metrics["epochs_trained"] == 2
-    assert history(outcome.tracking_uri, run.info.run_id) == [0, 0, 1]  # epoch 0 trained again: started over
+    assert run.data.metrics["resumed_from_epoch"] == 0  # started over: epoch 0 trained again
+    assert history(outcome.tracking_uri, run.info.run_id) == [0, 1]  # and logged once
 
 
 def free_port() -> int:
