@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from lottery_core.errors import LotteryError
+from pipelines.cli import lottery_command
 from pipelines.config import load_config
 from pipelines.progress import EpochPrinter
 from pipelines.runner import run
@@ -66,7 +67,7 @@ def main(argv=None) -> int:
         + "".join(f"| {d} | {s} | {t:.0f} | {a:.2f} |\n" for d, s, t, a in log)
         + f"\nTotal {total / 60:.1f} min for {len(configs)} runs (shard {args.shard}).\n")
     if count > 1:  # the report covers every shard: write it once all are done
-        print(f"shard {args.shard} done; when every shard is, write the report with:\n  lottery report "
+        print(f"shard {args.shard} done; when every shard is, write the report with:\n  {lottery_command()} report "
               f"--experiment {configs[0].tracking.experiment} --results-dir {args.results_dir} --out {args.report_dir}")
         return 0
     from pipelines.report import write_report
