@@ -57,6 +57,15 @@ def test_names_by_level():
     assert registry.get("snip", "block").level == "weight"    # aggregated over the block's weights
 
 
+def test_registry_knows_which_criteria_read_labels_and_which_take_a_target():
+    reads = [n for n in criteria.names("block") if registry.get(n, "block").reads_labels]
+    assert reads == ["grasp", "pls", "snip"]
+    assert registry.get("hrank", "block").options == {"target": "branch"}
+    assert registry.get("expectabs", "block").options == {"target": "branch"}
+    assert registry.get("pls", "block").options == {"components": 2, "target": "branch"}
+    assert "target" in registry.known_options() and criteria.TARGETS == ("branch", "output")
+
+
 def test_a_new_criterion_is_one_function_and_one_register_line(monkeypatch):
     monkeypatch.setattr(registry, "_CRITERIA", dict(registry._CRITERIA))
 
@@ -70,6 +79,9 @@ def test_a_new_criterion_is_one_function_and_one_register_line(monkeypatch):
     assert scores["layer3.1"] == 2.0 * 2 * 64 * 64 * 9
     with pytest.raises(LotteryError, match="registered twice"):
         criteria.register("ones", ones, level="weight", needs_data=False)
+    with pytest.raises(LotteryError, match="reads_labels must be true or false"):
+        criteria.register("twos", ones, level="weight", needs_data=False, reads_labels="yes")
+    assert not registry.get("ones", "weight").reads_labels
 
 
 # --- scoring data -----------------------------------------------------------------------------
@@ -220,9 +232,18 @@ def test_bn_mode_is_honoured():
     assert float((flat_t - flat_e).norm() / flat_e.norm()) > 0.5   # the mode matters a lot at θ_0
     default = criteria.score_weights(model, "snip", batches)       # snip's default: train
     assert all(torch.equal(default[k], train[k]) for k in train)
-    hrank_default = criteria.score_blocks(model, "expectabs", batches)
-    assert hrank_default == criteria.score_blocks(model, "expectabs", batches, bn_mode="eval")
-    assert hrank_default != criteria.score_blocks(model, "expectabs", batches, bn_mode="train")
+    # expectabs' default is eval, but train while the BatchNorms hold θ_0's placeholder statistics
+    assert criteria.score.placeholder_statistics(model)
+    at_theta0 = criteria.score_blocks(model, "expectabs", batches)
+    assert at_theta0 == criteria.score_blocks(model, "expectabs", batches, bn_mode="train")
+    assert at_theta0 != criteria.score_blocks(model, "expectabs", batches, bn_mode="eval")
+    _randomize_bn_stats(model)                                     # as after training
+    assert not criteria.score.placeholder_statistics(model)
+    trained = criteria.score_blocks(model, "expectabs", batches)
+    assert trained == criteria.score_blocks(model, "expectabs", batches, bn_mode="eval")
+    assert trained != criteria.score_blocks(model, "expectabs", batches, bn_mode="train")
+    # data-free synflow stays eval (one constant image has no batch statistics)
+    assert criteria.score.default_bn_mode(registry.get("synflow", "weight"), models.build("resnet20")) == "eval"
 
 
 # --- block level ------------------------------------------------------------------------------
@@ -239,13 +260,15 @@ def test_magnitude_block_score_is_the_sum_of_absolute_weights():
         assert means[name] == pytest.approx(total / sum(w.numel() for w in convs), rel=1e-9)
 
 
-def test_hrank_and_expectabs_equal_hand_computation_in_one_forward_pass_per_batch():
+@pytest.mark.parametrize("target", ["branch", "output"])
+def test_hrank_and_expectabs_equal_hand_computation_in_one_forward_pass_per_batch(target):
     model = models.build("resnet20")
     _randomize_bn_stats(model)
     batches = _batches(batch_size=8)                       # 20 images in 3 batches
     blocks = surgery.removable_blocks(model)
     outs = {b: [] for b in blocks}
-    hooks = [model.get_submodule(b).register_forward_hook(lambda m, a, o, b=b: outs[b].append(o)) for b in blocks]
+    hooked = {b: surgery.last_bn(model, b) if target == "branch" else model.get_submodule(b) for b in blocks}
+    hooks = [hooked[b].register_forward_hook(lambda m, a, o, b=b: outs[b].append(o.clone())) for b in blocks]
     model.eval()
     with torch.no_grad():
         for x, _ in batches:
@@ -254,14 +277,17 @@ def test_hrank_and_expectabs_equal_hand_computation_in_one_forward_pass_per_batc
         h.remove()
     calls = []
     model.register_forward_pre_hook(lambda m, a: calls.append(1))
-    hrank = criteria.score_blocks(model, "hrank", batches)
+    hrank = criteria.score_blocks(model, "hrank", batches, target=target)
     assert len(calls) == len(batches)   # one forward pass per batch, nothing else
-    expectabs = criteria.score_blocks(model, "expectabs", batches)
+    expectabs = criteria.score_blocks(model, "expectabs", batches, target=target)
     for b in blocks:
         out = torch.cat(outs[b])
-        assert hrank[b] == pytest.approx(torch.linalg.matrix_rank(out).double().mean().item(), rel=1e-9)
+        bound = min(out.shape[-2:]) if target == "branch" else 1   # branch: rank / min(H, W)
+        assert hrank[b] == pytest.approx(torch.linalg.matrix_rank(out).double().mean().item() / bound, rel=1e-9)
         assert expectabs[b] == pytest.approx(out.abs().double().mean().item(), rel=1e-6)
-    assert 0 < min(hrank.values()) and max(hrank.values()) <= 32
+    assert 0 < min(hrank.values()) and max(hrank.values()) <= (1 if target == "branch" else 32)
+    if target == "branch":   # the default
+        assert hrank == criteria.score_blocks(model, "hrank", batches)
 
 
 def test_a_silenced_block_has_zero_kl_and_cka_and_is_selected_first():
@@ -321,6 +347,17 @@ def test_select_blocks_honours_min_blocks_per_stage_and_breaks_ties_in_forward_o
     assert criteria.select_blocks(scores, 7).removed[:2] == ["layer1.0", "layer1.1"]
 
 
+def test_ties_go_to_a_silenced_block_first_then_to_the_earlier_block():
+    model = models.build("resnet20")
+    _silence(model, "layer1.2")
+    scores = dict.fromkeys(surgery.removable_blocks(model), 0.0)     # e.g. KL 0 of blocks without effect
+    assert criteria.select_blocks(scores, 1, model=model).removed == ["layer1.2"]
+    assert criteria.select_blocks(scores, 3, model=model).removed == ["layer1.2", "layer2.1", "layer3.1"]
+    assert criteria.select_blocks(scores, 1).removed == ["layer1.0"]            # no model: forward order
+    assert criteria.select_blocks({**scores, "layer1.2": 0.1}, 1, model=model).removed == ["layer1.0"]
+    assert criteria.select.silenced(model, "layer1.2") and not criteria.select.silenced(model, "layer1.1")
+
+
 def test_plan_is_plain_json_data():
     model = models.build("resnet20")
     plan = criteria.select_blocks(criteria.score_blocks(model, "magnitude"), 2, model=model, criterion="magnitude")
@@ -355,6 +392,10 @@ def test_p_above_the_budget_names_the_maximum():
     (lambda m, b: criteria.score_blocks(m, "snip", b, aggregate="max"), "unknown aggregate 'max'; choose one of: mean, sum"),
     (lambda m, b: criteria.score_blocks(m, "snip", b, temprature=2), "unknown criterion option 'temprature'"),
     (lambda m, b: criteria.score_blocks(m, "grasp", b, temperature=0), "temperature must be a positive number"),
+    (lambda m, b: criteria.score_blocks(m, "hrank", b, target="stream"),
+     "unknown target 'stream'; choose one of: branch, output"),
+    (lambda m, b: criteria.score_blocks(m, "pls", b, target="Branch"),
+     "unknown target 'Branch'; choose one of: branch, output"),
     (lambda m, b: criteria.score_blocks(m, "synflow", b, bn_mode="train"), "synflow needs bn_mode='eval'"),
     (lambda m, b: criteria.score_blocks(m, "snip", [(b[0][0], b[0][1].float())]), "y must be int64 labels"),
     (lambda m, b: criteria.select_blocks({"layer2.0": 1.0}, 1, model=m),

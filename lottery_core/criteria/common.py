@@ -1,5 +1,5 @@
 """What every criterion shares: the private scoring copy, checked batches, the scored weights,
-the mean loss over all scoring images and one-pass collection of block outputs."""
+the mean loss over all scoring images and one-pass collection of block activations."""
 import copy
 from collections.abc import Callable, Iterable, Iterator
 
@@ -7,9 +7,17 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from lottery_core.errors import LotteryError
+from lottery_core.errors import LotteryError, choose
+from lottery_core.surgery import last_bn
 
 Batch = tuple[torch.Tensor, torch.Tensor]
+
+# What an activation criterion reads of a block y = relu(x + f(x)) (or x + f(x)):
+#   "branch"  f(x), the residual branch before the addition: the output of the module that ends
+#             it (`surgery.last_bn`); a silenced block (that BN's γ = β = 0) reads exactly 0.
+#   "output"  y, the block's output: the residual stream, nearly its input. The paper's literal
+#             reading; a silenced block reads the same as the block before it.
+TARGETS = ("branch", "output")
 
 
 def check_batches(name: str, batches: Iterable[Batch] | None, needs_data: bool) -> list[Batch] | None:
@@ -77,15 +85,25 @@ def grad_of_mean_loss(model: nn.Module, weights: list[torch.Tensor], batches: li
     return grads
 
 
+def hooked_module(model: nn.Module, name: str, target: str) -> nn.Module:
+    """The module whose forward output is `target` ("branch" or "output", see TARGETS) of block `name`."""
+    choose("target", target, TARGETS)
+    return last_bn(model, name) if target == "branch" else model.get_submodule(name)
+
+
 @torch.no_grad()
 def reduce_block_outputs(model: nn.Module, blocks: list[str], batches: list[Batch],
-                         reduce: Callable[[str, torch.Tensor, torch.Tensor], None]) -> None:
-    """One forward pass per batch; forward hooks call `reduce(block, output, y)` for every block.
+                         reduce: Callable[[str, torch.Tensor, torch.Tensor], None], target: str = "output") -> None:
+    """One forward pass per batch; forward hooks call `reduce(block, activation, y)` for every block.
 
-    Reducing inside the hook keeps memory at one batch of one block's output."""
+    `activation` is the block's `target` (see TARGETS): "output" the block's output, "branch" its
+    residual branch f(x) before the addition. Reducing inside the hook keeps memory at one batch of
+    one block's activation; `reduce` must not keep the tensor itself (torchvision blocks add the
+    shortcut to the branch output in place after the hook)."""
+    modules = {name: hooked_module(model, name, target) for name in blocks}
     labels: list[torch.Tensor] = []
-    hooks = [model.get_submodule(name).register_forward_hook(
-        lambda m, args, out, name=name: reduce(name, out, labels[-1])) for name in blocks]
+    hooks = [module.register_forward_hook(lambda m, args, out, name=name: reduce(name, out, labels[-1]))
+             for name, module in modules.items()]
     try:
         for x, y in batches:
             labels.append(y)

@@ -1,12 +1,18 @@
-"""expectABS (DropNet, Min et al. 2020) per block: mean |activation| of the block's output."""
+"""expectABS (DropNet, Min et al. 2020) per block: mean |activation| of the block.
+
+`target="branch"` (default) averages |f(x)|, the residual branch before the addition (a silenced
+block scores 0); `target="output"` is the paper's literal reading, |relu(x + f(x))|: the residual
+stream, which grows with depth and gives a silenced block the score of the block before it.
+"""
 import torch
 import torch.nn as nn
 
 from lottery_core.criteria.common import reduce_block_outputs
 
 
-def expectabs(model: nn.Module, blocks: list[str], batches) -> dict[str, float]:
-    """E|a| over images, channels and positions of each block's output."""
+def expectabs(model: nn.Module, blocks: list[str], batches, *, target: str = "branch") -> dict[str, float]:
+    """E|a| over images, channels and positions of each block's `target` ("branch" or "output"),
+    in the units of the activations (normalized-input units at the stem)."""
     total = dict.fromkeys(blocks, 0.0)
     count = dict.fromkeys(blocks, 0)
 
@@ -14,5 +20,5 @@ def expectabs(model: nn.Module, blocks: list[str], batches) -> dict[str, float]:
         total[name] += float(out.abs().double().sum())
         count[name] += out.numel()
 
-    reduce_block_outputs(model, blocks, batches, reduce)
+    reduce_block_outputs(model, blocks, batches, reduce, target)
     return {n: total[n] / count[n] for n in blocks}

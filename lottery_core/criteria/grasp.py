@@ -4,6 +4,10 @@ Removing weight θ changes the gradient norm gᵀg by about −2 θ ⊙ Hg, so a
 positive θ ⊙ Hg carries gradient flow (keep) and one with the most negative value is removed
 first. The original code prunes the largest −θ ⊙ Hg, Synaptic-Flow keeps the largest θ ⊙ Hg:
 the same ordering, and the one used here (higher = keep).
+
+Signed by design: a block whose residual branch is silenced (last BN γ = β = 0) gets exactly 0 on
+its weights (no gradient reaches them), which is NOT the lowest block score whenever other
+blocks sum to negative values, so GraSP may keep a block that does nothing.
 """
 import torch
 import torch.nn as nn

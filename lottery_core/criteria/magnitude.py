@@ -1,4 +1,8 @@
-"""magnitude: |θ| (ℓ1). Data-free; at block level it grows with the stage's width."""
+"""magnitude: |θ| (ℓ1), in weight units. Data-free; at block level (sum) it grows with the stage's width.
+
+It reads only weights, so it cannot see a silenced block: zeroing a block's last BN (γ = β = 0)
+makes its branch output 0 but leaves its conv weights, and its score, unchanged.
+"""
 import torch
 import torch.nn as nn
 

@@ -1,9 +1,13 @@
 """PLS-VIP (Jordao et al. 2020, discriminative layer pruning) per block.
 
-Each block's output is global-average-pooled; a 1-component PLS projection onto the one-hot
+Each block's activation is global-average-pooled; a 1-component PLS projection onto the one-hot
 labels turns it into one latent feature per image; the stacked latent features (images x blocks)
 go through a PLS with `components` components onto the labels, and each block's score is the
 Variable Importance in Projection (VIP, Wold et al.) of its column. Σ VIP² = number of blocks.
+
+`target="branch"` (default) pools the residual branch f(x) before the addition (a silenced block
+is constant, latent 0, VIP 0); `target="output"` is the paper's literal reading, the block
+output relu(x + f(x)): the residual stream, where a silenced block repeats the block before it.
 """
 import numpy as np
 import torch
@@ -13,8 +17,10 @@ from lottery_core.criteria.common import reduce_block_outputs
 from lottery_core.errors import LotteryError
 
 
-def pls(model: nn.Module, blocks: list[str], batches, *, components: int = 2) -> dict[str, float]:
-    """VIP score of every block's 1-component PLS representation (higher = more discriminative)."""
+def pls(model: nn.Module, blocks: list[str], batches, *, components: int = 2,
+        target: str = "branch") -> dict[str, float]:
+    """VIP score (dimensionless, Σ VIP² = len(blocks)) of every block's 1-component PLS
+    representation of its pooled `target` ("branch" or "output"); higher = more discriminative."""
     from sklearn.cross_decomposition import PLSRegression  # scikit-learn is slow to import
 
     if not isinstance(components, int) or components < 1:
@@ -27,11 +33,11 @@ def pls(model: nn.Module, blocks: list[str], batches, *, components: int = 2) ->
     targets = (y[:, None] == classes[None, :]).double().numpy()
     pooled: dict[str, list[torch.Tensor]] = {n: [] for n in blocks}
     reduce_block_outputs(model, blocks, batches,
-                         lambda name, out, _: pooled[name].append(out.double().mean((2, 3)).cpu()))
+                         lambda name, out, _: pooled[name].append(out.double().mean((2, 3)).cpu()), target)
     latent = np.zeros((len(y), len(blocks)))
     for j, name in enumerate(blocks):
         x = torch.cat(pooled[name]).numpy()
-        if np.ptp(x, axis=0).max() > 0:  # a constant block output carries nothing: latent 0
+        if np.ptp(x, axis=0).max() > 0:  # a constant activation carries nothing: latent 0
             latent[:, j] = PLSRegression(n_components=1).fit(x, targets).transform(x)[:, 0]
     k = min(components, len(blocks), len(y) - 1)
     return dict(zip(blocks, vip(PLSRegression(n_components=k).fit(latent, targets)).tolist(), strict=True))

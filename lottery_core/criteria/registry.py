@@ -27,6 +27,7 @@ class Criterion:
     needs_data: bool
     bn_mode: str | None  # BatchNorm mode used when the caller passes none (None: no forward pass)
     summary: str
+    reads_labels: bool = False  # the scores depend on the labels y (else only on the images x)
 
     @property
     def options(self) -> dict[str, object]:
@@ -39,14 +40,20 @@ _CRITERIA: dict[tuple[str, str], Criterion] = {}
 
 
 def register(name: str, fn: Callable, *, level: str, needs_data: bool, bn_mode: str | None = "eval",
-             summary: str = "") -> None:
-    """Make `name` usable by `score_weights` (level="weight") or `score_blocks` (level="block")."""
+             summary: str = "", reads_labels: bool = False) -> None:
+    """Make `name` usable by `score_weights` (level="weight") or `score_blocks` (level="block").
+
+    `reads_labels`: the scores depend on the labels of the scoring batches (a shuffled-labels
+    control changes them); False when only the images (or no data) are read."""
     choose("criterion level", level, LEVELS)
     if bn_mode is not None:
         choose("bn_mode", bn_mode, BN_MODES)
     if (level, name) in _CRITERIA:
         raise LotteryError(f"{level}-level criterion {name!r} is registered twice")
-    _CRITERIA[(level, name)] = Criterion(name, level, fn, needs_data, bn_mode, summary or (fn.__doc__ or "").split("\n")[0])
+    if not isinstance(reads_labels, bool):
+        raise LotteryError(f"reads_labels must be true or false, got {reads_labels!r}")
+    _CRITERIA[(level, name)] = Criterion(name, level, fn, needs_data, bn_mode,
+                                         summary or (fn.__doc__ or "").split("\n")[0], reads_labels)
 
 
 def names(level: str | None = None) -> list[str]:

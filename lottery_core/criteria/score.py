@@ -19,7 +19,10 @@ def score_weights(model: nn.Module, criterion: str, batches: Iterable[Batch] | N
 
     `batches`: (x, y) pairs, x normalized on the model's device (see `scoring_batches`); data-free
     criteria (random, magnitude, synflow) accept None. `bn_mode`: "train" (batch statistics) or
-    "eval" (running statistics); None = the criterion's default (`describe`). Options a criterion
+    "eval" (running statistics); None = the criterion's default (`describe`), except that a
+    data-driven criterion whose default is "eval" scores in "train" mode while every BatchNorm
+    still holds its placeholder statistics (mean 0, variance 1: a θ_0 that has seen no batch),
+    where eval mode would not normalize at all (see `default_bn_mode`). Options a criterion
     does not read are ignored, unknown ones raise. The model, its .grad, buffers and mode are left
     as they were (scoring runs on a copy with cleared gradients). Scores are detached tensors on
     the model's device (float64 for synflow and random)."""
@@ -34,6 +37,11 @@ def score_blocks(model: nn.Module, criterion: str, batches: Iterable[Batch] | No
 
     Weight-level criteria are aggregated over the block's weights (`aggregate` "sum" or "mean");
     block-level criteria (hrank, expectabs, kl, pls, cka, random) score the block directly.
+    "sum" (the paper's reading) grows with the block's size: a stage-3 CIFAR ResNet block has 16x
+    the weights of a stage-1 block (64² vs 16² per 3x3 conv), so sums are biased toward removing
+    early blocks; "mean" is the per-weight mean (units of one weight's score), free of that bias.
+    Activation criteria take `target` ("branch", default: the residual branch f(x); "output":
+    the block's output relu(x + f(x)), the paper's literal reading), see `common.TARGETS`.
     Other arguments as `score_weights`."""
     choose("aggregate", aggregate, AGGREGATES)
     c = registry.get(criterion, "block")
@@ -49,7 +57,7 @@ def score_blocks(model: nn.Module, criterion: str, batches: Iterable[Batch] | No
             total = sum(float(s.double().sum()) for s in parts)
             scores[b] = total / sum(s.numel() for s in parts) if aggregate == "mean" else total
         return scores
-    mode, kwargs = _prepare(c, bn_mode, options)
+    mode, kwargs = _prepare(c, model, bn_mode, options)
     data = check_batches(c.name, batches, c.needs_data)
     scored = scoring_copy(model, mode)
     result = c.fn(scored, blocks, data, **kwargs)
@@ -57,7 +65,7 @@ def score_blocks(model: nn.Module, criterion: str, batches: Iterable[Batch] | No
 
 
 def _weights(c: registry.Criterion, model: nn.Module, batches, bn_mode, options) -> dict[str, torch.Tensor]:
-    mode, kwargs = _prepare(c, bn_mode, options)
+    mode, kwargs = _prepare(c, model, bn_mode, options)
     data = check_batches(c.name, batches, c.needs_data)
     scored = scoring_copy(model, mode)
     with torch.enable_grad():
@@ -65,13 +73,36 @@ def _weights(c: registry.Criterion, model: nn.Module, batches, bn_mode, options)
     return {k: v.detach().contiguous() for k, v in result.items()}
 
 
-def _prepare(c: registry.Criterion, bn_mode, options: dict) -> tuple[str, dict]:
+def default_bn_mode(c: registry.Criterion, model: nn.Module) -> str:
+    """The BatchNorm mode `c` scores `model` in when the caller passes none.
+
+    The criterion's registered mode, except "train" for a data-driven "eval" criterion (the
+    activation criteria, KL, CKA) while the running statistics are placeholders: at θ_0 they are
+    mean 0 and variance 1, eval-mode BatchNorm then passes the stream through unnormalized and an
+    activation grows with depth whatever the block does (expectABS on the branch: mean |Spearman ρ|
+    with the block index 0.99 in eval mode, 0.38 in train mode, tests/test_criteria_properties.py).
+    Trained running statistics approximate the batch statistics that train mode uses."""
+    mode = c.bn_mode or "eval"
+    if mode == "eval" and c.needs_data and placeholder_statistics(model):
+        return "train"
+    return mode
+
+
+def placeholder_statistics(model: nn.Module) -> bool:
+    """Whether `model` has BatchNorm layers and every one's running statistics are still the
+    initial mean 0 and variance 1 (it has seen no batch in train mode)."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+             and m.running_mean is not None]
+    return bool(norms) and all(not m.running_mean.any() and bool((m.running_var == 1).all()) for m in norms)
+
+
+def _prepare(c: registry.Criterion, model: nn.Module, bn_mode, options: dict) -> tuple[str, dict]:
     """The BatchNorm mode to score in and the options `c` reads; unknown options raise."""
     unknown = sorted(set(options) - registry.known_options())
     if unknown:
         raise LotteryError(f"unknown criterion option {unknown[0]!r}; options: "
                            f"{', '.join(sorted(registry.known_options()))}")
-    mode = bn_mode if bn_mode is not None else (c.bn_mode or "eval")
+    mode = bn_mode if bn_mode is not None else default_bn_mode(c, model)
     choose("bn_mode", mode, registry.BN_MODES)
     kwargs = {k: v for k, v in options.items() if k in c.options}
     if "temperature" in kwargs and not (isinstance(kwargs["temperature"], int | float)

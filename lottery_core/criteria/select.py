@@ -10,6 +10,7 @@ from lottery_core.models.cifar_resnet import CifarResNet
 from lottery_core.surgery import (
     DEFAULT_MIN_BLOCKS_PER_STAGE,
     block_stage,
+    last_bn,
     removable_blocks,
     residual_blocks,
 )
@@ -52,8 +53,13 @@ def select_blocks(scores: Mapping[str, float], p: int, model: nn.Module | None =
 
     The stage of each block and each stage's budget come from `model` (blocks beyond
     `min_blocks_per_stage`), or from `stages` (block -> stage) and `budget` (stage -> how many
-    may go); with neither, any `p` of the scored blocks may go. Ties go to the earlier block
-    (forward order: the model's, else the order of `scores`)."""
+    may go); with neither, any `p` of the scored blocks may go.
+
+    Ties: with `model`, a silenced block (its last BatchNorm has γ = β = 0, see `silenced`: its
+    branch outputs exactly 0, so removing it changes nothing) goes before a live block of equal
+    score (e.g. KL is exactly 0 both for a silenced block and for a live one whose effect on the
+    logits is below float32 resolution, as on an untrained MobileNetV2); otherwise ties go to
+    the earlier block (forward order: the model's, else the order of `scores`)."""
     if not isinstance(p, int) or isinstance(p, bool) or p < 0:
         raise LotteryError(f"p must be a non-negative integer, got {p!r}")
     bad = [n for n, s in scores.items() if not math.isfinite(float(s))]
@@ -90,9 +96,10 @@ def select_blocks(scores: Mapping[str, float], p: int, model: nn.Module | None =
                 else " (stage budgets)" if constrained else "")
         raise LotteryError(f"p={p} exceeds the {limit} blocks {label} may lose{rule}")
     position = {n: i for i, n in enumerate(order)}
+    live = {n: model is None or not silenced(model, n) for n in order}
     taken: dict[int, int] = {}
     removed: list[str] = []
-    for n in sorted(order, key=lambda n: (float(scores[n]), position[n])):
+    for n in sorted(order, key=lambda n: (float(scores[n]), live[n], position[n])):
         if len(removed) == p:
             break
         if taken.get(stages[n], 0) < budget[stages[n]]:
@@ -101,6 +108,12 @@ def select_blocks(scores: Mapping[str, float], p: int, model: nn.Module | None =
     return Plan(criterion=criterion, p=p, removed=removed,
                 scores={n: float(scores[n]) for n in order}, min_blocks_per_stage=min_blocks_per_stage,
                 kept=[n for n in order if n not in removed])
+
+
+def silenced(model: nn.Module, name: str) -> bool:
+    """Whether block `name`'s residual branch is provably 0: its last BatchNorm has γ = β = 0."""
+    bn = last_bn(model, name)
+    return bn.weight is not None and bn.bias is not None and not bn.weight.any() and not bn.bias.any()
 
 
 def _label(model: nn.Module) -> str:
