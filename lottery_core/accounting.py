@@ -2,9 +2,17 @@
 
 MACs are multiply-accumulates of one forward pass over one image, counted by
 `torch.utils.flop_counter` (which counts FLOPs = 2 x MACs for convolutions and matrix products;
-BatchNorm, ReLU and pooling are not counted, as in the paper). Memory follows the authors' count:
-the activations of one image (the output of every convolution, BatchNorm, ReLU/activation,
-pooling and linear layer) plus the parameters, 4 bytes each.
+BatchNorm, ReLU and pooling are not counted, as in the paper).
+
+Memory follows the authors' count, 4 bytes per value: the parameters plus the activations of one
+image. *Activations* are the values output by every call of a convolution, BatchNorm, ReLU/ReLU6
+(Hardtanh), linear or pooling operation (max, average, adaptive). They are counted where the forward
+pass calls the operation in `torch.nn.functional` (a `TorchFunctionMode`), not through module hooks,
+so the count does not depend on the model's code style: an `nn.ReLU` module, `F.relu`,
+`torch.relu` and `x.relu_()` count alike, and one module called twice (torchvision's BasicBlock
+reuses `self.relu`) counts twice. Not counted: residual additions, padding, slicing, flattening,
+dropout, and operations that a not-counted function calls internally. In a CIFAR ResNet every
+block therefore holds 6 maps of its width (conv, BN, ReLU, conv, BN, ReLU after the addition).
 """
 import statistics
 import time
@@ -12,11 +20,22 @@ from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
 from torch.utils.flop_counter import FlopCounterMode
 
 BYTES_PER_VALUE = 4
-_ACTIVATION_LAYERS = (nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.ReLU6, nn.Linear,
-                      nn.AdaptiveAvgPool2d, nn.MaxPool2d, nn.AvgPool2d)
+# Every entry point of the counted operations that a forward pass may call (module forwards call
+# the `F.` ones: nn.ReLU6 calls F.hardtanh). F.conv2d is torch.conv2d, F.avg_pool2d is a builtin.
+ACTIVATION_FUNCTIONS = frozenset({
+    F.conv2d,
+    F.batch_norm, torch.batch_norm,
+    F.relu, F.relu_, torch.relu, torch.relu_, torch.Tensor.relu, torch.Tensor.relu_,
+    F.relu6, F.hardtanh, F.hardtanh_,
+    F.linear,
+    F.max_pool2d, torch.max_pool2d, F.avg_pool2d, F.adaptive_avg_pool2d,
+    F.max_pool2d_with_indices, F.adaptive_max_pool2d, F.adaptive_max_pool2d_with_indices,
+})
 
 
 @dataclass(frozen=True)
@@ -57,22 +76,11 @@ def count_filters(model: nn.Module) -> int:
 
 
 def count_activations(model: nn.Module, input_size: tuple[int, ...] = (3, 32, 32)) -> int:
-    """Values produced by the activation-holding layers for one image (see module docstring)."""
-    total = 0
-
-    def hook(module, args, out):
-        nonlocal total
-        total += out.numel()
-
-    hooks = [m.register_forward_hook(hook) for m in model.modules()
-             if isinstance(m, _ACTIVATION_LAYERS)]
-    try:
-        with _eval(model), torch.no_grad():
-            model(_example(model, input_size))
-    finally:
-        for h in hooks:
-            h.remove()
-    return total
+    """Values output by every conv/BN/ReLU/ReLU6/linear/pool call for one image (module docstring)."""
+    model = getattr(model, "_orig_mod", model)  # a torch.compile wrapper: count the eager model
+    with _eval(model), torch.no_grad(), _ActivationCounter() as counter:
+        model(_example(model, input_size))
+    return counter.total
 
 
 def measure(model: nn.Module, input_size: tuple[int, ...] = (3, 32, 32)) -> Cost:
@@ -103,6 +111,24 @@ def latency(model: nn.Module, batch_size: int = 128, input_size: tuple[int, ...]
 def _example(model: nn.Module, input_size, batch_size: int = 1) -> torch.Tensor:
     p = next(model.parameters())
     return torch.zeros(batch_size, *input_size, device=p.device, dtype=p.dtype)
+
+
+class _ActivationCounter(TorchFunctionMode):
+    """Sums the output sizes of the `ACTIVATION_FUNCTIONS` calls made while it is active."""
+
+    def __init__(self):
+        super().__init__()
+        self.total = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        try:
+            counted = func in ACTIVATION_FUNCTIONS
+        except TypeError:  # an unhashable callable is none of them
+            counted = False
+        if counted:  # max pooling with return_indices: count the values only
+            self.total += (out[0] if isinstance(out, tuple) else out).numel()
+        return out
 
 
 class _eval:

@@ -151,3 +151,44 @@ def test_remove_blocks_honours_min_blocks_per_stage():
     with pytest.raises(LotteryError, match=r"removing 2 blocks from stage 1 .* at most 1 may go"):
         surgery.remove_blocks(model, ["layer1.0", "layer1.1"])
     assert len(surgery.remove_blocks(model, ["layer1.0", "layer1.1"], min_blocks_per_stage=1).layer1) == 1
+
+
+def test_filter_ticket_matched_by_macs_is_the_fewest_filters_at_or_below_the_target():
+    """Target: the MACs of resnet20 minus one stage-1 block. In a CIFAR ResNet one pruned filter of
+    a block's conv1 (c_in -> w, HW output pixels) removes 9*c_in*HW MACs there and 9*w*HW from
+    conv2's input: 18*16*1024 = 294,912 in stage 1, 9*(16+32)*256 = 110,592 in layer2.0,
+    18*32*256 = 147,456 in layer2.1-2, 55,296 in layer3.0 and 73,728 in layer3.1-2."""
+    torch.manual_seed(0)
+    model = models.build("resnet20")
+    scores = {name: torch.rand(model.get_submodule(name).out_channels, dtype=torch.float64)
+              for name in surgery.prunable_convs(model)}
+    dense = accounting.count_macs(model)
+    target = accounting.count_macs(surgery.remove_blocks(model, ["layer1.1"]))
+    assert dense - target == 4_718_592
+    ticket = surgery.prune_filters_to_macs(model, scores, target)
+    macs = accounting.count_macs(ticket)
+    # a from-scratch recount: dense MACs minus the per-filter worth of every pruned filter
+    hw = {1: 32 * 32, 2: 16 * 16, 3: 8 * 8}
+    per_filter = {name: 9 * hw[int(name[5])] * (model.get_submodule(name).in_channels
+                                                 + model.get_submodule(name[:-1] + "2").out_channels)
+                  for name in scores}  # name: "layerS.i.conv1"
+    assert max(per_filter.values()) == 294_912 and per_filter["layer2.0.conv1"] == 110_592
+    pruned = {name: model.get_submodule(name).out_channels - ticket.get_submodule(name).out_channels
+              for name in scores}
+    assert macs == dense - sum(k * per_filter[name] for name, k in pruned.items())
+    assert macs == accounting.count_macs(surgery.replay_pruning(model, ticket.pruning_history))
+    # the rule: MACs <= target, and one filter fewer would exceed it
+    n = sum(pruned.values())
+    assert 0 <= target - macs < 294_912
+    assert accounting.count_macs(surgery.prune_filters(model, scores, n - 1)) > target
+    assert ticket(torch.rand(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_filter_ticket_matched_by_macs_bounds():
+    model = models.build("resnet20")
+    scores = {name: torch.ones(model.get_submodule(name).out_channels) for name in surgery.prunable_convs(model)}
+    dense = accounting.count_macs(model)
+    untouched = surgery.prune_filters_to_macs(model, scores, dense)
+    assert accounting.count_filters(untouched) == accounting.count_filters(model)
+    with pytest.raises(LotteryError, match="cannot bring MACs to 1,000: pruning all 327 prunable filters leaves"):
+        surgery.prune_filters_to_macs(model, scores, 1_000)

@@ -4,6 +4,7 @@
     remove_blocks(model, names)        a new, physically shallower model (weights copied by name)
     rewind_to(ticket, dense_state)     load θ_i of the dense network into a ticket
     prune_filters(model, scores, n)    filter tickets through Torch-Pruning's dependency graph
+    prune_filters_to_count / _to_macs  filter tickets matched to a block ticket's filters or MACs
 """
 from lottery_core.surgery.blocks import (
     BLOCK_KINDS,
@@ -24,6 +25,7 @@ from lottery_core.surgery.filters import (
     prunable_convs,
     prune_filters,
     prune_filters_to_count,
+    prune_filters_to_macs,
     replay_pruning,
 )
 from lottery_core.surgery.remove import load_by_key_map, remove_blocks, rewind_to, ticket_key_map
@@ -31,6 +33,7 @@ from lottery_core.surgery.remove import load_by_key_map, remove_blocks, rewind_t
 __all__ = [
     "BLOCK_KINDS", "DEFAULT_MIN_BLOCKS_PER_STAGE", "Block", "BlockKind", "block_parameters",
     "block_stage", "bypass_blocks", "filter_scores", "last_bn", "load_by_key_map", "max_removable",
-    "prunable_convs", "prune_filters", "prune_filters_to_count", "removable_blocks", "replay_pruning", "remove_blocks",
+    "prunable_convs", "prune_filters", "prune_filters_to_count", "prune_filters_to_macs", "removable_blocks",
+    "replay_pruning", "remove_blocks",
     "residual_blocks", "rewind_to", "stage_budget", "ticket_key_map",
 ]

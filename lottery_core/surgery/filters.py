@@ -5,13 +5,14 @@ the last one, no depthwise convs): the residual channels stay intact, which opti
 ResNets require and which keeps filter tickets comparable across shortcut variants.
 """
 import copy
+import math
 from collections.abc import Mapping
 
 import torch
 import torch.nn as nn
 import torch_pruning as tp
 
-from lottery_core.accounting import count_filters
+from lottery_core.accounting import count_filters, count_macs
 from lottery_core.errors import LotteryError
 from lottery_core.surgery.blocks import residual_blocks
 
@@ -96,6 +97,48 @@ def prune_filters_to_count(model: nn.Module, scores: Mapping[str, torch.Tensor],
         n = max(0, min(round(n * (dense - target_filters) / removed), capacity))
         pruned = prune_filters(model, scores, n, input_size)
     return pruned
+
+
+def prune_filters_to_macs(model: nn.Module, scores: Mapping[str, torch.Tensor], target_macs: int,
+                          input_size: tuple[int, int, int] = (3, 32, 32)) -> nn.Module:
+    """Prune the fewest lowest-scoring filters that bring the model's MACs to `target_macs` or below.
+
+    Same global ranking as `prune_filters`; the result has the smallest n with
+    MACs(prune_filters(model, scores, n)) <= target_macs, so it never costs more than the target
+    and is less than one filter's worth of MACs below it (n - 1 filters would exceed it). A target
+    at or above the dense MACs prunes nothing; one below what pruning every candidate reaches is
+    refused. MACs(n) does not increase with n: prune_filters cuts greedily in rank order, so the
+    cut of n + 1 filters contains the cut of n. The search brackets n between 0 and the capacity
+    and narrows by interpolation on the MACs, falling back to bisection when one side stalls
+    (about 4-8 prunings for a CIFAR ResNet). The model carries `pruning_history`.
+    """
+    target_macs = int(target_macs)
+    dense_macs = count_macs(model, input_size)
+    if target_macs >= dense_macs:
+        return prune_filters(model, scores, 0, input_size)
+    capacity = sum(len(s) - 1 for s in scores.values())
+    hi, hi_model = capacity, prune_filters(model, scores, capacity, input_size)
+    hi_macs = count_macs(hi_model, input_size)
+    if hi_macs > target_macs:
+        raise LotteryError(f"cannot bring MACs to {target_macs:,}: pruning all {capacity} prunable "
+                           f"filters leaves {hi_macs:,} (dense {dense_macs:,})")
+    lo, lo_macs = 0, dense_macs  # invariant: MACs(lo) > target >= MACs(hi)
+    last_side, bisect = None, False
+    while hi - lo > 1:
+        if bisect:
+            n = (lo + hi) // 2
+        else:  # where the straight line between the bracket ends crosses the target
+            n = lo + math.ceil((hi - lo) * (lo_macs - target_macs) / (lo_macs - hi_macs))
+        n = min(max(n, lo + 1), hi - 1)
+        pruned = prune_filters(model, scores, n, input_size)
+        macs = count_macs(pruned, input_size)
+        side = "hi" if macs <= target_macs else "lo"
+        if side == "hi":
+            hi, hi_model, hi_macs = n, pruned, macs
+        else:
+            lo, lo_macs = n, macs
+        bisect, last_side = side == last_side, side  # two probes on one side: halve next
+    return hi_model
 
 
 def _graph(model: nn.Module, input_size) -> tp.DependencyGraph:
