@@ -23,6 +23,8 @@ class ImageData:
 
     `mean`/`std` (per channel, [0, 1] units) normalize the images; `source` is the absolute path
     the images were read from, or "torchvision". The validation split may have 0 rows.
+    `fingerprint` is the content digest of the whole source data set (see `content_fingerprint`),
+    the same wherever it is read from: runs record it in their identity and check it.
     """
 
     train_images: torch.Tensor = field(repr=False)
@@ -37,6 +39,7 @@ class ImageData:
     std: tuple[float, float, float]
     name: str
     source: str
+    fingerprint: str = ""
 
     @property
     def device(self) -> torch.device:
@@ -69,7 +72,7 @@ _TENSORS = ("train_images", "train_labels", "val_images", "val_labels", "test_im
 
 
 def load_data(name: str = "cifar10", root: str | os.PathLike | None = None, *, train_size: int | None = None,
-              test_size: int | None = None, val_size: int = 0, seed: int = 0, device="cpu",
+              test_size: int | None = None, val_size: int = 0, seed: int = 0, test_seed: int = 0, device="cpu",
               cache_dir: str | os.PathLike | None = None) -> ImageData:
     """Load a data set into memory on `device`.
 
@@ -79,8 +82,9 @@ def load_data(name: str = "cifar10", root: str | os.PathLike | None = None, *, t
     torchvision) ~/.cache/lottery/torchvision. Image trees are decoded once into a uint8 cache
     (default ~/.cache/lottery/data, see `lottery_core.data.folder`; `cache_dir` overrides it).
 
-    `val_size` images are carved from train first (class-balanced, seeded), then `train_size`
-    class-balanced images are drawn from the rest and `test_size` from test (None = all).
+    `val_size` images are carved from train first (class-balanced, seeded by `seed`), then
+    `train_size` class-balanced images are drawn from the rest, and `test_size` from test (None =
+    all) seeded by `test_seed` alone: runs of different seeds are tested on the same images.
     Subsets are nested: a smaller `train_size` gives a subset of a larger one with the same seed.
     """
     choose("data set", name, DATASETS)
@@ -104,7 +108,7 @@ def load_data(name: str = "cifar10", root: str | os.PathLike | None = None, *, t
     classes = tuple(full["classes"])
     num_classes = len(classes)
     val_idx, train_idx = balanced_subsets(full["train_labels"], classes, [val_size, train_size], seed, "train")
-    (test_idx,) = balanced_subsets(full["test_labels"], classes, [test_size], seed, "test")
+    (test_idx,) = balanced_subsets(full["test_labels"], classes, [test_size], test_seed, "test")
     device = torch.device(device)
 
     def take(split: str, idx: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -115,7 +119,20 @@ def load_data(name: str = "cifar10", root: str | os.PathLike | None = None, *, t
 
     return ImageData(*take("train", train_idx), *take("train", val_idx), *take("test", test_idx),
                      num_classes=num_classes, classes=classes, mean=tuple(mean), std=tuple(std),
-                     name=name, source=full["source"])
+                     name=name, source=full["source"], fingerprint=full.get("fingerprint") or content_fingerprint(full))
+
+
+def content_fingerprint(full: dict) -> str:
+    """'blake2b-' + 16 hex digits of a digest over the class names and every image and label tensor
+    of both splits (uint8/int64 bytes): equal for the same data wherever and however it is stored.
+    (The prefix keeps YAML from reading an all-digit digest as a number.)"""
+    digest = hashlib.blake2b(digest_size=8)
+    digest.update("\n".join(full["classes"]).encode())
+    for key in ("train_images", "train_labels", "test_images", "test_labels"):
+        t = full[key].contiguous()
+        digest.update(f"{key}:{tuple(t.shape)}:{t.dtype}".encode())
+        digest.update(t.numpy().tobytes())
+    return f"blake2b-{digest.hexdigest()}"
 
 
 def balanced_subsets(labels: torch.Tensor, classes: tuple[str, ...], sizes: list[int | None], seed: int,

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from lottery_core.data import ImageData, eval_batches, num_batches, train_batches
 from lottery_core.errors import LotteryError
 from lottery_core.train import checkpoint as ckpt
+from lottery_core.train.precision import precision
 from lottery_core.train.schedule import Schedule
 from lottery_core.train.settings import TrainSettings
 
@@ -113,7 +114,7 @@ def train(model: nn.Module, data: ImageData, settings: TrainSettings, *, seed: i
         schedule = Schedule(optimizer, settings, steps)
         state = TrainState(model, optimizer, schedule, settings, device, epoch=start_epoch - 1)
         run_identity = {"settings": settings.result_fields(), "seed": int(seed), "start_epoch": start_epoch,
-                        "data": _data_fingerprint(data)}
+                        "data": _data_fingerprint(data), "precision": precision(device, settings.amp)}
         fingerprint = ckpt.architecture_fingerprint(model)
         messages: list[str] = []
         resumed = None
@@ -127,7 +128,7 @@ def train(model: nn.Module, data: ImageData, settings: TrainSettings, *, seed: i
                 state.history, state.epoch, state.checkpoint_path = list(saved["history"]), saved["epoch"] - 1, path
                 resumed = saved["epoch"]
         forward = torch.compile(model) if settings.compile else model
-        amp = settings.amp and device.type == "cuda"
+        amp = precision(device, settings.amp) == "bf16"
         for epoch in range(state.epoch + 1, settings.epochs):
             metrics = _train_epoch(forward, model, data, settings, schedule, optimizer, seed, epoch, device,
                                    channels_last, amp, checkpoint_dir)
