@@ -1,4 +1,8 @@
-"""The report from runs with known metrics, logged into a temporary SQLite store."""
+"""The report from runs with known metrics, logged into a temporary SQLite store.
+
+Seeds 0, 1, 2 have dense accuracies 90, 92, 91 and every configuration's Δ is its base plus
+−0.1, 0, +0.1 by seed: sd 0.1, so the 95 % interval is base ± 4.303 · 0.1/√3 = base ± 0.248.
+"""
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
@@ -8,12 +12,27 @@ from pipelines.report import write_report
 from pipelines.report.runs import load_runs, paired
 from pipelines.report.tables import cell
 
+DENSE = {0: 90.0, 1: 92.0, 2: 91.0}
+SPREAD = {0: -0.1, 1: 0.0, 2: 0.1}
+
 
 def log(client, exp, tags, metrics, status="FINISHED"):
-    run = client.create_run(exp, tags={"sweep": "s1", "model": "resnet32", "rewind_epoch": "0", **tags})
+    tags = {"sweep": "s1", "model": "resnet32", "rewind_epoch": "0", "control": "none", **tags}
+    run = client.create_run(exp, tags=tags)
     for k, v in metrics.items():
         client.log_metric(run.info.run_id, k, v)
     client.set_terminated(run.info.run_id, status)
+    return run.info.run_id
+
+
+def ticket(client, exp, name, base, p=1, seeds=(0, 1, 2), **tags):
+    for seed in seeds:
+        delta = base + SPREAD[seed]
+        log(client, exp, {"pipeline": "ticket_init", "p": str(p), "seed": str(seed), "identity": f"{name}{p}{seed}",
+                          "dense_identity": f"d{seed}", "stage_counts": "1/0/0", **tags},
+            {"acc": DENSE[seed] + delta, "macs": 100.0 - 10 * p, "memory_bytes": 50.0 - 5 * p, "params": 9.0,
+             "epoch_time_s": 10.0 / (1 + 0.1 * p), "emissions_kg": 2.0 - 0.2 * p, "test_images": 10000.0,
+             "corruption_acc": 71.0, "corruption_acc.fog": 62.0, "adv_acc.pgd.eps8": 4.0})
 
 
 @pytest.fixture
@@ -21,36 +40,39 @@ def store(tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     client = MlflowClient(uri)
     exp = client.create_experiment("e", artifact_location=(tmp_path / "a").as_uri())
-    for seed, acc in ((0, 90.0), (1, 92.0)):
+    for seed, acc in DENSE.items():
         log(client, exp, {"pipeline": "dense", "criterion": "none", "p": "0", "seed": str(seed),
                           "identity": f"d{seed}", "dense_identity": f"d{seed}"},
             {"acc": acc, "macs": 100.0, "memory_bytes": 50.0, "params": 10.0, "epoch_time_s": 10.0,
-             "emissions_kg": 2.0, "corruption_acc": 70.0, "corruption_acc.fog": 60.0, "adv_acc.pgd.eps8": 5.0})
+             "emissions_kg": 2.0, "test_images": 10000.0, "corruption_acc": 70.0, "corruption_acc.fog": 60.0,
+             "adv_acc.pgd.eps8": 5.0})
     for criterion, base in (("grasp", 1.0), ("snip", -1.0)):
         for p in (1, 2):
-            for seed, dense_acc in ((0, 90.0), (1, 92.0)):
-                delta = base + (0.5 if seed else -0.5) - (p - 1)
-                log(client, exp, {"pipeline": "ticket_init", "criterion": criterion, "p": str(p), "seed": str(seed),
-                                  "identity": f"{criterion}{p}{seed}", "dense_identity": f"d{seed}"},
-                    {"acc": dense_acc + delta, "macs": 100.0 - 10 * p, "memory_bytes": 50.0 - 5 * p, "params": 9.0,
-                     "epoch_time_s": 10.0 / (1 + 0.1 * p), "emissions_kg": 2.0 - 0.2 * p,
-                     "corruption_acc": 71.0, "corruption_acc.fog": 62.0, "adv_acc.pgd.eps8": 4.0})
+            ticket(client, exp, criterion, base - (p - 1), p, criterion=criterion)
+    ticket(client, exp, "random", -1.0, 1, criterion="random")                   # the random control ...
+    ticket(client, exp, "random-b", -2.0, 1, criterion="random", draw="1")       # ... a second draw per seed
+    ticket(client, exp, "inv", 0.5, 1, criterion="grasp", control="inverted")
+    ticket(client, exp, "uni", 1.0, 1, seeds=(0,), criterion="uniform", control="uniform")   # one seed only
     log(client, exp, {"pipeline": "filter_ticket", "criterion": "snip", "p": "1", "seed": "0", "identity": "f0",
                       "dense_identity": "d0"}, {"acc": 89.0, "macs": 95.0, "epoch_time_s": 9.0})
     log(client, exp, {"pipeline": "ticket_init", "criterion": "grasp", "p": "1", "seed": "7", "identity": "g7",
                       "dense_identity": "d7"}, {"acc": 50.0, "macs": 90.0, "epoch_time_s": 9.0})
     log(client, exp, {"pipeline": "ticket_init", "criterion": "grasp", "p": "3", "seed": "0", "identity": "r",
                       "dense_identity": "d0"}, {"acc": 1.0}, status="FAILED")
+    # a finished run of another sweep that sweep s1 reused: it belongs to s1's report too
+    log(client, exp, {"sweep": "older", "in_sweep.s1": "true", "pipeline": "ticket_init", "criterion": "kl",
+                      "p": "1", "seed": "0", "identity": "kl0", "dense_identity": "d0"}, {"acc": 90.5})
     return uri, tmp_path
 
 
 def test_pairs_deltas_reductions_and_speedup(store):
     uri, _ = store
     runs = load_runs(uri, "e", sweep="s1")
-    assert len(runs) == 2 + 8 + 1 + 1  # the FAILED run is left out
+    assert len(runs) == 3 + 12 + 3 + 3 + 3 + 1 + 1 + 1 + 1  # the FAILED run is left out, the reused one is in
+    assert "kl" in set(runs.criterion)
     pairs = paired(runs)
-    g = pairs[(pairs.criterion == "grasp") & (pairs.p == 2) & (pairs.seed == 1)].iloc[0]
-    assert g.delta_acc == pytest.approx(0.5) and g.wins == 1.0
+    g = pairs[(pairs.criterion == "grasp") & (pairs.p == 2) & (pairs.seed == 2) & (pairs.control == "none")].iloc[0]
+    assert g.delta_acc == pytest.approx(0.1) and g.wins == 1.0
     assert g.macs_reduction_pct == pytest.approx(20.0) and g.memory_reduction_pct == pytest.approx(20.0)
     assert g.emissions_reduction_pct == pytest.approx(20.0)
     assert g.speedup == pytest.approx(1.2) and g.ideal_speedup == pytest.approx(1.25)
@@ -59,24 +81,50 @@ def test_pairs_deltas_reductions_and_speedup(store):
     assert orphan.dense_missing == "no finished dense run with identity d7" and pd.isna(orphan.delta_acc)
 
 
-def test_report_tables_verdicts_and_files(store):
+def test_report_intervals_and_three_way_verdicts(store):
     uri, tmp = store
     files = write_report(uri, "e", tmp / "report", sweep="s1")
     table2 = pd.read_csv(tmp / "report" / "table2_init.csv", index_col=0)
-    assert table2.loc[1, "grasp"] == "+1.00 ± 0.71 (n=2)"   # deltas 0.5 and 1.5
-    assert table2.loc[2, "snip"] == "-2.00 ± 0.71 (n=2)"
-    summary = pd.read_csv(tmp / "report" / "summary.csv")
-    verdicts = {(r.criterion, r.p): r.verdict for r in summary.itertuples() if r.pipeline == "ticket_init"}
-    assert verdicts[("grasp", 1)] == "wins" and verdicts[("snip", 1)] == "loses" and verdicts[("grasp", 2)] == "wins"
-    tickets = summary[summary.pipeline == "ticket_init"].set_index(["criterion", "p"])
-    assert tickets.loc[("snip", 1), "seeds won"] == "0/2"   # Δ = -1.5 and -0.5
-    assert tickets.loc[("grasp", 1), "seeds won"] == "2/2"  # seed 7 has no dense run: not counted
+    assert table2.loc[1, "grasp"] == "+1.00 [+0.75, +1.25] (n=3) wins"
+    assert table2.loc[2, "grasp"] == "+0.00 [-0.25, +0.25] (n=3) undecided"
+    assert table2.loc[2, "snip"] == "-2.00 [-2.25, -1.75] (n=3) loses"
+    # two draws per seed are averaged first: Δ −1.5 ± spread, n counts seeds, not runs
+    assert table2.loc[1, "random"] == "-1.50 [-1.75, -1.25] (n=3) loses"
+    summary = pd.read_csv(tmp / "report" / "summary.csv", keep_default_na=False)
+    rows = {(r["criterion"], r["control"], r["p"]): r for r in summary.to_dict("records")
+            if r["pipeline"] == "ticket_init"}
+    assert rows[("grasp", "none", 1)]["verdict"] == "wins" and rows[("snip", "none", 1)]["verdict"] == "loses"
+    undecided = rows[("grasp", "none", 2)]
+    assert undecided["verdict"] == "undecided" and undecided["95% interval"] == "[-0.25, +0.25]"
+    assert undecided["seeds for 80%"] == "∞" and undecided["detectable |Δ|"] == "0.16"  # Δ = 0: no n detects it
+    assert rows[("uniform", "uniform", 1)]["verdict"] == "1 seed"
+    assert rows[("grasp", "none", 1)]["seeds won"] == "3/3" and rows[("grasp", "none", 1)]["stage counts"] == "1/0/0"
     text = files.markdown.read_text()
+    assert "Test set: 10000 images (the same images for every seed); binomial standard error" in text
+    assert "±0.29 points" in text                      # √(0.91 · 0.09 / 10000) at the dense mean 91 %
+    assert "Verdict: wins when the interval's lower end ≥ −ξ, loses when its upper end < −ξ" in text
     assert "Tickets without a dense run" in text and "no finished dense run with identity d7" in text
-    assert "filter ticket Δ" in text and "Verdict rule: a configuration wins when its mean Δ" in text
+    assert "filter ticket Δ" in text
     assert {p.name for p in files.png} == {"delta_vs_p.png", "acc_vs_macs.png", "speedup_vs_p.png",
                                            "accuracy_per_corruption.png"}
     assert files.main_table.startswith("| pipeline | model |")
+
+
+def test_criterion_against_its_controls_paired_by_seed(store):
+    uri, tmp = store
+    write_report(uri, "e", tmp / "report", sweep="s1")
+    controls = pd.read_csv(tmp / "report" / "controls.csv", keep_default_na=False, dtype=str)
+    rows = controls.to_dict("records")
+    grasp = {r["control"]: r for r in rows if r["criterion"] == "grasp" and r["p"] == "1"}
+    assert set(grasp) == {"random", "uniform", "inverted"}
+    # d = 1.0 − (−1.5) on every seed (both have the same seed offsets): sd 0, an interval of zero width
+    assert grasp["random"]["criterion − control"] == "+2.50" and grasp["random"]["verdict"] == "criterion better"
+    assert grasp["random"]["95% interval"] == "[+2.50, +2.50]"
+    assert grasp["random"]["control Δ vs dense"] == "-1.50 [-1.75, -1.25] (n=3) loses"
+    assert grasp["inverted"]["criterion − control"] == "+0.50" and grasp["inverted"]["n"] == "3"
+    assert grasp["uniform"]["verdict"] == "1 seed"      # the uniform control ran one seed
+    snip = {r["control"]: r for r in rows if r["criterion"] == "snip" and r["p"] == "1"}
+    assert snip["random"]["criterion − control"] == "+0.50" and snip["random"]["verdict"] == "criterion better"
 
 
 def test_xi_changes_the_verdict(store):
@@ -84,7 +132,7 @@ def test_xi_changes_the_verdict(store):
     write_report(uri, "e", tmp / "r2", sweep="s1", xi=2.5)
     summary = pd.read_csv(tmp / "r2" / "summary.csv")
     snip2 = summary[(summary.pipeline == "ticket_init") & (summary.criterion == "snip") & (summary.p == 2)].iloc[0]
-    assert snip2.verdict == "wins"  # mean Δ = -2.0, + 2.5 >= 0
+    assert snip2.verdict == "wins"  # interval [−2.25, −1.75], lower end ≥ −2.5
 
 
 def test_empty_sweep_is_one_clear_error(store):

@@ -9,16 +9,21 @@ from pathlib import Path
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from pipelines.report import figures, tables
+from pipelines.report import figures, stats, tables
 from pipelines.report.runs import load_runs, paired
 
 TABLES = (
-    ("summary", "Summary: every configuration", "Test accuracy (%) and Δ = ticket − dense accuracy in points, "
-     "paired by seed; mean ± std over seeds (n). {rule}."),
+    ("summary", "Summary: every configuration", "Test accuracy (%, mean ± std over seeds) and Δ = ticket − dense "
+     "accuracy in points, paired by seed, with its 95 % interval and verdict. {rule}."),
+    ("controls", "Controls: does the criterion find the blocks, or would a control do as well?",
+     "Each criterion against each control at the same p: random blocks (criterion random), random blocks with the "
+     "criterion's per-stage counts, the plain shallower network (uniform), the inverted criterion, scores on "
+     "shuffled labels or noise images, and reinit (the ticket's architecture, fresh weights)."),
     ("table1_rewind", "Table 1 analogue: block tickets after training, Δ by criterion × rewind point θᵢ",
-     "Δ accuracy in points (Algorithm 1)."),
+     "Δ accuracy in points, mean [95 % interval] (n) verdict (Algorithm 1); the reinit column is the "
+     "Liu et al. control: the ticket's architecture with fresh weights, trained n epochs."),
     ("table2_init", "Table 2 analogue: block tickets at initialization, Δ by p × criterion",
-     "Δ accuracy in points (Algorithm 2); p = blocks removed."),
+     "Δ accuracy in points, mean [95 % interval] (n) verdict (Algorithm 2); p = blocks removed."),
     ("table3_filter_vs_block", "Table 3 analogue: filter tickets vs block tickets of the same size",
      "Δ accuracy in points; filter tickets are pruned to the filter count of the p-block ticket."),
     ("table4_cost", "Table 4 analogue: cost reductions and training speed-up",
@@ -56,14 +61,17 @@ def write_report(tracking_uri: str, experiment: str, out_dir, sweep: str | None 
     out.mkdir(parents=True, exist_ok=True)
     runs = load_runs(tracking_uri, experiment, sweep)
     pairs = paired(runs, xi)
-    built = {"summary": tables.summary(runs, pairs, xi), "table1_rewind": tables.table1_rewind(pairs),
-             "table2_init": tables.table2_init(pairs), "table3_filter_vs_block": tables.table3_filter_vs_block(pairs),
-             "table4_cost": tables.table4_cost(pairs), "table5_robustness": tables.table5_robustness(pairs)}
+    built = {"summary": tables.summary(runs, pairs, xi), "controls": tables.controls(pairs),
+             "table1_rewind": tables.table1_rewind(pairs, xi), "table2_init": tables.table2_init(pairs, xi),
+             "table3_filter_vs_block": tables.table3_filter_vs_block(pairs, xi),
+             "table4_cost": tables.table4_cost(pairs), "table5_robustness": tables.table5_robustness(pairs, xi)}
     seeds = sorted(runs.seed.unique())
     lines = [f"# Report: {sweep or experiment}", "",
              f"{len(runs)} finished runs (experiment `{experiment}`{f', sweep `{sweep}`' if sweep else ''}); "
              f"seeds {', '.join(map(str, seeds))}.", "",
-             f"Verdict rule: {tables.VERDICT_RULE.format(xi=xi)}.", ""]
+             tables.test_set(runs), "",
+             f"Verdict rule: {tables.VERDICT_RULE.format(xi=xi)}.", "",
+             f"Controls rule: {stats.CONTROL_RULE}.", ""]
     files = ReportFiles(markdown=out / "report.md")
     for key, title, note in TABLES:
         table = built[key]

@@ -10,7 +10,8 @@ import pandas as pd  # noqa: E402
 
 
 def delta_vs_p(pairs: pd.DataFrame, path: Path) -> Path | None:
-    df = pairs[(pairs.pipeline == "ticket_init") & pairs.get("delta_acc", pd.Series(dtype=float)).notna()] if len(pairs) else pairs
+    df = _criteria(pairs)
+    df = df[df.get("delta_acc", pd.Series(dtype=float)).notna()] if len(df) else df
     if not len(df):
         return None
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -43,7 +44,8 @@ def acc_vs_macs(runs: pd.DataFrame, path: Path) -> Path | None:
 def speedup_vs_p(pairs: pd.DataFrame, path: Path) -> Path | None:
     if not len(pairs) or "speedup" not in pairs:
         return None
-    df = pairs[(pairs.pipeline == "ticket_init") & pairs.speedup.notna()]
+    df = _criteria(pairs)
+    df = df[df.speedup.notna()]
     if not len(df):
         return None
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -77,6 +79,13 @@ def accuracy_per_corruption(runs: pd.DataFrame, path: Path) -> Path | None:
     ax.set_title("Accuracy per CIFAR-10-C corruption (generated from the test images)")
     ax.legend(fontsize=8)
     return _save(fig, path)
+
+
+def _criteria(pairs: pd.DataFrame) -> pd.DataFrame:
+    """Block tickets at initialization chosen by their criterion (no control)."""
+    if not len(pairs):
+        return pairs
+    return pairs[(pairs.pipeline == "ticket_init") & (pairs.get("control", "none") == "none")]
 
 
 def _mean_std_vs_p(ax, df: pd.DataFrame, column: str, label: str) -> None:

@@ -5,8 +5,10 @@ import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from lottery_core.errors import LotteryError
+from pipelines.tracking import sweep_member_tag
 
-TAGS = ("pipeline", "model", "criterion", "p", "rewind_epoch", "seed", "identity", "dense_identity", "sweep")
+TAGS = ("pipeline", "model", "criterion", "control", "draw", "reinit_of", "p", "rewind_epoch", "seed", "identity",
+        "dense_identity", "sweep", "stage_counts")
 COST = {"macs": "macs", "memory_bytes": "memory", "params": "params", "emissions_kg": "emissions",
         "energy_kwh": "energy"}
 
@@ -17,8 +19,12 @@ def load_runs(tracking_uri: str, experiment: str, sweep: str | None = None) -> p
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
         raise LotteryError(f"no MLflow experiment {experiment!r} at {tracking_uri}")
-    query = f"tags.sweep = '{sweep}'" if sweep else ""
-    runs = client.search_runs([exp.experiment_id], filter_string=query, max_results=50_000)
+    if sweep:  # the runs it made and the finished runs it reused (see pipelines.tracking)
+        found = {r.info.run_id: r for query in (f"tags.sweep = '{sweep}'", f"tags.`{sweep_member_tag(sweep)}` = 'true'")
+                 for r in client.search_runs([exp.experiment_id], filter_string=query, max_results=50_000)}
+        runs = list(found.values())
+    else:
+        runs = client.search_runs([exp.experiment_id], max_results=50_000)
     runs = [r for r in runs if "pipeline" in r.data.tags]  # sweep parents carry no pipeline tag
     finished = [r for r in runs if r.info.status == "FINISHED"]
     if not finished:
@@ -32,8 +38,10 @@ def load_runs(tracking_uri: str, experiment: str, sweep: str | None = None) -> p
         row.update(r.data.metrics)
         rows.append(row)
     df = pd.DataFrame(rows)
-    for col in ("p", "rewind_epoch", "seed"):
+    for col in ("p", "rewind_epoch", "seed", "draw"):
         df[col] = pd.to_numeric(df[col], errors="coerce").fillna(0).astype(int)
+    df["control"] = df["control"].fillna("none")
+    df["reinit_of"] = df["reinit_of"].fillna("")
     return df
 
 

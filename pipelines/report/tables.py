@@ -1,16 +1,20 @@
-"""The paper's tables (Tables 1-5) and a summary, as DataFrames of "mean ± std (n)" cells.
+"""The paper's tables (Tables 1-5), a summary and the controls, as DataFrames of text cells.
 
-Δ is ticket minus dense accuracy in points, paired by seed. Across seeds: mean ± sample std
-(ddof=1), n = seeds. The verdict rule: a configuration WINS when mean Δ + ξ ≥ 0; `wins` counts
-the seeds where Acc(ticket) + ξ ≥ Acc(dense).
+Δ is ticket minus dense accuracy in points, paired by seed; its cells read "mean [95 % interval]
+(n)" (see `pipelines.report.stats`). Other quantities read "mean ± sample std (n)". Rows of
+random draws (criterion random, random controls) are first averaged per seed over their draws, so
+n always counts seeds.
 """
 import math
 
 import numpy as np
 import pandas as pd
 
-VERDICT_RULE = ("a configuration wins when its mean Δ over seeds + ξ ≥ 0 (ξ = {xi:g} points); "
-                "'seeds won' counts the seeds where Acc(ticket) + ξ ≥ Acc(dense)")
+from pipelines.report import stats
+
+VERDICT_RULE = stats.VERDICT_RULE
+CONFIG_KEYS = ["pipeline", "model", "criterion", "control", "reinit_of", "p", "rewind_epoch"]
+CONTROL_ORDER = ("random", "same_stage_random", "uniform", "inverted", "shuffled_labels", "random_inputs", "reinit")
 
 
 def cell(values, digits: int = 2, sign: bool = True) -> str:
@@ -25,43 +29,74 @@ def cell(values, digits: int = 2, sign: bool = True) -> str:
     return f"{mean} ± {v.std(ddof=1):.{digits}f} (n={len(v)})"
 
 
-def _grid(df: pd.DataFrame, rows: str, cols: str, value: str, **fmt) -> pd.DataFrame:
-    table = df.groupby([rows, cols])[value].apply(lambda s: cell(s, **fmt)).unstack(cols)
+def delta_cell(g: pd.DataFrame, column: str = "delta_acc", xi: float = 0.0) -> str:
+    """'mean [low, high] (n) verdict' of a paired difference over seeds (draws averaged per seed)."""
+    s = stats.paired(per_seed(g, column), xi)
+    if s.n == 0:
+        return "—"
+    if s.n == 1:
+        return f"{s.mean_text()} (1 seed)"
+    return f"{s.mean_text()} {s.interval()} (n={s.n}) {s.verdict}"
+
+
+def per_seed(g: pd.DataFrame, column: str) -> pd.Series:
+    """`column` averaged over the rows of each seed (several random draws of one seed count once)."""
+    if column not in g or not len(g):
+        return pd.Series(dtype=float)
+    return g.groupby("seed")[column].mean().dropna()
+
+
+def _grid(df: pd.DataFrame, rows: str, cols: str, value: str, xi: float = 0.0) -> pd.DataFrame:
+    table = df.groupby([rows, cols]).apply(lambda g: delta_cell(g, value, xi), include_groups=False).unstack(cols)
     return table.fillna("—")
 
 
-def table1_rewind(pairs: pd.DataFrame) -> pd.DataFrame | None:
-    """Δ accuracy by criterion × rewind point θ_i (block tickets after training, Algorithm 1)."""
-    df = pairs[(pairs.pipeline == "ticket_rewind") & pairs.delta_acc.notna()] if len(pairs) else pairs
-    if not len(df):
+def _plain(pairs: pd.DataFrame, pipeline: str) -> pd.DataFrame | None:
+    """The criterion rows of a pipeline (no control), with a dense run to compare against."""
+    df = _have(pairs, pipeline)
+    return None if df is None else (df[df.control == "none"] if "control" in df else df)
+
+
+def table1_rewind(pairs: pd.DataFrame, xi: float = 0.0) -> pd.DataFrame | None:
+    """Δ accuracy by criterion × rewind point θ_i (Algorithm 1), beside the reinit control:
+    the same ticket architecture, fresh weights, trained from scratch for n epochs."""
+    df = _plain(pairs, "ticket_rewind")
+    if df is None or not len(df):
         return None
     df = df.assign(rewind=df.rewind_epoch.map(lambda i: f"θ{i}"))
-    return _grid(df, "criterion", "rewind", "delta_acc")
+    table = _grid(df, "criterion", "rewind", "delta_acc", xi)
+    reinit = _have(pairs, "reinit")
+    if reinit is not None:
+        reinit = reinit[reinit.reinit_of == "ticket_rewind"]
+        table["reinit (fresh weights, n epochs)"] = [
+            delta_cell(reinit[(reinit.criterion == c) & reinit.p.isin(df[df.criterion == c].p.unique())], xi=xi)
+            for c in table.index]
+    return table
 
 
-def table2_init(pairs: pd.DataFrame) -> pd.DataFrame | None:
-    """Δ accuracy by p × criterion (block tickets at initialization, Algorithm 2)."""
-    df = _have(pairs, "ticket_init")
-    return None if df is None else _grid(df, "p", "criterion", "delta_acc")
+def table2_init(pairs: pd.DataFrame, xi: float = 0.0) -> pd.DataFrame | None:
+    """Δ accuracy by p × criterion (block tickets at initialization, Algorithm 2; random = the control)."""
+    df = _plain(pairs, "ticket_init")
+    return None if df is None or not len(df) else _grid(df, "p", "criterion", "delta_acc", xi)
 
 
-def table3_filter_vs_block(pairs: pd.DataFrame) -> pd.DataFrame | None:
+def table3_filter_vs_block(pairs: pd.DataFrame, xi: float = 0.0) -> pd.DataFrame | None:
     """Filter tickets versus block tickets of the same size, at initialization."""
     filters = _have(pairs, "filter_ticket")
-    blocks = _have(pairs, "ticket_init")
+    blocks = _plain(pairs, "ticket_init")
     if filters is None or blocks is None:
         return None
     rows = []
     for (criterion, p), f in filters.groupby(["criterion", "p"]):
         b = blocks[(blocks.criterion == criterion) & (blocks.p == p)]
-        rows.append({"criterion": criterion, "p": p, "filter ticket Δ": cell(f.delta_acc),
-                     "block ticket Δ": cell(b.delta_acc), "filter seeds won": _won(f), "block seeds won": _won(b)})
+        rows.append({"criterion": criterion, "p": p, "filter ticket Δ": delta_cell(f, xi=xi),
+                     "block ticket Δ": delta_cell(b, xi=xi), "filter seeds won": _won(f), "block seeds won": _won(b)})
     return pd.DataFrame(rows).set_index(["criterion", "p"])
 
 
 def table4_cost(pairs: pd.DataFrame) -> pd.DataFrame | None:
     """Reductions versus dense (%) and measured training speed-up (×) against the MACs ratio."""
-    df = _have(pairs, "ticket_init")
+    df = _plain(pairs, "ticket_init")
     if df is None:
         return None
     rows = []
@@ -76,9 +111,9 @@ def table4_cost(pairs: pd.DataFrame) -> pd.DataFrame | None:
     return pd.DataFrame(rows).set_index(["model", "criterion", "p"])
 
 
-def table5_robustness(pairs: pd.DataFrame) -> pd.DataFrame | None:
+def table5_robustness(pairs: pd.DataFrame, xi: float = 0.0) -> pd.DataFrame | None:
     """Δ accuracy (points) on corrupted, shifted and adversarial inputs, ticket minus dense."""
-    df = _have(pairs, "ticket_init")
+    df = _plain(pairs, "ticket_init")
     if df is None:
         return None
     columns = [c for c in df.columns if c.startswith("delta_") and c.count(".") <= 2 and c != "delta_acc"
@@ -87,31 +122,97 @@ def table5_robustness(pairs: pd.DataFrame) -> pd.DataFrame | None:
         return None
     rows = []
     for (criterion, p), g in df.groupby(["criterion", "p"]):
-        row = {"criterion": criterion, "p": p, "clean Δ": cell(g.delta_acc)}
-        row.update({_label(c): cell(g[c]) for c in sorted(columns)})
+        row = {"criterion": criterion, "p": p, "clean Δ": delta_cell(g, xi=xi)}
+        row.update({_label(c): delta_cell(g, c, xi) for c in sorted(columns)})
         rows.append(row)
     return pd.DataFrame(rows).set_index(["criterion", "p"])
 
 
 def summary(runs: pd.DataFrame, pairs: pd.DataFrame, xi: float = 0.0) -> pd.DataFrame:
-    """Every configuration: accuracy, Δ, seeds won, verdict, MACs reduction, speed-up."""
+    """Every configuration: accuracy, Δ with its 95 % interval, verdict, power, cost, stage counts."""
     rows = []
     for model, g in runs[runs.pipeline == "dense"].groupby("model"):
-        rows.append({"pipeline": "dense", "model": model, "criterion": "—", "p": 0, "rewind": "—",
-                     "acc %": cell(g.acc, sign=False), "Δ": "", "seeds won": "", "verdict": "reference",
-                     "MACs −%": "", "speed-up ×": ""})
-    keys = ["pipeline", "model", "criterion", "p", "rewind_epoch"]
-    for key, g in pairs.groupby(keys) if len(pairs) else []:
+        rows.append({"pipeline": "dense", "model": model, "criterion": "—", "control": "—", "p": 0, "rewind": "—",
+                     "acc %": cell(g.acc, sign=False), "Δ": "", "95% interval": "", "n": g.seed.nunique(),
+                     "verdict": "reference", "seeds for 80%": "", "detectable |Δ|": "", "seeds won": "",
+                     "MACs −%": "", "speed-up ×": "", "stage counts": ""})
+    for key, g in pairs.groupby(CONFIG_KEYS) if len(pairs) else []:
+        cfg = dict(zip(CONFIG_KEYS, key, strict=True))
         have = g[g.dense_missing == ""] if "dense_missing" in g else g.iloc[0:0]
-        mean = have.delta_acc.mean() if len(have) else math.nan
-        verdict = ("missing dense run" if not len(have) else "wins" if mean + xi >= 0 else "loses")
-        rows.append({"pipeline": key[0], "model": key[1], "criterion": key[2], "p": key[3],
-                     "rewind": f"θ{key[4]}" if key[0] == "ticket_rewind" else "—",
-                     "acc %": cell(g.acc, sign=False), "Δ": cell(have.get("delta_acc", [])),
-                     "seeds won": _won(have), "verdict": verdict,
+        s = stats.paired(per_seed(have, "delta_acc"), xi)
+        verdict = "missing dense run" if not len(have) else s.verdict
+        control = cfg["control"] if cfg["pipeline"] != "reinit" else f"reinit of {cfg['reinit_of'] or 'ticket_init'}"
+        rows.append({"pipeline": cfg["pipeline"], "model": cfg["model"], "criterion": cfg["criterion"],
+                     "control": control, "p": cfg["p"],
+                     "rewind": f"θ{cfg['rewind_epoch']}" if cfg["pipeline"] == "ticket_rewind" else "—",
+                     "acc %": cell(g.acc, sign=False), "Δ": s.mean_text(), "95% interval": s.interval(), "n": s.n,
+                     "verdict": verdict, "seeds for 80%": _number(s.seeds_needed),
+                     "detectable |Δ|": _number(s.detectable, 2), "seeds won": _won(have),
                      "MACs −%": cell(have.get("macs_reduction_pct", []), sign=False),
-                     "speed-up ×": cell(have.get("speedup", []), sign=False)})
+                     "speed-up ×": cell(have.get("speedup", []), sign=False),
+                     "stage counts": ", ".join(sorted(set(g.get("stage_counts", pd.Series(dtype=str)).dropna())))})
     return pd.DataFrame(rows)
+
+
+def controls(pairs: pd.DataFrame) -> pd.DataFrame | None:
+    """Each criterion against each of its controls at the same p (and pipeline, model, rewind point):
+    d = acc(criterion) − acc(control), paired by seed, with a 95 % interval (see stats.CONTROL_RULE).
+
+    Controls: random (criterion random), same_stage_random, uniform, inverted, shuffled_labels,
+    random_inputs (pruning.control), and reinit (the reinit pipeline of the same ticket)."""
+    if not len(pairs):
+        return None
+    rows = []
+    tickets = pairs[pairs.pipeline.isin(["ticket_init", "ticket_rewind"])]
+    criteria = tickets[(tickets.control == "none") & ~tickets.criterion.isin(["random", "uniform"])]
+    for (pipeline, model, criterion, p, rewind), g in criteria.groupby(["pipeline", "model", "criterion", "p",
+                                                                        "rewind_epoch"]):
+        same = (pairs.model == model) & (pairs.p == p)
+        at = same & (pairs.pipeline == pipeline) & (pairs.rewind_epoch == rewind)
+        candidates = {"random": pairs[at & (pairs.criterion == "random") & (pairs.control == "none")],
+                      "uniform": pairs[at & (pairs.control == "uniform")],
+                      "reinit": pairs[same & (pairs.pipeline == "reinit") & (pairs.criterion == criterion)
+                                      & (pairs.reinit_of.replace("", "ticket_init") == pipeline)]}
+        for control in ("same_stage_random", "inverted", "shuffled_labels", "random_inputs"):
+            candidates[control] = pairs[at & (pairs.criterion == criterion) & (pairs.control == control)]
+        mine = per_seed(g, "acc")
+        for control in CONTROL_ORDER:
+            other = candidates[control]
+            if not len(other):
+                continue
+            theirs = per_seed(other, "acc")
+            common = mine.index.intersection(theirs.index)
+            s = stats.paired((mine[common] - theirs[common]).tolist(), 0.0,
+                             ("criterion better", "control better", "undecided"))
+            rows.append({"pipeline": pipeline, "model": model, "criterion": criterion, "p": p,
+                         "rewind": f"θ{rewind}" if pipeline == "ticket_rewind" else "—", "control": control,
+                         "control Δ vs dense": delta_cell(other) if "delta_acc" in other else "—",
+                         "criterion − control": s.mean_text(), "95% interval": s.interval(), "n": s.n,
+                         "verdict": s.verdict, "seeds for 80%": _number(s.seeds_needed),
+                         "control stage counts": ", ".join(sorted(set(other.get("stage_counts", pd.Series(dtype=str))
+                                                                      .dropna())))})
+    return pd.DataFrame(rows).set_index(["pipeline", "model", "criterion", "p", "rewind", "control"]) if rows else None
+
+
+def test_set(runs: pd.DataFrame) -> str:
+    """One line: the test images every run was measured on and the binomial SE of one accuracy."""
+    if "test_images" not in runs or not runs.test_images.notna().any():
+        return "Test set size not recorded by these runs."
+    sizes = sorted({int(n) for n in runs.test_images.dropna()})
+    dense = runs[runs.pipeline == "dense"].acc
+    acc = float(dense.mean()) if len(dense) else float(runs.acc.mean())
+    se = stats.binomial_se(acc, sizes[0])
+    same = "the same images for every seed" if len(sizes) == 1 else "sizes differ between runs"
+    return (f"Test set: {', '.join(map(str, sizes))} images ({same}); binomial standard error of one "
+            f"accuracy near {acc:.1f} %: ±{se:.2f} points.")
+
+
+def _number(x: float, digits: int = 0) -> str:
+    if not isinstance(x, int | float) or math.isnan(x):
+        return ""
+    if math.isinf(x):
+        return "∞"
+    return f"{x:.{digits}f}"
 
 
 def missing(pairs: pd.DataFrame) -> pd.DataFrame:
