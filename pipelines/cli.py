@@ -55,10 +55,14 @@ def _run(args: argparse.Namespace) -> None:
 
         print("\n".join(help_text()))
         return
+    from pipelines.context import with_fingerprint
     from pipelines.progress import EpochPrinter
     from pipelines.runner import run
+    from pipelines.tracking import prepare_store
 
     cfg = load_config(args.config, _overrides(args))
+    prepare_store(cfg)              # an unreachable store is reported before any data is read
+    cfg = with_fingerprint(cfg)     # the data is in the identity
     print(f"{cfg.describe()}  identity {cfg.identity()}", flush=True)
     outcome = run(cfg, hooks=[EpochPrinter(cfg.training.epochs)])
     if outcome.status == "existing":

@@ -4,8 +4,12 @@
     cfg.identity()      # hash of the non-default, identity-bearing fields: the run's name everywhere
 
 Unknown keys are rejected, types and ranges checked; every error names the field and what is
-allowed. Fields marked `identity=False` (where results go, which device) do not change a run's
-identity, and defaults are left out of the hash so that adding a setting never renames old runs.
+allowed. Fields marked `identity=False` (where results go, how many threads) do not change a
+run's identity, and defaults are left out of the hash so that adding a setting never renames old
+runs. What changes a result but is not a plain setting is resolved into the identity too: the
+device kind and numeric precision (never "auto") and the data's content fingerprint. The hash
+also carries `IDENTITY_SCHEMA`, bumped whenever a default that changes results changes, so an
+old finished run is never mistaken for a new one.
 """
 import dataclasses
 import hashlib
@@ -22,6 +26,12 @@ from lottery_core.errors import LotteryError
 
 PIPELINES = ("dense", "ticket_init", "ticket_rewind", "filter_ticket", "reinit")
 TICKET_PIPELINES = ("ticket_init", "ticket_rewind", "filter_ticket", "reinit")
+# Bump when a default that changes results changes (2: branch targets for activation criteria,
+# one test set for all seeds, random draws seeded by (seed, draw), device/precision/data/country).
+IDENTITY_SCHEMA = 2
+# Controls: how the removed blocks are chosen instead of "the p lowest scores" (see README, Concepts).
+CONTROLS = ("none", "inverted", "same_stage_random", "uniform", "shuffled_labels", "random_inputs")
+CONTROL_PIPELINES = ("ticket_init", "ticket_rewind")
 
 
 def option(default, help: str, *, choices=None, low=None, high=None, identity: bool = True):
@@ -45,8 +55,12 @@ class DataConfig:
                        choices=("cifar10", "cifar100", "folder"))
     root: str | None = option(None, "data directory (ImageFolder copy or torchvision root); "
                               "default $LOTTERY_DATA_DIR, else torchvision download", identity=False)
+    fingerprint: str | None = option(None, "content fingerprint of the data set (blake2b-<16 hex digits>); "
+                                     "filled in from the data where it is read, and checked there")
     train_size: int | None = option(None, "class-balanced training subset size (None = all)", low=1)
     test_size: int | None = option(None, "class-balanced test subset size (None = all)", low=1)
+    test_seed: int = option(0, "seed of the test subset and of the corruption, attack and CKA "
+                            "subsets: the same images for every run seed", low=0)
     val_size: int = option(0, "held-out validation images carved from train, class-balanced", low=0)
 
 
@@ -75,10 +89,26 @@ class PruningConfig:
     min_blocks_per_stage: int = option(2, "blocks every stage keeps at least (authors' code: 2)", low=1)
     images_per_class: int = option(10, "class-balanced scoring images per class", low=1)
     bn_mode: str = option("auto", "BatchNorm mode while scoring; auto = the criterion's own (train for "
-                          "SNIP/GraSP at θ_0, eval for SynFlow and activation criteria)",
+                          "SNIP/GraSP, eval for SynFlow and the activation criteria, KL, CKA; train for those "
+                          "too while BatchNorm holds θ_0's placeholder statistics)",
                           choices=("auto", "train", "eval"))
     aggregate: str = option("sum", "how weight scores become a block score", choices=("sum", "mean"))
     temperature: float = option(200.0, "GraSP softmax temperature", low=0.0)
+    target: str = option("branch", "activation criteria (hrank, expectabs, pls) read the block's residual "
+                         "branch f(x) (branch) or its output relu(x + f(x)) (output: the paper's literal "
+                         "reading, blind to what a block adds)", choices=("branch", "output"))
+    control: str = option("none", "a control instead of the criterion's p lowest: inverted (the p "
+                          "highest), same_stage_random (random blocks, the criterion's per-stage counts), "
+                          "uniform (the plain shallower network: last blocks, even per stage), "
+                          "shuffled_labels / random_inputs (scores on permuted labels / noise images)",
+                          choices=CONTROLS)
+    draw: int = option(0, "random draw index (criterion random, control same_stage_random, shuffled_labels, "
+                       "random_inputs): draws are seeded by (seed, draw)", low=0)
+    reinit_of: str = option("ticket_init", "reinit: the architecture of the ticket_init ticket (planned at "
+                            "θ_0) or of the ticket_rewind ticket (planned on the trained dense θ_n)",
+                            choices=("ticket_init", "ticket_rewind"))
+    filter_match: str = option("filters", "filter_ticket: prune filters until the block ticket's filter "
+                               "count (the paper's Table 3) or its MACs is matched", choices=("filters", "macs"))
 
 
 @dataclass(frozen=True)
@@ -94,7 +124,7 @@ class EvaluationConfig:
     cifar10_1_dir: str | None = option(None, "CIFAR-10.1 .npy directory (optional)", identity=False)
     cifar10_2_dir: str | None = option(None, "CIFAR-10.2 .npz directory (optional)", identity=False)
     xi: float = option(0.0, "winning ticket: acc(ticket) + xi >= acc(dense), in accuracy points", identity=False)
-    country_iso_code: str = option("FRA", "country whose grid sets the CO2 factor (codecarbon, offline)", identity=False)
+    country_iso_code: str = option("FRA", "country whose grid sets the CO2 factor (codecarbon, offline)")
 
 
 @dataclass(frozen=True)
@@ -107,8 +137,9 @@ class TrackingConfig:
 @dataclass(frozen=True)
 class RunConfig:
     pipeline: str = option("ticket_init", "experiment to run", choices=PIPELINES)
-    seed: int = option(0, "seed of θ_0, data order, augmentation and scoring images", low=0)
-    device: str = option("auto", "auto (cuda when available), cpu, cuda or cuda:N", identity=False)
+    seed: int = option(0, "seed of θ_0, data order, augmentation and scoring images", low=0, high=2 ** 31 - 1)
+    device: str = option("auto", "auto (cuda when available), cpu, cuda or cuda:N; the identity holds the "
+                         "resolved kind and precision", identity=False)
     threads: int | None = option(None, "torch threads (default: the CPUs given to the run)", low=1, identity=False)
     model: ModelConfig = field(default_factory=ModelConfig, metadata={"help": "architecture"})
     data: DataConfig = field(default_factory=DataConfig, metadata={"help": "data set and subsets"})
@@ -118,18 +149,56 @@ class RunConfig:
     tracking: TrackingConfig = field(default_factory=TrackingConfig, metadata={"help": "where runs go"})
 
     def identity(self) -> str:
-        """12 hex digits of a SHA-256 over the non-default identity fields (sorted JSON).
-
-        Settings a pipeline does not read are left out: the pruning section of a dense run, the
-        rewind epoch of anything but ticket_rewind.
-        """
-        cfg = self
-        if cfg.pipeline == "dense":
-            cfg = replace(cfg, pruning=PruningConfig())
-        elif cfg.pipeline != "ticket_rewind":
-            cfg = replace(cfg, pruning=replace(cfg.pruning, rewind_epoch=PruningConfig.rewind_epoch))
-        payload = json.dumps(_identity_fields(cfg), sort_keys=True, default=str)
+        """12 hex digits of a SHA-256 over the identity schema, the non-default identity fields of
+        `read_settings()` and the resolved device kind and precision (sorted JSON)."""
+        payload = json.dumps(self.identity_payload(), sort_keys=True, default=str)
         return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+    def identity_payload(self) -> dict:
+        """What `identity` hashes (shown by `lottery run --fields`-like tools and golden tests)."""
+        return {"schema": IDENTITY_SCHEMA, "config": _identity_fields(self.read_settings()),
+                "device": self.device_kind(), "precision": self.precision()}
+
+    def read_settings(self) -> "RunConfig":
+        """This config with every setting its pipeline does not read put back to its default.
+
+        Left out: the pruning section of a dense run; the rewind epoch of anything but
+        ticket_rewind; `reinit_of` outside reinit, `filter_match` outside filter_ticket; the
+        criterion and its scoring options of the uniform control; the scoring options of the
+        random criterion; the draw index where nothing random is drawn; `target` of criteria
+        that read no activations."""
+        if self.pipeline == "dense":
+            return replace(self, pruning=PruningConfig())
+        p, default = self.pruning, PruningConfig()
+        unread = set()
+        if self.pipeline != "ticket_rewind":
+            unread.add("rewind_epoch")
+        if self.pipeline != "reinit":
+            unread.add("reinit_of")
+        if self.pipeline != "filter_ticket":
+            unread.add("filter_match")
+        scoring = {"images_per_class", "bn_mode", "aggregate", "temperature", "target"}
+        if p.control == "uniform":
+            unread |= scoring | {"criterion", "draw"}
+        elif p.criterion == "random":
+            unread |= scoring
+        elif p.control not in RANDOM_CONTROLS:
+            unread.add("draw")
+        if not _reads_target(p.criterion):
+            unread.add("target")
+        return replace(self, pruning=replace(p, **{k: getattr(default, k) for k in unread}))
+
+    def device_kind(self) -> str:
+        """The device kind the run computes on: "cpu" or "cuda" ("auto" resolved on this machine)."""
+        if self.device == "auto":
+            return "cuda" if _cuda_available() else "cpu"
+        return self.device.split(":")[0]
+
+    def precision(self) -> str:
+        """The numeric precision the engine trains in on that device ("fp32" or "bf16")."""
+        from lottery_core.train.precision import precision
+
+        return precision(self.device_kind())
 
     def to_flat(self) -> dict[str, Any]:
         """Every field as `section.key: value` (tuples as lists), e.g. for MLflow params."""
@@ -146,11 +215,37 @@ class RunConfig:
     def describe(self) -> str:
         """Short human name, e.g. `ticket_init resnet32 grasp p=3 seed=0`."""
         parts = [self.pipeline, self.model.name]
+        p = self.read_settings().pruning
         if self.pipeline != "dense":
-            parts += [self.pruning.criterion, f"p={self.pruning.p}"]
+            parts += [p.criterion if p.control != "uniform" else "uniform", f"p={p.p}"]
+            if p.control not in ("none", "uniform"):
+                parts.append(p.control)
         if self.pipeline == "ticket_rewind":
-            parts.append(f"i={self.pruning.rewind_epoch}")
+            parts.append(f"i={p.rewind_epoch}")
+        if self.pipeline == "reinit" and p.reinit_of == "ticket_rewind":
+            parts.append("of=rewind")
+        if p.draw:
+            parts.append(f"draw={p.draw}")
         return " ".join(parts + [f"seed={self.seed}"])
+
+
+RANDOM_CONTROLS = ("same_stage_random", "shuffled_labels", "random_inputs")
+
+
+def _reads_target(criterion: str) -> bool:
+    """Whether a block criterion has the branch/output `target` option (the activation criteria)."""
+    from lottery_core.criteria import registry
+
+    try:
+        return "target" in registry.get(criterion, "block").options
+    except Exception:  # an unknown criterion is reported by validation
+        return False
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def _identity_fields(obj) -> dict:
@@ -343,6 +438,7 @@ def _check_pruning(cfg: RunConfig) -> None:
     if cfg.pipeline == "filter_ticket" and criterion not in criteria.names("weight"):
         raise LotteryError(f"criterion {criterion!r} is unknown at filter level; choose one of: "
                            f"{', '.join(criteria.names('weight'))}")
+    _check_control(cfg)
     model = models.build(cfg.model.name, **({"shortcut": cfg.model.shortcut}
                                             if "shortcut" in models.options(cfg.model.name) else {}))
     limit = surgery.max_removable(model, cfg.pruning.min_blocks_per_stage)
@@ -360,3 +456,35 @@ def _check_evaluation(cfg: RunConfig) -> None:
             choose("corruption", name, robustness.CORRUPTIONS)
     for name in cfg.evaluation.attacks:
         choose("attack", name, robustness.ATTACKS)
+
+
+def _check_control(cfg: RunConfig) -> None:
+    """A control must make sense for its pipeline and criterion."""
+    from lottery_core.criteria import registry
+
+    control, criterion = cfg.pruning.control, cfg.pruning.criterion
+    if control == "none":
+        return
+    if cfg.pipeline not in CONTROL_PIPELINES:
+        raise LotteryError(f"pruning.control={control} applies to {' and '.join(CONTROL_PIPELINES)}, not "
+                           f"pipeline={cfg.pipeline} (reinit is itself the control of Algorithm 1)")
+    if control == "uniform":
+        return
+    if criterion == "random":
+        raise LotteryError(f"pruning.control={control} needs a criterion that scores blocks; criterion=random "
+                           f"is already the random control (vary pruning.draw for more draws)")
+    c = registry.get(criterion, "block")
+    if control == "shuffled_labels" and not c.reads_labels:
+        readers = [n for n in criteria_names() if registry.get(n, "block").reads_labels]
+        raise LotteryError(f"pruning.control=shuffled_labels: criterion {criterion!r} reads no labels; "
+                           f"criteria that do: {', '.join(readers)}")
+    if control == "random_inputs" and not c.needs_data:
+        readers = [n for n in criteria_names() if registry.get(n, "block").needs_data]
+        raise LotteryError(f"pruning.control=random_inputs: criterion {criterion!r} reads no data; "
+                           f"data-driven criteria: {', '.join(readers)}")
+
+
+def criteria_names() -> list[str]:
+    from lottery_core import criteria
+
+    return criteria.names("block")

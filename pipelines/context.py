@@ -1,8 +1,9 @@
 """What one pipeline run carries: its config, data, device, MLflow run and folders."""
+import functools
 import json
 import os
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -10,6 +11,7 @@ import torch.nn as nn
 from mlflow.tracking import MlflowClient
 
 from lottery_core.data import ImageData, load_data
+from lottery_core.errors import LotteryError
 from pipelines.config import RunConfig
 
 
@@ -31,9 +33,10 @@ class RunContext:
         """The data set, decoded once (uint8 cache) and held on the device; loaded on first use."""
         if self._data is None:
             d = self.cfg.data
-            self._data = load_data(d.name, data_root(self.cfg), train_size=d.train_size,
-                                   test_size=d.test_size, val_size=d.val_size, seed=self.cfg.seed,
-                                   device=self.device)
+            data = load_data(d.name, data_root(self.cfg), train_size=d.train_size, test_size=d.test_size,
+                             val_size=d.val_size, seed=self.cfg.seed, test_seed=d.test_seed, device=self.device)
+            check_fingerprint(self.cfg, data.fingerprint, data.source)
+            self._data = data
         return self._data
 
     @property
@@ -71,6 +74,29 @@ class RunContext:
         os.replace(tmp, path)
         self.log_file(path, "weights")
         return path
+
+
+def with_fingerprint(cfg: RunConfig) -> RunConfig:
+    """`cfg` with `data.fingerprint` filled in from the data it names (read here), or checked
+    against it when the config already records one. LotteryError when the data cannot be read."""
+    found, source = data_fingerprint(cfg.data.name, data_root(cfg))
+    check_fingerprint(cfg, found, source)
+    return replace(cfg, data=replace(cfg.data, fingerprint=found))
+
+
+def check_fingerprint(cfg: RunConfig, found: str, source: str) -> None:
+    """LotteryError when the config records another data fingerprint than the data at `source`."""
+    if cfg.data.fingerprint is not None and cfg.data.fingerprint != found:
+        raise LotteryError(f"the data at {source} has fingerprint {found}, but this run's config records "
+                           f"data.fingerprint={cfg.data.fingerprint}: it is other data (point data.root at "
+                           f"the data the sweep was made for, or drop data.fingerprint)")
+
+
+@functools.lru_cache(maxsize=8)
+def data_fingerprint(name: str, root: str | None) -> tuple[str, str]:
+    """(fingerprint, source) of data set `name` at `root` (read once per process and folder)."""
+    data = load_data(name, root)  # the whole source: the fingerprint covers every image
+    return data.fingerprint, data.source
 
 
 def data_root(cfg: RunConfig) -> str | None:

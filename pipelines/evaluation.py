@@ -26,6 +26,7 @@ def evaluate_run(ctx: RunContext, trained: Trained, emissions) -> tuple[dict[str
     metrics: dict[str, float] = {}
     tags: dict[str, str] = {}
     metrics.update(evaluate(model, d.test_images, d.test_labels, d.mean, d.std))
+    metrics["test_images"] = len(d.test_labels)  # the same images for every seed (data.test_seed)
     if len(d.val_images):
         metrics["val_acc"] = evaluate(model, d.val_images, d.val_labels, d.mean, d.std)["acc"]
     cost = accounting.measure(model, tuple(d.test_images.shape[1:]))
@@ -85,10 +86,11 @@ def _emissions(result, metrics: dict) -> str:
 
 
 def _subset(ctx: RunContext, n: int):
-    """A seeded random subset of n test images (the test set may be ordered by class)."""
+    """A random subset of n test images (the test set may be ordered by class), seeded by
+    `data.test_seed`: the same images for every run seed, so seeds pair image by image."""
     d = ctx.data
     n = min(n, len(d.test_images))
-    g = torch.Generator().manual_seed(ctx.cfg.seed)
+    g = torch.Generator().manual_seed(ctx.cfg.data.test_seed)
     idx = torch.randperm(len(d.test_images), generator=g)[:n].to(d.test_images.device)
     return d.test_images[idx], d.test_labels[idx]
 
@@ -100,7 +102,7 @@ def _robustness(ctx: RunContext, model) -> dict[str, float]:
     if names and ev.corruption_images > 0:
         images, labels = _subset(ctx, ev.corruption_images)
         report = robustness.corruption_accuracy(model, images, labels, d.mean, d.std, names=tuple(names),
-                                                severities=ev.severities, seed=ctx.cfg.seed)
+                                                severities=ev.severities, seed=ctx.cfg.data.test_seed)
         out["corruption_acc"] = report["mean"]
         out.update({f"corruption_acc.{name}": acc for name, acc in report["per_corruption"].items()})
         if report["substitutes"]:
@@ -114,7 +116,7 @@ def _robustness(ctx: RunContext, model) -> dict[str, float]:
         for attack in ev.attacks:
             for eps in ev.epsilons:
                 out[f"adv_acc.{attack}.eps{round(eps * 255)}"] = robustness.adversarial_accuracy(
-                    model, images, labels, d.mean, d.std, attack=attack, eps=eps, seed=ctx.cfg.seed)
+                    model, images, labels, d.mean, d.std, attack=attack, eps=eps, seed=ctx.cfg.data.test_seed)
     return out
 
 

@@ -20,10 +20,17 @@ from mlflow.tracking import MlflowClient
 from lottery_core.emissions import EmissionsMeter
 from pipelines import plots
 from pipelines.config import RunConfig
-from pipelines.context import RunContext
+from pipelines.context import RunContext, with_fingerprint
 from pipelines.evaluation import evaluate_run
 from pipelines.experiments import PIPELINES
-from pipelines.tracking import UNFINISHED, code_version, find_runs, finished_run, prepare_store
+from pipelines.tracking import (
+    SWEEP_MEMBER_PREFIX,
+    UNFINISHED,
+    code_version,
+    find_runs,
+    finished_run,
+    prepare_store,
+)
 
 
 @dataclass(frozen=True)
@@ -74,14 +81,24 @@ def resolve_device(name: str) -> torch.device:
 
 
 def run_tags(cfg: RunConfig) -> dict[str, str]:
-    """The tags that make a run findable: pipeline, model, criterion, p, seed, identity, ..."""
+    """The tags that make a run findable: pipeline, model, criterion, control, p, seed, identity, ..."""
     ticket = cfg.pipeline != "dense"
+    p = cfg.read_settings().pruning
     return {"pipeline": cfg.pipeline, "model": cfg.model.name, "dataset": cfg.data.name,
-            "criterion": cfg.pruning.criterion if ticket else "none",
-            "p": str(cfg.pruning.p if ticket else 0),
-            "rewind_epoch": str(cfg.pruning.rewind_epoch if cfg.pipeline == "ticket_rewind" else 0),
+            "criterion": ("uniform" if p.control == "uniform" else p.criterion) if ticket else "none",
+            "control": p.control if ticket else "none", "draw": str(p.draw),
+            "reinit_of": p.reinit_of if cfg.pipeline == "reinit" else "",
+            "p": str(p.p if ticket else 0),
+            "rewind_epoch": str(p.rewind_epoch if cfg.pipeline == "ticket_rewind" else 0),
             "seed": str(cfg.seed), "identity": cfg.identity(), "dense_identity": cfg.dense().identity(),
+            "device_kind": cfg.device_kind(), "precision": cfg.precision(),
+            "data_fingerprint": cfg.data.fingerprint or "",
             "code_version": code_version(), "mlflow.runName": cfg.describe()}
+
+
+def membership_tags(tags: dict[str, str]) -> dict[str, str]:
+    """The tags a reused run takes from a caller: its sweep membership (`in_sweep.<name>`)."""
+    return {k: v for k, v in tags.items() if k.startswith(SWEEP_MEMBER_PREFIX)}
 
 
 def run(cfg: RunConfig, *, hooks=(), parent_run_id: str | None = None,
@@ -89,9 +106,12 @@ def run(cfg: RunConfig, *, hooks=(), parent_run_id: str | None = None,
     """Run `cfg` once (see module docstring); returns the run's final metrics."""
     uri, experiment_id = prepare_store(cfg)       # an unreachable server is reported here
     client = MlflowClient(uri)
+    cfg = with_fingerprint(cfg)                    # the data is part of the identity
     identity = cfg.identity()
     done = finished_run(client, experiment_id, identity)
-    if done is not None:
+    if done is not None:                           # reused: it joins the caller's sweep too
+        for key, value in membership_tags(tags or {}).items():
+            client.set_tag(done.info.run_id, key, value)
         return RunOutcome(done.info.run_id, identity, dict(done.data.metrics), "existing")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -147,7 +167,7 @@ def _open_run(client: MlflowClient, experiment_id: str, cfg: RunConfig, parent_r
 def _log_plots(ctx: RunContext, trained) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        if trained.plan is not None:
+        if trained.plan is not None and trained.plan.scores:
             plots.block_scores(trained.plan.to_dict(), folder / "block_scores.png")
         ticket_curves = _curves(ctx.client, ctx.run_id)
         dense_run = finished_run(ctx.client, ctx.experiment_id, ctx.cfg.dense().identity())

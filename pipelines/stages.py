@@ -3,13 +3,14 @@
 Each is a short function over a `RunContext`, so a pipeline reads like the paper's algorithm.
 """
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 
 from lottery_core import criteria, models, surgery
+from lottery_core.criteria import controls
 from lottery_core.errors import LotteryError
 from lottery_core.train import TrainResult, TrainSettings, train
 from pipelines.context import RunContext
@@ -30,27 +31,54 @@ def initial_model(ctx: RunContext) -> nn.Module:
 
 
 def scoring_batches(ctx: RunContext):
-    """The seeded, class-balanced scoring images (pruning.images_per_class per class)."""
-    d = ctx.data
-    return criteria.scoring_batches(d.train_images, d.train_labels, ctx.cfg.pruning.images_per_class,
-                                    seed=ctx.cfg.seed, mean=d.mean, std=d.std, device=ctx.device)
+    """The seeded, class-balanced scoring images (pruning.images_per_class per class); under the
+    shuffled_labels / random_inputs controls, with permuted labels / noise images drawn by (seed, draw)."""
+    d, p = ctx.data, ctx.cfg.pruning
+    batches = criteria.scoring_batches(d.train_images, d.train_labels, p.images_per_class,
+                                       seed=ctx.cfg.seed, mean=d.mean, std=d.std, device=ctx.device)
+    if p.control == "shuffled_labels":
+        return controls.shuffled_labels(batches, draw_seed(ctx))
+    if p.control == "random_inputs":
+        return controls.random_inputs(batches, draw_seed(ctx))
+    return batches
+
+
+def draw_seed(ctx: RunContext) -> int:
+    """The seed of this run's random draw: a function of (seed, pruning.draw)."""
+    return controls.draw_seed(ctx.cfg.seed, ctx.cfg.pruning.draw)
 
 
 def criterion_options(ctx: RunContext) -> dict:
     p = ctx.cfg.pruning
     return {"bn_mode": None if p.bn_mode == "auto" else p.bn_mode, "temperature": p.temperature,
-            "seed": ctx.cfg.seed}
+            "target": p.target, "seed": draw_seed(ctx)}
 
 
 def plan_blocks(ctx: RunContext, model: nn.Module):
-    """Score every removable block with the criterion and choose the p lowest (the pruning plan)."""
+    """Which blocks go: the criterion's p lowest, or the configured control (see README, Concepts).
+
+    The plan is logged as `plan.json` (every block's score, the control, per-stage counts)."""
     p = ctx.cfg.pruning
-    scores = criteria.score_blocks(model, p.criterion, scoring_batches(ctx), aggregate=p.aggregate,
-                                   min_blocks_per_stage=p.min_blocks_per_stage, **criterion_options(ctx))
-    plan = criteria.select_blocks(scores, p.p, model=model, min_blocks_per_stage=p.min_blocks_per_stage,
-                                  criterion=p.criterion)
-    ctx.log_json(plan.to_dict(), "plan.json")
-    ctx.set_tags({"removed_blocks": ",".join(plan.removed) or "none"})
+    if p.control == "uniform":
+        removed = controls.uniform_blocks(model, p.p, p.min_blocks_per_stage)
+        plan = criteria.Plan(criterion="uniform", p=p.p, removed=removed, scores={},
+                             min_blocks_per_stage=p.min_blocks_per_stage,
+                             kept=[b for b in surgery.removable_blocks(model, p.min_blocks_per_stage)
+                                   if b not in removed])
+    else:
+        scores = criteria.score_blocks(model, p.criterion, scoring_batches(ctx), aggregate=p.aggregate,
+                                       min_blocks_per_stage=p.min_blocks_per_stage, **criterion_options(ctx))
+        chosen = controls.inverted(scores) if p.control == "inverted" else scores
+        plan = criteria.select_blocks(chosen, p.p, model=model, min_blocks_per_stage=p.min_blocks_per_stage,
+                                      criterion=p.criterion)
+        removed = plan.removed
+        if p.control == "same_stage_random":
+            removed = controls.same_stage_random(plan.removed, model, draw_seed(ctx), p.min_blocks_per_stage)
+        plan = replace(plan, scores=dict(scores), removed=removed, kept=[b for b in scores if b not in removed])
+    counts = controls.stage_counts(plan.removed, model)
+    ctx.log_json({**plan.to_dict(), "control": p.control, "stage_counts": counts}, "plan.json")
+    ctx.set_tags({"removed_blocks": ",".join(plan.removed) or "none",
+                  "stage_counts": "/".join(str(n) for n in counts.values())})   # stages in order
     return plan
 
 
@@ -102,3 +130,15 @@ def dense_weights(ctx: RunContext, dense: DenseRun, epoch: int | str) -> dict[st
             raise LotteryError(f"dense run {dense.run_id} has no weights/{name}; add {epoch} to "
                                f"training.keep_epochs and run the dense pipeline again") from None
     return torch.load(local, map_location=ctx.device, weights_only=True)
+
+
+def trained_dense(ctx: RunContext) -> tuple[nn.Module, DenseRun]:
+    """θ_n: the trained dense network of this run's finished dense run (reused, never retrained)."""
+    dense = find_dense(ctx)
+    if dense is None:
+        raise LotteryError(f"{ctx.cfg.pipeline} needs a finished dense run with identity "
+                           f"{ctx.cfg.dense().identity()}; run `lottery run` with pipeline=dense first "
+                           f"(a sweep schedules it for you)")
+    model = initial_model(ctx)
+    model.load_state_dict(dense_weights(ctx, dense, "final"))
+    return model, dense

@@ -19,6 +19,14 @@ from lottery_core.errors import LotteryError
 from pipelines.config import RunConfig
 
 UNFINISHED = ("RUNNING", "FAILED", "KILLED", "SCHEDULED")
+# A run belongs to every sweep that ran it or reused it: tag `in_sweep.<sweep name>` = "true"
+# (the `sweep` tag names only the sweep that created it).
+SWEEP_MEMBER_PREFIX = "in_sweep."
+
+
+def sweep_member_tag(sweep: str) -> str:
+    """The tag key that marks a run as part of sweep `sweep` (sweep names are letters, digits, -_.)."""
+    return SWEEP_MEMBER_PREFIX + sweep
 
 
 def tracking_uri(cfg: RunConfig) -> str:

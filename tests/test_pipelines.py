@@ -1,5 +1,6 @@
 """Each pipeline on a tiny network and tiny data, into a temporary SQLite MLflow store."""
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -9,12 +10,14 @@ from mlflow.tracking import MlflowClient
 from lottery_core import surgery
 from lottery_core.errors import LotteryError
 from pipelines.config import load_config
+from pipelines.context import with_fingerprint
 from pipelines.runner import run
 from pipelines.tracking import tracking_uri
 
 
 def tiny(tmp_path, tiny_folder, *overrides):
-    return load_config({
+    """A tiny config with its data fingerprint filled in (as `lottery run` and a trial do)."""
+    return with_fingerprint(load_config({
         "model": {"name": "resnet20"},
         "data": {"name": "folder", "root": str(tiny_folder)},
         "training": {"epochs": 2, "batch_size": 16, "lr": 0.05, "keep_epochs": [0, 1]},
@@ -22,7 +25,7 @@ def tiny(tmp_path, tiny_folder, *overrides):
         "evaluation": {"corruptions": ["gaussian_noise"], "severities": [1], "corruption_images": 8,
                        "attacks": ["fgsm"], "epsilons": [0.03], "attack_images": 8, "cka_images": 8},
         "tracking": {"results_dir": str(tmp_path / "runs"), "experiment": "test"},
-    }, list(overrides))
+    }, list(overrides)))
 
 
 def client_for(cfg):
@@ -220,3 +223,79 @@ def test_parallel_processes_create_one_store_without_racing(tmp_path):
     outputs = [p.communicate(timeout=120) for p in procs]
     assert all(p.returncode == 0 for p in procs), [err[-300:] for _, err in outputs]
     assert len({out.strip() for out, _ in outputs}) == 1  # one experiment id
+
+
+# --- controls, reinit of Algorithm 1, data fingerprint, sweep membership (issue 9) -------------
+
+QUICK = ("evaluation.attacks=[]", "evaluation.corruptions=[]", "evaluation.cka_images=0")
+
+
+def plan_of(cfg, run_id, tmp_path):
+    path = client_for(cfg).download_artifacts(run_id, "plan.json", str(tmp_path))
+    return json.loads(open(path).read())
+
+
+def test_uniform_control_is_the_plain_shallower_network(store, tmp_path):
+    cfg = tiny(store["tmp"], store["dense_cfg"].data.root, "pruning.control=uniform", *QUICK)
+    outcome = run(cfg)
+    plan = plan_of(cfg, outcome.run_id, tmp_path)
+    # resnet20: 3 blocks a stage, 1 may go from each; p = 2 -> the last block of stages 1 and 2
+    assert plan["removed"] == ["layer1.2", "layer2.2"] and plan["control"] == "uniform"
+    assert plan["stage_counts"] == {"1": 1, "2": 1, "3": 0}
+    tags = client_for(cfg).get_run(outcome.run_id).data.tags
+    assert (tags["criterion"], tags["control"], tags["stage_counts"]) == ("uniform", "uniform", "1/1/0")
+
+
+def test_inverted_and_same_stage_controls_follow_the_criterions_scores(store, tmp_path):
+    from lottery_core import criteria, models
+    from lottery_core.criteria import controls
+
+    criterion_plan = plan_of(store["ticket_cfg"], store["ticket"].run_id, tmp_path)
+    net = models.build("resnet20", num_classes=4)
+    inverted_cfg = tiny(store["tmp"], store["dense_cfg"].data.root, "pruning.control=inverted", *QUICK)
+    inverted = plan_of(inverted_cfg, run(inverted_cfg).run_id, tmp_path)
+    assert inverted["scores"] == criterion_plan["scores"]          # the same scores, the other end
+    expected = criteria.select_blocks(controls.inverted(criterion_plan["scores"]), 2, model=net).removed
+    assert inverted["removed"] == expected
+    highest = sorted(criterion_plan["scores"], key=criterion_plan["scores"].get)[-1]
+    assert highest in inverted["removed"] and highest not in criterion_plan["removed"]
+    same_cfg = tiny(store["tmp"], store["dense_cfg"].data.root, "pruning.control=same_stage_random", *QUICK)
+    same = plan_of(same_cfg, run(same_cfg).run_id, tmp_path)
+    counts = controls.stage_counts(criterion_plan["removed"], net)
+    assert same["stage_counts"] == {str(stage): n for stage, n in counts.items()}   # JSON keys are strings
+    assert same["scores"] == criterion_plan["scores"]
+
+
+def test_reinit_of_a_rewind_ticket_has_its_architecture_and_trains_all_n_epochs(store, tmp_path):
+    rewind_cfg = tiny(store["tmp"], store["dense_cfg"].data.root, "pipeline=ticket_rewind",
+                      "pruning.rewind_epoch=1", "pruning.criterion=magnitude")
+    rewind = run(rewind_cfg)                                       # reused when the test above ran it
+    reinit_cfg = tiny(store["tmp"], store["dense_cfg"].data.root, "pipeline=reinit",
+                      "pruning.reinit_of=ticket_rewind", "pruning.criterion=magnitude")
+    reinit = run(reinit_cfg)
+    # planned on the trained dense θ_n, like the rewind ticket (not at θ_0)
+    assert plan_of(reinit_cfg, reinit.run_id, tmp_path)["removed"] == \
+        plan_of(rewind_cfg, rewind.run_id, tmp_path)["removed"]
+    history = client_for(reinit_cfg).get_metric_history(reinit.run_id, "test_acc")
+    assert [m.step for m in history] == [0, 1]                     # n epochs from epoch 0, not n − i
+    tags = client_for(reinit_cfg).get_run(reinit.run_id).data.tags
+    assert tags["reinit_of"] == "ticket_rewind" and tags["comparison"].startswith("ok: dense run")
+
+
+def test_the_data_fingerprint_is_recorded_and_other_data_is_refused(store):
+    from lottery_core.data import load_data
+
+    tags = client_for(store["dense_cfg"]).get_run(store["dense"].run_id).data.tags
+    assert tags["data_fingerprint"] == load_data("folder", store["dense_cfg"].data.root).fingerprint
+    assert tags["device_kind"] == "cpu" and tags["precision"] == "fp32"
+    wrong = replace(store["dense_cfg"], data=replace(store["dense_cfg"].data, fingerprint="blake2b-0000000000000000"))
+    with pytest.raises(LotteryError, match=r"has fingerprint blake2b-[0-9a-f]{16}, but this run's config records "
+                                           r"data.fingerprint=blake2b-0000000000000000"):
+        run(wrong)
+
+
+def test_a_reused_run_joins_the_sweep_that_reused_it(store):
+    again = run(store["ticket_cfg"], tags={"sweep": "later", "in_sweep.later": "true"})
+    assert again.status == "existing"
+    tags = client_for(store["ticket_cfg"]).get_run(again.run_id).data.tags
+    assert tags["in_sweep.later"] == "true" and tags.get("sweep") != "later"  # the creating sweep stays

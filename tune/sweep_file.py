@@ -35,7 +35,15 @@ from pathlib import Path
 import yaml
 
 from lottery_core.errors import LotteryError
-from pipelines.config import RunConfig, TrackingConfig, build_config, read_yaml_mapping, set_dotted
+from pipelines.config import (
+    DataConfig,
+    RunConfig,
+    TrackingConfig,
+    build_config,
+    read_yaml_mapping,
+    set_dotted,
+)
+from pipelines.context import data_fingerprint
 from pipelines.tracking import tracking_uri
 
 KEYS = ("name", "base", "grid", "optuna", "resources", "max_concurrent", "retries", "storage")
@@ -177,6 +185,7 @@ def pin(point: dict) -> None:
             value = "lottery-runs"
         if isinstance(value, str) and "://" not in value:
             set_dotted(point, key, str(Path(value).expanduser().resolve()))
+    _pin_fingerprint(point)
     tracking = point.get("tracking") or {}
     if isinstance(tracking, dict):
         try:
@@ -184,6 +193,19 @@ def pin(point: dict) -> None:
         except LotteryError:
             return  # reported with the point's other errors
         set_dotted(point, "tracking.tracking_uri", uri)
+
+
+def _pin_fingerprint(point: dict) -> None:
+    """Record the data's fingerprint when the driver can read the data folder (trials check it;
+    where the driver cannot, each trial records the one it reads)."""
+    data = point.get("data") if isinstance(point.get("data"), dict) else {}
+    root = data.get("root")
+    if data.get("fingerprint") is None and isinstance(root, str) and "://" not in root and Path(root).is_dir():
+        try:
+            found, _ = data_fingerprint(str(data.get("name", DataConfig.name)), root)
+        except LotteryError:
+            return  # reported with the point's other errors, or by the trial
+        set_dotted(point, "data.fingerprint", found)
 
 
 def config_of(point: dict) -> RunConfig:
@@ -235,17 +257,38 @@ def dense_point(point: dict) -> dict:
 
 
 def with_dense(points: list[dict]) -> list[dict]:
-    """Dense baselines first, once per dense identity; then the other points, once per identity."""
+    """Dense baselines first, once per dense identity; then the other points, once per identity.
+
+    Points whose identities are equal because their pipeline does not read where they differ
+    (e.g. the criterion of a dense run) are one trial. Points with equal identities that differ in
+    a setting outside the identity (threads, results_dir, ...) would silently become one trial
+    with one of the two settings: refused, with the list."""
     dense: dict[str, dict] = {}
     others: dict[str, dict] = {}
+    collapsed: dict[str, list[str]] = {}
     for point in points:
         cfg = config_of(point)
-        if cfg.pipeline == "dense":
-            dense.setdefault(cfg.identity(), point)
-        else:
-            others.setdefault(cfg.identity(), point)
+        identity = cfg.identity()
+        chosen = dense if cfg.pipeline == "dense" else others
+        if identity in chosen:
+            first = config_of(chosen[identity])
+            if first.read_settings().to_flat() != cfg.read_settings().to_flat():
+                collapsed.setdefault(identity, [_differences(first, cfg)])
+        chosen.setdefault(identity, point)
+        if cfg.pipeline != "dense":
             dense.setdefault(cfg.dense().identity(), dense_point(point))
+    if collapsed:
+        listed = "; ".join(f"identity {k}: {', '.join(v)}" for k, v in collapsed.items())
+        raise LotteryError(f"{len(collapsed)} groups of grid points would collapse into one trial each (they differ "
+                           f"only in settings outside the run identity): {listed}; vary a setting that changes "
+                           f"results, or drop the duplicates")
     return list(dense.values()) + list(others.values())
+
+
+def _differences(a: RunConfig, b: RunConfig) -> str:
+    """`key=x vs y` for every setting in which two configs differ."""
+    fa, fb = a.to_flat(), b.to_flat()
+    return " and ".join(f"{k}={fa[k]!r} vs {fb[k]!r}" for k in fa if fa[k] != fb[k])
 
 
 def _resources(raw) -> dict:

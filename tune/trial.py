@@ -24,7 +24,9 @@ from ray import tune
 
 from lottery_core.errors import LotteryError
 from pipelines.config import RunConfig, build_config, set_dotted
+from pipelines.context import with_fingerprint
 from pipelines.runner import run
+from pipelines.tracking import sweep_member_tag
 
 DRILL_FILE = "DRILL_ONCE"  # fault drills: "<fail|kill> <epoch>" in <results_dir>/DRILL_ONCE, see `drill`
 
@@ -65,7 +67,7 @@ def trial(config: dict, options: dict | None = None) -> dict:
     point = trial_point(config)
     point["device"] = "cuda" if gpus and torch.cuda.is_available() else "cpu"
     point["threads"] = max(1, int(cpus))
-    cfg = build_config(point)
+    cfg = with_fingerprint(build_config(point))  # the identity holds the data read on this node
     checkpoint_dir = cfg.results_path() / "checkpoints" / cfg.identity()
     with identity_lock(checkpoint_dir):
         restored = tune.get_checkpoint()
@@ -75,7 +77,7 @@ def trial(config: dict, options: dict | None = None) -> dict:
             shutil.rmtree(checkpoint_dir)  # --restart-errored: no Ray checkpoint means start over
         node_id = ray.get_runtime_context().get_node_id()
         outcome = run(cfg, hooks=[RayReporter(node_id)], parent_run_id=config.get("parent_run_id"),
-                      checkpoint_dir=checkpoint_dir, tags={"sweep": config.get("sweep", "")})
+                      checkpoint_dir=checkpoint_dir, tags=sweep_tags(config.get("sweep", "")))
     final = {k: float(v) for k, v in outcome.metrics.items()
              if isinstance(v, int | float) and not isinstance(v, bool)}
     final.update({"threads": float(point["threads"]), "gpus_assigned": float(len(gpus)),
@@ -84,6 +86,11 @@ def trial(config: dict, options: dict | None = None) -> dict:
                   "mlflow_run_id": outcome.run_id, "identity": outcome.identity})
     tune.report(final)
     return final
+
+
+def sweep_tags(sweep: str) -> dict[str, str]:
+    """The tags a trial's run carries: the sweep that made it and its membership of this sweep."""
+    return {"sweep": sweep, sweep_member_tag(sweep): "true"} if sweep else {}
 
 
 def trial_point(config: dict) -> dict:

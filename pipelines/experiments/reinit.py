@@ -1,4 +1,11 @@
-"""reinit: a control with a ticket's architecture and freshly drawn random weights (Liu et al. 2019)."""
+"""reinit: a ticket's architecture with freshly drawn random weights, trained from scratch for the
+full n epochs (Liu et al. 2019, "Rethinking the value of network pruning").
+
+`pruning.reinit_of` says whose architecture: "ticket_init" plans at θ_0 (Algorithm 2's ticket),
+"ticket_rewind" plans on the trained dense network θ_n (Algorithm 1's ticket, the control the
+paper names). The architecture of a rewind ticket does not depend on the rewind point i (it is
+planned on θ_n), so one reinit control serves every column of Table 1.
+"""
 import torch
 
 from pipelines import stages
@@ -9,10 +16,13 @@ REINIT_SEED_OFFSET = 1_000_003  # fresh weights: a different stream than θ_0 of
 
 
 def reinit(ctx: RunContext) -> Trained:
-    theta_0 = stages.initial_model(ctx)
-    plan = stages.plan_blocks(ctx, theta_0)                 # the architecture of the ticket ...
+    if ctx.cfg.pruning.reinit_of == "ticket_rewind":
+        source, dense = stages.trained_dense(ctx)           # the architecture of Algorithm 1's ticket ...
+    else:
+        source, dense = stages.initial_model(ctx), None     # ... or of Algorithm 2's
+    plan = stages.plan_blocks(ctx, source)
     torch.manual_seed(ctx.cfg.seed + REINIT_SEED_OFFSET)    # ... with new random weights
     ticket = stages.remove(ctx, stages.new_model(ctx), plan)
     ctx.save_weights(ticket, "theta_0")
-    result = stages.train_model(ctx, ticket)
-    return Trained(ticket, result, plan=plan)
+    result = stages.train_model(ctx, ticket)                # n epochs from epoch 0
+    return Trained(ticket, result, plan=plan, dense=dense)

@@ -1,6 +1,5 @@
 """ticket_rewind (Algorithm 1): score the trained dense network, remove p blocks, rewind to θ_i."""
 from lottery_core import surgery
-from lottery_core.errors import LotteryError
 from pipelines import stages
 from pipelines.context import RunContext
 from pipelines.experiments.base import Trained
@@ -8,13 +7,7 @@ from pipelines.experiments.base import Trained
 
 def ticket_rewind(ctx: RunContext) -> Trained:
     i = ctx.cfg.pruning.rewind_epoch
-    dense = stages.find_dense(ctx)                          # 1. a finished dense run (reused, not retrained)
-    if dense is None:
-        raise LotteryError(f"ticket_rewind needs a finished dense run with identity "
-                           f"{ctx.cfg.dense().identity()}; run `lottery run` with pipeline=dense first "
-                           f"(a sweep schedules it for you)")
-    trained = stages.initial_model(ctx)
-    trained.load_state_dict(stages.dense_weights(ctx, dense, "final"))   # θ_n
+    trained, dense = stages.trained_dense(ctx)              # 1. θ_n of a finished dense run (reused)
     plan = stages.plan_blocks(ctx, trained)                 # 2. score the trained blocks
     ticket = stages.remove(ctx, trained, plan)              # 3. remove the p lowest → F′
     surgery.rewind_to(ticket, stages.dense_weights(ctx, dense, i))  # 4. weights ← θ_i

@@ -1,0 +1,102 @@
+"""Run identities: every setting that changes a result is in them, nothing else, and they are pinned.
+
+A golden test pins the identity of a few configs: a change that renames old runs must be a
+deliberate bump of IDENTITY_SCHEMA, never an accident.
+"""
+import pytest
+
+import pipelines.config as config
+from lottery_core.errors import LotteryError
+from pipelines.config import load_config
+
+QUICK = "configs/quick/resnet32_ticket_init.yaml"
+
+
+def identity(*overrides, source=None):
+    return load_config(source, list(overrides)).identity()
+
+
+GOLDEN = {  # config overrides (on the defaults, device=cpu) -> identity
+    ("pipeline=dense",): "344504d2d746",
+    (): "917775d3c2e3",
+    ("pruning.criterion=hrank", "pruning.p=3"): "2296a6d8e19a",
+    ("pruning.control=uniform", "pruning.p=3"): "d4c647d2c5b1",
+    ("data.fingerprint=0123456789abcdef", "pruning.criterion=random", "seed=4"): "bd546107080e",
+}
+
+
+@pytest.mark.parametrize("overrides", list(GOLDEN))
+def test_golden_identities(overrides):
+    assert identity("device=cpu", *overrides) == GOLDEN[overrides]
+
+
+def test_the_schema_version_is_part_of_every_identity(monkeypatch):
+    before = identity("device=cpu")
+    monkeypatch.setattr(config, "IDENTITY_SCHEMA", config.IDENTITY_SCHEMA + 1)
+    assert identity("device=cpu") != before
+
+
+def test_resolved_device_kind_and_precision_are_in_the_identity_never_auto():
+    cpu, cuda = load_config(None, ["device=cpu"]), load_config(None, ["device=cuda"])
+    assert (cpu.device_kind(), cpu.precision()) == ("cpu", "fp32")
+    assert (cuda.device_kind(), cuda.precision()) == ("cuda", "bf16")   # the engine autocasts on CUDA
+    assert cpu.identity() != cuda.identity()
+    assert identity("device=cuda:0") == identity("device=cuda:1") == cuda.identity()  # the kind, not the index
+    auto = load_config(None, ["device=auto"])
+    assert auto.identity_payload()["device"] in ("cpu", "cuda")
+    assert auto.identity() == (cuda if auto.device_kind() == "cuda" else cpu).identity()
+
+
+def test_data_content_and_country_change_the_identity_the_data_path_does_not():
+    base = identity("device=cpu")
+    assert identity("device=cpu", "data.root=/somewhere/else") == base
+    assert identity("device=cpu", "data.fingerprint=0123456789abcdef") != base
+    assert identity("device=cpu", "evaluation.country_iso_code=CAN") != base
+    assert identity("device=cpu", "data.test_seed=1") != base
+
+
+def test_settings_a_control_does_not_read_leave_its_identity_alone():
+    uniform = identity("pruning.control=uniform", "pruning.p=3")
+    assert identity("pruning.control=uniform", "pruning.p=3", "pruning.criterion=snip",
+                    "pruning.images_per_class=5", "pruning.draw=3") == uniform
+    assert identity("pruning.criterion=random", "pruning.target=output", "pruning.temperature=5") == \
+        identity("pruning.criterion=random")
+    assert identity("pruning.criterion=random", "pruning.draw=1") != identity("pruning.criterion=random")
+    assert identity("pruning.draw=1") == identity()          # GraSP draws nothing
+    assert identity("pruning.control=same_stage_random", "pruning.draw=1") != \
+        identity("pruning.control=same_stage_random")
+    assert identity("pruning.target=output") == identity()   # GraSP reads weights, not activations
+    assert identity("pruning.criterion=hrank", "pruning.target=output") != identity("pruning.criterion=hrank")
+
+
+def test_reinit_of_and_filter_match_count_only_where_they_are_read():
+    assert identity("pruning.reinit_of=ticket_rewind") == identity()
+    assert identity("pipeline=reinit", "pruning.reinit_of=ticket_rewind") != identity("pipeline=reinit")
+    assert identity("pipeline=filter_ticket", "pruning.filter_match=macs") != identity("pipeline=filter_ticket")
+    assert identity("pruning.filter_match=macs") == identity()
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (["pipeline=filter_ticket", "pruning.control=inverted"],
+     r"pruning.control=inverted applies to ticket_init and ticket_rewind, not pipeline=filter_ticket"),
+    (["pruning.criterion=random", "pruning.control=inverted"], r"criterion=random is already the random control"),
+    (["pruning.criterion=kl", "pruning.control=shuffled_labels"],
+     r"criterion 'kl' reads no labels; criteria that do: .*grasp.*pls.*snip"),
+    (["pruning.criterion=synflow", "pruning.control=random_inputs"], r"criterion 'synflow' reads no data"),
+    (["pruning.control=uniform", "pruning.p=30"], r"pruning.p=30 exceeds the 9 blocks resnet32 may lose"),
+    (["pruning.control=coin"], r"pruning.control='coin' is not allowed; choose one of: none, inverted"),
+])
+def test_controls_that_make_no_sense_are_refused_at_load(overrides, message):
+    with pytest.raises(LotteryError, match=message):
+        load_config(None, overrides)
+
+
+def test_describe_names_the_control_and_the_draw():
+    assert load_config(None, ["pruning.control=uniform", "pruning.p=3"]).describe() == \
+        "ticket_init resnet32 uniform p=3 seed=0"
+    assert load_config(None, ["pruning.control=inverted", "pruning.criterion=snip"]).describe() == \
+        "ticket_init resnet32 snip p=1 inverted seed=0"
+    assert load_config(None, ["pruning.criterion=random", "pruning.draw=2"]).describe() == \
+        "ticket_init resnet32 random p=1 draw=2 seed=0"
+    assert load_config(None, ["pipeline=reinit", "pruning.reinit_of=ticket_rewind"]).describe() == \
+        "reinit resnet32 grasp p=1 of=rewind seed=0"
