@@ -47,6 +47,16 @@ class ModelConfig:
     name: str = option("resnet32", "architecture from lottery_core.models (e.g. resnet20/32/56/110, resnet18, mobilenet_v2)")
     shortcut: str = option("A", "CIFAR ResNet shortcut: A zero-pad, B 1x1 conv+BN, conv 1x1 conv (authors)",
                            choices=("A", "B", "conv"))
+    init: str = option("kaiming", "CIFAR ResNet weight init: kaiming (He et al.'s kaiming_normal_, the "
+                       "paper protocol) or torch (torch's module defaults; trains better at short budgets, "
+                       "benchmarks/recipe.md)", choices=("kaiming", "torch"))
+
+    def builder_options(self) -> dict:
+        """The options of this architecture's builder that it takes (shortcut, init: CIFAR ResNets)."""
+        from lottery_core import models
+
+        taken = models.options(self.name)
+        return {k: getattr(self, k) for k in ("shortcut", "init") if k in taken}
 
 
 @dataclass(frozen=True)
@@ -72,13 +82,32 @@ class TrainingConfig:
     momentum: float = option(0.9, "SGD momentum", low=0.0, high=1.0)
     nesterov: bool = option(False, "Nesterov momentum")
     weight_decay: float = option(1e-4, "L2 weight decay", low=0.0)
-    schedule: str = option("step", "learning-rate schedule", choices=("step", "cosine"))
+    schedule: str = option("step", "learning-rate schedule: step, cosine or onecycle (torch's OneCycleLR, "
+                           "momentum cycling included)", choices=("step", "cosine", "onecycle"))
     milestones: tuple[float, ...] = option((0.5, 0.75), "step schedule: fractions of epochs where lr *= gamma")
     gamma: float = option(0.1, "step schedule decay factor", low=0.0, high=1.0)
-    warmup_epochs: int = option(0, "linear warm-up epochs", low=0)
+    warmup_epochs: int = option(0, "linear warm-up epochs (step, cosine)", low=0)
+    pct_start: float = option(0.15, "onecycle: fraction of the steps over which lr rises", low=0.0, high=1.0)
+    div_factor: float = option(25.0, "onecycle: the first lr is lr / div_factor", low=1.0)
+    final_div_factor: float = option(1e4, "onecycle: the last lr is lr / (div_factor * final_div_factor)",
+                                     low=1.0)
+    base_momentum: float = option(0.85, "onecycle: momentum at the lr peak (momentum at both ends)",
+                                  low=0.0, high=1.0)
+    label_smoothing: float = option(0.0, "label smoothing of the training loss", low=0.0, high=1.0)
+    amp: bool = option(True, "bf16 autocast where the device computes bf16 natively (CUDA, CPUs with "
+                       "avx512_bf16/amx_bf16); the identity holds the resolved precision", identity=False)
     compile: bool = option(False, "torch.compile the model (GPU runs)", identity=False)
     keep_epochs: tuple[int, ...] = option((0, 25, 50, 75), "dense runs keep the weights of these epochs "
                                           "(rewind points θ_i); epochs >= n are ignored", identity=False)
+
+    def settings(self, threads: int | None = None):
+        """The engine's TrainSettings for this section (validated there)."""
+        from lottery_core.train import TrainSettings
+
+        names = ("epochs", "batch_size", "lr", "momentum", "nesterov", "weight_decay", "schedule", "milestones",
+                 "gamma", "warmup_epochs", "pct_start", "div_factor", "final_div_factor", "base_momentum",
+                 "label_smoothing", "amp", "compile")
+        return TrainSettings(**{n: getattr(self, n) for n in names}, threads=threads)
 
 
 @dataclass(frozen=True)
@@ -198,7 +227,7 @@ class RunConfig:
         """The numeric precision the engine trains in on that device ("fp32" or "bf16")."""
         from lottery_core.train.precision import precision
 
-        return precision(self.device_kind())
+        return precision(self.device_kind(), self.training.amp)
 
     def to_flat(self) -> dict[str, Any]:
         """Every field as `section.key: value` (tuples as lists), e.g. for MLflow params."""
@@ -413,6 +442,13 @@ def _cross_check(cfg: RunConfig) -> None:
         raise LotteryError(f"training.milestones={list(t.milestones)} must be fractions of the epochs in (0, 1)")
     if t.warmup_epochs >= t.epochs:
         raise LotteryError(f"training.warmup_epochs={t.warmup_epochs} must be below training.epochs={t.epochs}")
+    try:
+        t.settings()   # the engine's own rules (one-cycle, label smoothing, momentum ranges)
+    except LotteryError as err:
+        raise LotteryError(f"training: {err}") from None
+    if cfg.model.init != "kaiming" and "init" not in models.options(cfg.model.name):
+        raise LotteryError(f"model.init={cfg.model.init!r} applies to the CIFAR ResNets; {cfg.model.name} keeps "
+                           "torchvision's own init (leave model.init at kaiming)")
     if cfg.pipeline == "ticket_rewind" and cfg.pruning.rewind_epoch >= t.epochs:
         raise LotteryError(f"pruning.rewind_epoch={cfg.pruning.rewind_epoch} must be below "
                            f"training.epochs={t.epochs} (rewind point i < n)")
@@ -439,8 +475,7 @@ def _check_pruning(cfg: RunConfig) -> None:
         raise LotteryError(f"criterion {criterion!r} is unknown at filter level; choose one of: "
                            f"{', '.join(criteria.names('weight'))}")
     _check_control(cfg)
-    model = models.build(cfg.model.name, **({"shortcut": cfg.model.shortcut}
-                                            if "shortcut" in models.options(cfg.model.name) else {}))
+    model = models.build(cfg.model.name, **cfg.model.builder_options())
     limit = surgery.max_removable(model, cfg.pruning.min_blocks_per_stage)
     if cfg.pruning.p > limit:
         raise LotteryError(f"pruning.p={cfg.pruning.p} exceeds the {limit} blocks {cfg.model.name} may lose "

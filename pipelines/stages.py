@@ -20,8 +20,7 @@ from pipelines.tracking import finished_run
 def new_model(ctx: RunContext) -> nn.Module:
     """The configured dense architecture, initialised from torch's current RNG state, on the device."""
     m = ctx.cfg.model
-    options = {"shortcut": m.shortcut} if "shortcut" in models.options(m.name) else {}
-    return models.build(m.name, num_classes=ctx.data.num_classes, **options).to(ctx.device)
+    return models.build(m.name, num_classes=ctx.data.num_classes, **m.builder_options()).to(ctx.device)
 
 
 def initial_model(ctx: RunContext) -> nn.Module:
@@ -88,11 +87,7 @@ def remove(ctx: RunContext, model: nn.Module, plan) -> nn.Module:
 
 
 def settings(ctx: RunContext) -> TrainSettings:
-    t = ctx.cfg.training
-    return TrainSettings(epochs=t.epochs, batch_size=t.batch_size, lr=t.lr, momentum=t.momentum,
-                         nesterov=t.nesterov, weight_decay=t.weight_decay, schedule=t.schedule,
-                         milestones=t.milestones, gamma=t.gamma, warmup_epochs=t.warmup_epochs,
-                         compile=t.compile, threads=ctx.cfg.threads)
+    return ctx.cfg.training.settings(threads=ctx.cfg.threads)
 
 
 def train_model(ctx: RunContext, model: nn.Module, start_epoch: int = 0, extra_hooks=()) -> TrainResult:

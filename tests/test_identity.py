@@ -5,6 +5,7 @@ deliberate bump of IDENTITY_SCHEMA, never an accident.
 """
 import pytest
 
+import lottery_core.train.precision as precision_rule
 import pipelines.config as config
 from lottery_core.errors import LotteryError
 from pipelines.config import load_config
@@ -14,6 +15,13 @@ QUICK = "configs/quick/resnet32_ticket_init.yaml"
 
 def identity(*overrides, source=None):
     return load_config(source, list(overrides)).identity()
+
+
+@pytest.fixture(autouse=True)
+def cpu_without_bf16(monkeypatch):
+    """Identities hold the resolved precision, which on a CPU depends on its bf16 flags: pin the
+    machine so that the golden values hold on every CPU (bf16 CPUs are tested explicitly)."""
+    monkeypatch.setattr(precision_rule, "cpu_has_native_bf16", lambda: False)
 
 
 GOLDEN = {  # config overrides (on the defaults, device=cpu) -> identity
@@ -28,6 +36,15 @@ GOLDEN = {  # config overrides (on the defaults, device=cpu) -> identity
 @pytest.mark.parametrize("overrides", list(GOLDEN))
 def test_golden_identities(overrides):
     assert identity("device=cpu", *overrides) == GOLDEN[overrides]
+
+
+def test_a_bf16_cpu_trains_in_bf16_unless_amp_is_off_and_that_is_another_identity(monkeypatch):
+    fp32 = identity("device=cpu")
+    monkeypatch.setattr(precision_rule, "cpu_has_native_bf16", lambda: True)
+    assert load_config(None, ["device=cpu"]).precision() == "bf16"
+    assert identity("device=cpu") == "9ceb37fc6575" != fp32
+    assert load_config(None, ["device=cpu", "training.amp=false"]).precision() == "fp32"
+    assert identity("device=cpu", "training.amp=false") == fp32     # amp itself is not identity: precision is
 
 
 def test_the_schema_version_is_part_of_every_identity(monkeypatch):

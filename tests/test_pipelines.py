@@ -287,7 +287,9 @@ def test_the_data_fingerprint_is_recorded_and_other_data_is_refused(store):
 
     tags = client_for(store["dense_cfg"]).get_run(store["dense"].run_id).data.tags
     assert tags["data_fingerprint"] == load_data("folder", store["dense_cfg"].data.root).fingerprint
-    assert tags["device_kind"] == "cpu" and tags["precision"] == "fp32"
+    from lottery_core.train.precision import precision
+
+    assert tags["device_kind"] == "cpu" and tags["precision"] == precision("cpu")   # bf16 where the CPU has it
     wrong = replace(store["dense_cfg"], data=replace(store["dense_cfg"].data, fingerprint="blake2b-0000000000000000"))
     with pytest.raises(LotteryError, match=r"has fingerprint blake2b-[0-9a-f]{16}, but this run's config records "
                                            r"data.fingerprint=blake2b-0000000000000000"):

@@ -1,4 +1,7 @@
-"""lottery_core.train: schedules, rewinding, hooks, exact resume, refusals and fallbacks."""
+"""lottery_core.train: schedules, rewinding, hooks, exact resume, precision, refusals and fallbacks."""
+import math
+from dataclasses import replace
+
 import pytest
 import torch
 import torch.nn as nn
@@ -12,8 +15,10 @@ from lottery_core.train import (
     list_checkpoints,
     load_checkpoint,
     lr_at,
+    momentum_at,
     train,
 )
+from lottery_core.train import precision as precision_rule
 
 
 class Tiny(nn.Module):
@@ -248,10 +253,108 @@ def test_bad_start_epoch_and_hooks_are_refused():
 
 def test_channels_last_trains_the_same_function():
     a = fresh()
-    train(a, DATA, TrainSettings(epochs=1, batch_size=16, channels_last=False, threads=1))
+    train(a, DATA, TrainSettings(epochs=1, batch_size=16, channels_last=False, amp=False, threads=1))
     b = fresh()  # the same initialisation and the same dropout masks
-    train(b, DATA, TrainSettings(epochs=1, batch_size=16, channels_last=True, threads=1))
+    train(b, DATA, TrainSettings(epochs=1, batch_size=16, channels_last=True, amp=False, threads=1))
     assert b.conv.weight.is_contiguous(memory_format=torch.channels_last)
     assert not a.conv.weight.is_contiguous(memory_format=torch.channels_last)
     for (name, x), y in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         assert torch.allclose(x, y, atol=1e-5), name
+
+
+ONE_CYCLE = TrainSettings(epochs=4, batch_size=16, lr=0.05, schedule="onecycle", pct_start=0.3, momentum=0.95,
+                          nesterov=True, threads=1)
+
+
+def test_one_cycle_is_torchs_one_cycle_lr_step_for_step_momentum_included():
+    for settings, steps in ((ONE_CYCLE, 4), (TrainSettings(epochs=10, schedule="onecycle", momentum=0.9), 40)):
+        p = nn.Parameter(torch.zeros(1))
+        opt = torch.optim.SGD([p], lr=settings.lr, momentum=settings.momentum)
+        ref = torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=settings.lr, epochs=settings.epochs, steps_per_epoch=steps, pct_start=settings.pct_start,
+            div_factor=settings.div_factor, final_div_factor=settings.final_div_factor,
+            base_momentum=settings.base_momentum, max_momentum=settings.momentum)
+        for t in range(settings.epochs * steps):
+            epoch, step = divmod(t, steps)
+            assert lr_at(settings, epoch, step, steps) == pytest.approx(opt.param_groups[0]["lr"], rel=1e-12)
+            assert momentum_at(settings, epoch, step, steps) == pytest.approx(opt.param_groups[0]["momentum"],
+                                                                             rel=1e-12)
+            opt.step()
+            ref.step()
+    assert momentum_at(SETTINGS, 3, 0, 4) == SETTINGS.momentum        # other schedules: constant momentum
+
+
+def test_one_cycle_training_resumes_exactly_and_rewinds_without_replay(tmp_path):
+    full = fresh()
+    whole = train(full, DATA, ONE_CYCLE, seed=3)
+    with pytest.raises(Stop):
+        train(fresh(), DATA, ONE_CYCLE, seed=3, checkpoint_dir=tmp_path, hooks=[StopAfter(1)])
+    resumed = fresh(seed=5)
+    result = train(resumed, DATA, ONE_CYCLE, seed=3, checkpoint_dir=tmp_path)
+    assert result.resumed_from_epoch == 2 and same_weights(weights(resumed), weights(full))
+    rewound = train(fresh(), DATA, ONE_CYCLE, seed=3, start_epoch=2)
+    assert [m["lr"] for m in rewound.history] == [m["lr"] for m in whole.history[2:]]
+
+
+@pytest.mark.parametrize("schedule_options,match", [
+    ({"schedule": "onecycle", "warmup_epochs": 1}, "warmup_epochs must be 0 with schedule onecycle"),
+    ({"schedule": "onecycle", "momentum": 0.8}, r"base_momentum \(0.85\) must not exceed momentum \(0.8\)"),
+    ({"pct_start": 1.0}, r"pct_start must be a number in \(0, 1\)"),
+    ({"label_smoothing": 1.0}, r"label_smoothing must be a number in \[0, 1\)"),
+])
+def test_bad_one_cycle_and_smoothing_settings_get_one_line(schedule_options, match):
+    with pytest.raises(LotteryError, match=match):
+        TrainSettings(epochs=3, **schedule_options)
+
+
+def test_label_smoothing_is_applied_to_the_training_loss_only():
+    # smoothing 0.5 over 4 classes: targets (0.625, 0.125, 0.125, 0.125), whose entropy 1.07 nats
+    # bounds the training loss from below; the optimum p = 0.625 has plain cross-entropy 0.47
+    bound = -(0.625 * math.log(0.625) + 3 * 0.125 * math.log(0.125))
+    settings = TrainSettings(epochs=16, batch_size=16, lr=0.2, schedule="cosine", amp=False, threads=1)
+    plain = train(fresh(), DATA, settings)
+    smooth = train(fresh(), DATA, replace(settings, label_smoothing=0.5))
+    assert plain.final["train_loss"] < bound - 0.3
+    assert all(m["train_loss"] >= bound for m in smooth.history)
+    assert smooth.final["test_loss"] < bound - 0.3          # evaluation: plain cross-entropy
+
+
+class Dtypes:
+    """Records the dtype of every conv output and of the BN statistics during training."""
+
+    def __init__(self, model):
+        self.seen = set()
+        model.conv.register_forward_hook(lambda m, i, o: self.seen.add(o.dtype))
+
+
+@pytest.mark.parametrize("native,amp,expected", [(True, True, torch.bfloat16), (True, False, torch.float32),
+                                                 (False, True, torch.float32)])
+def test_amp_computes_convolutions_in_bf16_on_a_cpu_with_native_bf16_only(monkeypatch, native, amp, expected):
+    monkeypatch.setattr(precision_rule, "cpu_has_native_bf16", lambda: native)
+    model = fresh()
+    dtypes = Dtypes(model)
+    result = train(model, DATA, TrainSettings(epochs=1, batch_size=16, amp=amp, threads=1))
+    assert dtypes.seen == {expected}
+    assert all(p.dtype == torch.float32 for p in model.parameters())      # fp32 master weights
+    assert model.bn.running_mean.dtype == model.bn.running_var.dtype == torch.float32
+    assert torch.isfinite(torch.tensor(result.final["train_loss"]))
+
+
+def test_precision_resolution_and_flags(tmp_path):
+    assert precision_rule.precision("cuda") == "bf16" and precision_rule.precision("cuda", amp=False) == "fp32"
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16 amx_tile\n")
+    assert precision_rule.native_bf16_flags(str(cpuinfo)) == ("avx512_bf16",)
+    older = tmp_path / "cpuinfo-avx2"   # (the flags are read once per file: cached)
+    older.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f\n")
+    assert precision_rule.native_bf16_flags(str(older)) == ()
+    assert precision_rule.native_bf16_flags(str(tmp_path / "missing")) == ()
+
+
+def test_an_fp32_checkpoint_is_not_resumed_in_bf16(monkeypatch, tmp_path):
+    monkeypatch.setattr(precision_rule, "cpu_has_native_bf16", lambda: True)
+    fp32 = TrainSettings(epochs=2, batch_size=16, amp=False, threads=1)
+    with pytest.raises(Stop):
+        train(fresh(), DATA, fp32, checkpoint_dir=tmp_path, hooks=[StopAfter(0)])
+    with pytest.raises(LotteryError, match="written with precision=fp32, this run has precision=bf16"):
+        train(fresh(), DATA, TrainSettings(epochs=2, batch_size=16, threads=1), checkpoint_dir=tmp_path)

@@ -7,6 +7,13 @@ Shortcut variants for the two stride-2 blocks (`shortcut=`):
   "A"    zero-padding identity, no parameters (the default; He et al. option A)
   "B"    1x1 conv + BatchNorm (He et al. option B)
   "conv" 1x1 conv without BatchNorm (the paper authors' own code)
+
+Initialisation (`init=`):
+  "kaiming" every conv and linear weight from kaiming_normal_ (fan_in, gain sqrt 2; He et al.
+            2015, the ResNet papers' init; the default)
+  "torch"   torch's module defaults (kaiming_uniform_ with a = sqrt 5: weights ~2.4x smaller),
+            which trains better at short budgets here (benchmarks/recipe.md)
+BatchNorm starts at gamma = 1, beta = 0 in both.
 """
 import torch
 import torch.nn as nn
@@ -15,6 +22,7 @@ import torch.nn.functional as F
 from lottery_core.errors import choose
 
 SHORTCUTS = ("A", "B", "conv")
+INITS = ("kaiming", "torch")
 
 
 class PadShortcut(nn.Module):
@@ -62,9 +70,10 @@ class CifarResNet(nn.Module):
     """Stem conv 3x3/16, three stages of BasicBlocks (16, 32, 64 channels), global pool, fc."""
 
     def __init__(self, blocks_per_stage: int | list[int], num_classes: int = 10, shortcut: str = "A",
-                 widths: tuple[int, int, int] = (16, 32, 64)):
+                 widths: tuple[int, int, int] = (16, 32, 64), init: str = "kaiming"):
         super().__init__()
         choose("shortcut", shortcut, SHORTCUTS)
+        choose("init", init, INITS)
         if isinstance(blocks_per_stage, int):
             blocks_per_stage = [blocks_per_stage] * 3
         self.shortcut = shortcut
@@ -80,9 +89,10 @@ class CifarResNet(nn.Module):
             setattr(self, f"layer{stage}", nn.Sequential(*blocks))
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(in_channels, num_classes)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d | nn.Linear):
-                nn.init.kaiming_normal_(m.weight)
+        if init == "kaiming":
+            for m in self.modules():
+                if isinstance(m, nn.Conv2d | nn.Linear):
+                    nn.init.kaiming_normal_(m.weight)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Penultimate features (after global pooling), shape (N, 64)."""
@@ -99,8 +109,8 @@ def cifar_resnet(depth: int):
     if (depth - 2) % 6:
         raise ValueError(f"CIFAR ResNet depth must be 6n+2, got {depth}")
 
-    def build(num_classes: int = 10, shortcut: str = "A") -> CifarResNet:
-        return CifarResNet((depth - 2) // 6, num_classes=num_classes, shortcut=shortcut)
+    def build(num_classes: int = 10, shortcut: str = "A", init: str = "kaiming") -> CifarResNet:
+        return CifarResNet((depth - 2) // 6, num_classes=num_classes, shortcut=shortcut, init=init)
 
-    build.__doc__ = f"ResNet{depth} for 32x32 images; shortcut in {SHORTCUTS}."
+    build.__doc__ = f"ResNet{depth} for 32x32 images; shortcut in {SHORTCUTS}; init in {INITS}."
     return build

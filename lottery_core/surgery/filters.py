@@ -10,7 +10,6 @@ from collections.abc import Mapping
 
 import torch
 import torch.nn as nn
-import torch_pruning as tp
 
 from lottery_core.accounting import count_filters, count_macs
 from lottery_core.errors import LotteryError
@@ -67,7 +66,7 @@ def prune_filters(model: nn.Module, scores: Mapping[str, torch.Tensor], n: int,
     graph = _graph(pruned, input_size)
     for name, idxs in chosen.items():
         conv = pruned.get_submodule(name)
-        graph.get_pruning_group(conv, tp.prune_conv_out_channels, sorted(idxs)).prune()
+        graph.get_pruning_group(conv, _torch_pruning().prune_conv_out_channels, sorted(idxs)).prune()
     pruned.pruning_history = list(graph.pruning_history())
     return pruned
 
@@ -141,7 +140,18 @@ def prune_filters_to_macs(model: nn.Module, scores: Mapping[str, torch.Tensor], 
     return hi_model
 
 
-def _graph(model: nn.Module, input_size) -> tp.DependencyGraph:
+def _torch_pruning():
+    """Torch-Pruning, imported where filters are pruned (block tickets and the GPU check need none)."""
+    try:
+        import torch_pruning
+    except ImportError:
+        raise LotteryError("filter pruning needs Torch-Pruning: pip install torch-pruning==1.6.1") from None
+    return torch_pruning
+
+
+def _graph(model: nn.Module, input_size):
+    """Torch-Pruning's DependencyGraph of `model`, traced in eval mode on one zero image."""
+    tp = _torch_pruning()
     p = next(model.parameters())
     example = torch.zeros(1, *input_size, device=p.device, dtype=p.dtype)
     was_training = model.training

@@ -5,8 +5,9 @@
 
 Speed: no host-device synchronisation inside an epoch on GPUs (loss and accuracy are summed
 on the device, non-finite losses checked every `NONFINITE_CHECK_EVERY` steps), gradients set to
-None instead of zeroed, foreach SGD, channels_last, bf16 autocast and cudnn.benchmark on CUDA,
-torch threads = the CPUs this process was given.
+None instead of zeroed, foreach SGD, channels_last, bf16 autocast where the device computes bf16
+natively (CUDA; CPUs with avx512_bf16/amx_bf16: `precision`), cudnn.benchmark on CUDA, torch
+threads = the CPUs this process was given.
 """
 import contextlib
 import hashlib
@@ -179,7 +180,7 @@ def _train_epoch(forward, model, data, settings, schedule, optimizer, seed, epoc
         schedule.set(epoch, step)
         with _autocast(device, amp):
             logits = forward(x)
-        loss = F.cross_entropy(logits.float(), y)
+        loss = F.cross_entropy(logits.float(), y, label_smoothing=settings.label_smoothing)
         losses[step] = loss.detach()
         if (step + 1) % check_every == 0 or step + 1 == steps:
             _check_finite(losses, step, epoch, steps, checkpoint_dir)
@@ -243,7 +244,7 @@ def _check_compatible(saved: dict, path: Path, model: nn.Module, fingerprint: st
         raise LotteryError(f"checkpoint {path} is from a different architecture ({diff}); refusing to resume "
                            f"from it: use another checkpoint_dir or delete {path.parent}")
     theirs = saved.get("identity", {})
-    for key in ("seed", "start_epoch"):
+    for key in ("seed", "start_epoch", "precision"):
         if theirs.get(key) != identity[key]:
             raise LotteryError(f"checkpoint {path} was written with {key}={theirs.get(key)}, this run has "
                                f"{key}={identity[key]}; use another checkpoint_dir or delete {path.parent}")
