@@ -20,6 +20,11 @@ lint:
 bench:
     {{py}} -m benchmarks.run_all
 
+# the GPU check (benchmarks/gpu_check.py): <= 5 min on one GPU; a tiny smoke run on a CPU
+gpu-check *args:
+    test -f benchmarks/gpu/cifar10_subset.npz || {{py}} -m benchmarks.pack_cifar --data-dir {{data}}
+    {{py}} -m benchmarks.gpu_check {{args}}
+
 # the reduced paper sweep on a CIFAR-10 subset (<= 15 min on 2 cores), then the report
 demo:
     {{lottery}} sweep tune/sweeps/demo.yaml --data-dir {{data}}

@@ -138,12 +138,14 @@ def test_batches_are_seeded_per_seed_and_epoch_and_cover_every_image(folder, tmp
     assert not torch.equal(torch.cat([x for x, _ in a]), torch.cat([x for x, _ in c]))  # another epoch
     d = list(D.train_batches(data, 4, seed=2, epoch=2))
     assert not torch.equal(torch.cat([x for x, _ in a]), torch.cat([x for x, _ in d]))  # another seed
-    assert [len(y) for _, y in a] == [4, 4, 4, 4, 2]
-    plain = list(D.train_batches(data, 5, seed=1, epoch=2, augment=False))
+    assert [len(y) for _, y in a] == [4, 4, 4, 4]                        # 18 images: the last 2 are dropped
+    plain = list(D.train_batches(data, 6, seed=1, epoch=2, augment=False))
     seen = torch.cat([x for x, _ in plain])
     expected = (data.train_images.float() / 255 - torch.tensor(data.mean).view(1, 3, 1, 1)) / torch.tensor(data.std).view(1, 3, 1, 1)
     assert torch.allclose(seen.sum(0), expected.sum(0), atol=1e-3)       # every image exactly once
-    assert len(list(D.train_batches(data, 17, seed=0, epoch=0))) == 1    # a last batch of one is dropped
+    assert [len(y) for _, y in D.train_batches(data, 17, seed=0, epoch=0)] == [17]   # a last batch of 1 goes
+    assert [len(y) for _, y in D.train_batches(data, 32, seed=0, epoch=0)] == [18]   # fewer than a batch: all
+    assert (D.num_batches(18, 4), D.num_batches(18, 32), D.num_batches(1, 32)) == (4, 1, 0)
 
 
 def test_augmentation_is_a_padded_crop_and_flip_of_each_image(folder, tmp_path):

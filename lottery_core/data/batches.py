@@ -25,9 +25,18 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
 
 
 def num_batches(n: int, batch_size: int) -> int:
-    """Batches per epoch of `train_batches` for n images (a last batch of one image is dropped)."""
-    full, rest = divmod(n, batch_size)
-    return full + (1 if rest > 1 else 0)
+    """Batches per epoch of `train_batches` for n images: only full batches (a last, smaller one is
+    dropped, as DataLoader(drop_last=True) does), or one batch of all n when n < batch_size (n > 1).
+
+    Why: a small last batch gives BatchNorm noisy statistics and takes a full-lr step on them.
+    ResNet20 on 5,000 CIFAR-10 images (39 batches of 128 + one of 8), 10 one-cycle epochs:
+    48.8 % test accuracy with the batch of 8, 55.8 % without (seed 0, benchmarks/recipe.md).
+    Shuffling per epoch means every image is still seen, in almost every epoch.
+    """
+    full = n // batch_size
+    if full:
+        return full
+    return 1 if n > 1 else 0
 
 
 def train_batches(data, batch_size: int, seed: int, epoch: int, augment: bool = True, device=None,
@@ -35,8 +44,8 @@ def train_batches(data, batch_size: int, seed: int, epoch: int, augment: bool = 
     """Shuffled training batches (x float32 normalized (B, 3, H, W), y int64) of one epoch.
 
     Order and augmentation (4-pixel zero pad + random crop back to H x W, horizontal flip with
-    probability 1/2) depend only on (seed, epoch). A last batch of a single image is dropped
-    (BatchNorm cannot train on it). `device` defaults to where `data` lives; batches are moved
+    probability 1/2) depend only on (seed, epoch). Only full batches are yielded (see
+    `num_batches`: a smaller last one is dropped). `device` defaults to where `data` lives; batches are moved
     there as uint8 (4x less traffic than float) and converted on arrival.
     """
     images, labels = data.train_images, data.train_labels
