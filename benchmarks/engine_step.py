@@ -9,7 +9,9 @@ round (the median over rounds is reported, so that load from other work hits eve
 - engine_fp32: the same engine with amp=False, i.e. the engine before bf16 on the CPU;
 - plain: `benchmarks.plain_loop` (fp32, NCHW, batch-wise augmentation written the obvious way);
 - with --compile, engine_compile(_fp32): torch.compile of the model, whose first epoch (the
-  compilation) is reported apart from its steady step time.
+  compilation) is reported apart from its steady step time. Inductor keeps compiled kernels in
+  an on-disk cache (TORCHINDUCTOR_CACHE_DIR, /tmp/torchinductor_$USER by default): the first
+  epoch is cold only on the first run of an architecture on a machine.
 A step's time is an epoch's training time / its steps (evaluation and checkpoints excluded).
 
 Peak: forward + backward of one 3x3 convolution (stride 1, padding 1, channels_last) at the three
