@@ -55,12 +55,15 @@ def _run(args: argparse.Namespace) -> None:
 
         print("\n".join(help_text()))
         return
+    from lottery_core.train.device import resolve_device
+
+    cfg = load_config(args.config, _overrides(args))   # validated before MLflow is even imported
+    resolve_device(cfg.device)      # a GPU this machine lacks is reported before anything is created
     from pipelines.context import with_fingerprint
     from pipelines.progress import EpochPrinter
     from pipelines.runner import run
     from pipelines.tracking import prepare_store
 
-    cfg = load_config(args.config, _overrides(args))
     prepare_store(cfg)              # an unreachable store is reported before any data is read
     cfg = with_fingerprint(cfg)     # the data is in the identity
     print(f"{cfg.describe()}  identity {cfg.identity()}", flush=True)
@@ -75,10 +78,12 @@ def _run(args: argparse.Namespace) -> None:
 def _report(args: argparse.Namespace) -> None:
     from pipelines.config import load_config
     from pipelines.report import write_report
-    from pipelines.tracking import prepare_store
+    from pipelines.tracking import check_sweep_name, existing_store
 
+    if args.name is not None:
+        check_sweep_name(args.name)
     cfg = load_config(None, _overrides(args) + [f"tracking.experiment={args.experiment}"])
-    uri, _ = prepare_store(cfg)
+    uri = existing_store(cfg)
     out = Path(args.out or cfg.results_path() / "reports" / (args.name or args.experiment)).resolve()
     files = write_report(uri, args.experiment, out, sweep=args.name, xi=args.xi)
     print(files.main_table)
@@ -87,10 +92,12 @@ def _report(args: argparse.Namespace) -> None:
 
 def _ui(args: argparse.Namespace) -> None:
     from pipelines.config import load_config
-    from pipelines.tracking import tracking_uri
+    from pipelines.tracking import existing_store
 
+    if not 1 <= args.port <= 65535:
+        raise LotteryError(f"--port {args.port} is not a TCP port; give 1 to 65535 (default 5000)")
     cfg = load_config(None, _overrides(args))
-    uri = tracking_uri(cfg)
+    uri = existing_store(cfg)
     if uri.startswith("http"):
         print(f"the tracking store is a server already: open {uri}")
         return
@@ -107,8 +114,17 @@ def _add_results_dir(parser: argparse.ArgumentParser) -> None:
                         help="results folder (SQLite store, artifacts, checkpoints); default ./lottery-runs")
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose errors are one line `lottery [COMMAND]: error: ...` (no usage block), status 2;
+    subcommands' parsers are of the same class."""
+
+    def error(self, message: str):
+        hint = f" (see {self.prog} --help)" if "unrecognized" in message or "required" in message else ""
+        self.exit(2, f"{self.prog}: error: {message}{hint}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lottery", description="Block tickets: prune whole residual blocks, "
+    parser = OneLineParser(prog="lottery", description="Block tickets: prune whole residual blocks, "
                                      "train, compare with the dense network; runs tracked in MLflow.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -151,7 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _quiet_libraries() -> None:
-    """MLflow and alembic announce database migrations at INFO on stderr: keep the CLI's output ours."""
+    """MLflow and alembic announce database migrations at INFO on stderr: keep the CLI's output ours.
+    MLflow sets its own loggers' level when imported, from $MLFLOW_LOGGING_LEVEL (a user's setting wins)."""
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     for name in ("mlflow", "alembic", "codecarbon"):
         logging.getLogger(name).setLevel(logging.WARNING)
 
@@ -162,7 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.handler(args)
     except LotteryError as err:
-        print(f"lottery {args.command}: error: {err}", file=sys.stderr)
+        from pipelines.secrets import redact
+
+        print(f"lottery {args.command}: error: {redact(str(err))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"lottery {args.command}: interrupted; the run is marked KILLED in MLflow and its "

@@ -16,13 +16,13 @@ import hashlib
 import json
 import math
 import os
+import re
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
-import yaml
-
 from lottery_core.errors import LotteryError
+from pipelines import secrets, yaml_strict
 
 PIPELINES = ("dense", "ticket_init", "ticket_rewind", "filter_ticket", "reinit")
 TICKET_PIPELINES = ("ticket_init", "ticket_rewind", "filter_ticket", "reinit")
@@ -123,7 +123,7 @@ class PruningConfig:
                           "too while BatchNorm holds θ_0's placeholder statistics)",
                           choices=("auto", "train", "eval"))
     aggregate: str = option("sum", "how weight scores become a block score", choices=("sum", "mean"))
-    temperature: float = option(200.0, "GraSP softmax temperature", low=0.0)
+    temperature: float = option(200.0, "GraSP softmax temperature (> 0)")
     target: str = option("branch", "activation criteria (hrank, expectabs, pls) read the block's residual "
                          "branch f(x) (branch) or its output relu(x + f(x)) (output: the paper's literal "
                          "reading, blind to what a block adds)", choices=("branch", "output"))
@@ -259,6 +259,7 @@ class RunConfig:
         return " ".join(parts + [f"seed={self.seed}"])
 
 
+DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]+)?")
 RANDOM_CONTROLS = ("same_stage_random", "shuffled_labels", "random_inputs")
 
 
@@ -323,31 +324,18 @@ def load_config(source: str | Path | dict | None = None, overrides: list[str] | 
     elif isinstance(source, dict):
         raw = json.loads(json.dumps(source, default=list))  # deep copy, tuples -> lists
     else:
-        raw = read_yaml_mapping(source, "config", "a mapping of sections, got {got}")
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise LotteryError(f"override {item!r} is not of the form section.key=value")
-        set_dotted(raw, key.strip(), yaml.safe_load(value) if value.strip() else None)
+        raw = yaml_strict.read_mapping(source, "config", "a mapping of sections, got {got}")
+    apply_overrides(raw, overrides)
     return build_config(raw)
 
 
-def read_yaml_mapping(path, kind: str, expected: str) -> dict:
-    """A YAML file's top-level mapping; one-line errors for a missing file, bad YAML or another shape.
-
-    `kind` names the file in messages ("config", "sweep"); `expected` says what it must hold and
-    may use `{got}` for the type found.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise LotteryError(f"{kind} file not found: {path.resolve()}")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise LotteryError(f"{kind} {path}: not valid YAML ({str(err).splitlines()[0]})") from None
-    if not isinstance(raw, dict):
-        raise LotteryError(f"{kind} {path}: expected {expected.format(got=type(raw).__name__)}")
-    return raw
+def apply_overrides(raw: dict, overrides) -> None:
+    """Set each `section.key=value` in `raw`, the value read as strict YAML (`1e-3` is a number)."""
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise LotteryError(f"override {item!r} is not of the form section.key=value")
+        set_dotted(raw, key.strip(), yaml_strict.loads(value, f"--set {item}") if value.strip() else None)
 
 
 def set_dotted(raw: dict, key: str, value) -> None:
@@ -436,6 +424,8 @@ def _cross_check(cfg: RunConfig) -> None:
     """Checks that span sections or need the library (model names, criteria, p, rewind point)."""
     from lottery_core import models
 
+    if not DEVICE.fullmatch(cfg.device):
+        raise LotteryError(f"device={cfg.device!r} is not allowed; choose auto, cpu, cuda or cuda:N (N = 0, 1, ...)")
     if cfg.model.name not in models.names():
         raise LotteryError(f"model.name={cfg.model.name!r} is unknown; choose one of: {', '.join(models.names())}")
     t = cfg.training
@@ -453,6 +443,10 @@ def _cross_check(cfg: RunConfig) -> None:
     if cfg.pipeline == "ticket_rewind" and cfg.pruning.rewind_epoch >= t.epochs:
         raise LotteryError(f"pruning.rewind_epoch={cfg.pruning.rewind_epoch} must be below "
                            f"training.epochs={t.epochs} (rewind point i < n)")
+    if cfg.pipeline == "ticket_rewind" and cfg.pruning.rewind_epoch not in t.keep_epochs:
+        raise LotteryError(f"pruning.rewind_epoch={cfg.pruning.rewind_epoch} is not one of training.keep_epochs="
+                           f"{list(t.keep_epochs)}: the dense run keeps only those θ_i; add it there (the dense "
+                           "run is then a new run) or rewind to a kept epoch")
     ev = cfg.evaluation
     if any(not 1 <= s <= 5 for s in ev.severities):
         raise LotteryError(f"evaluation.severities={list(ev.severities)}: severities are 1 to 5")
@@ -460,12 +454,19 @@ def _cross_check(cfg: RunConfig) -> None:
         raise LotteryError(f"evaluation.epsilons={list(ev.epsilons)}: epsilons are in [0, 1] (pixel units; 8/255 = 0.0314)")
     _check_pruning(cfg)
     _check_evaluation(cfg)
+    uri = cfg.tracking.tracking_uri
+    if uri and secrets.has_credentials(uri):
+        raise LotteryError(f"tracking.tracking_uri={secrets.redact(uri)} carries credentials, which would reach "
+                           "params, sweep files and logs; give the URI without them and set "
+                           "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (read by MLflow)")
     if cfg.data.name == "folder" and not (cfg.data.root or os.environ.get("LOTTERY_DATA_DIR")):
         raise LotteryError("data.name=folder needs data.root (or LOTTERY_DATA_DIR)")
 
 
 def _check_pruning(cfg: RunConfig) -> None:
     from lottery_core import criteria, models, surgery
+    from lottery_core.criteria import registry
+    from lottery_core.criteria.score import check_options
     from lottery_core.errors import choose
 
     if cfg.pipeline == "dense":
@@ -476,6 +477,13 @@ def _check_pruning(cfg: RunConfig) -> None:
         raise LotteryError(f"criterion {criterion!r} is unknown at filter level; choose one of: "
                            f"{', '.join(criteria.names('weight'))}")
     _check_control(cfg)
+    level = "weight" if cfg.pipeline == "filter_ticket" else "block"
+    p = cfg.pruning
+    try:
+        check_options(registry.get(criterion, level), {"bn_mode": None if p.bn_mode == "auto" else p.bn_mode,
+                                                       "temperature": p.temperature, "target": p.target})
+    except LotteryError as err:
+        raise LotteryError(f"pruning: {err}") from None
     model = models.build(cfg.model.name, **cfg.model.builder_options())
     limit = surgery.max_removable(model, cfg.pruning.min_blocks_per_stage)
     if cfg.pruning.p > limit:

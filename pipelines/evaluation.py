@@ -19,6 +19,28 @@ from pipelines.experiments import Trained
 REDUCTIONS = {"macs": "macs", "params": "params", "memory_bytes": "memory", "filters": "filters",
               "emissions_kg": "emissions", "energy_kwh": "energy", "train_time_s": "train_time"}
 
+# Final metrics by name (see the module docstring): what an Optuna search may optimize.
+RUN_METRICS = ("acc", "loss", "top5", "macs", "params", "memory_bytes", "filters", "train_time_s", "epoch_time_s",
+               "wall_time_s", "energy_kwh", "emissions_kg", "val_acc")
+VERSUS_DENSE = ("delta_acc", "winning", "speedup", "cka_vs_dense",
+                *(f"{name}_reduction_pct" for name in REDUCTIONS.values()))
+ROBUSTNESS_PREFIXES = ("corruption_acc", "shifted_acc.", "adv_acc.")
+
+
+def metric_problem(name: str, pipeline: str, val_size: int) -> str | None:
+    """Why a run of `pipeline` never reports final metric `name` (None when it does, or may:
+    robustness metrics depend on the evaluation settings)."""
+    if name.startswith(ROBUSTNESS_PREFIXES) or name.startswith(tuple(f"delta_{p}" for p in ROBUSTNESS_PREFIXES)):
+        return None
+    if name == "val_acc" and val_size == 0:
+        return "val_acc needs data.val_size > 0"
+    if name in VERSUS_DENSE:
+        return None if pipeline != "dense" else f"{name} compares a ticket with its dense run; a dense run has none"
+    if name in RUN_METRICS:
+        return None
+    return (f"no run reports a metric {name!r}; final metrics: {', '.join(RUN_METRICS + VERSUS_DENSE)}, "
+            f"and {', '.join(p + '...' for p in ROBUSTNESS_PREFIXES)}")
+
 
 def evaluate_run(ctx: RunContext, trained: Trained, emissions) -> tuple[dict[str, float], dict[str, str]]:
     """All final metrics of a trained network, and tags (comparison status, emissions status)."""

@@ -18,6 +18,7 @@ from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 
 from lottery_core.emissions import EmissionsMeter
+from lottery_core.train.device import resolve_device
 from pipelines import plots
 from pipelines.config import RunConfig
 from pipelines.context import RunContext, with_fingerprint
@@ -73,13 +74,6 @@ class MlflowEpochLogger:
         self.logged.add(epoch)
 
 
-def resolve_device(name: str) -> torch.device:
-    """'auto' → cuda when available, else cpu; anything else as given."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def run_tags(cfg: RunConfig) -> dict[str, str]:
     """The tags that make a run findable: pipeline, model, criterion, control, p, seed, identity, ..."""
     ticket = cfg.pipeline != "dense"
@@ -104,6 +98,7 @@ def membership_tags(tags: dict[str, str]) -> dict[str, str]:
 def run(cfg: RunConfig, *, hooks=(), parent_run_id: str | None = None,
         checkpoint_dir: Path | None = None, tags: dict[str, str] | None = None) -> RunOutcome:
     """Run `cfg` once (see module docstring); returns the run's final metrics."""
+    device = resolve_device(cfg.device)            # before anything is created
     uri, experiment_id = prepare_store(cfg)       # an unreachable server is reported here
     client = MlflowClient(uri)
     cfg = with_fingerprint(cfg)                    # the data is part of the identity
@@ -116,7 +111,7 @@ def run(cfg: RunConfig, *, hooks=(), parent_run_id: str | None = None,
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     checkpoint_dir = Path(checkpoint_dir or cfg.results_path() / "checkpoints" / identity).resolve()
-    ctx = RunContext(cfg, client, experiment_id, run_id="", device=resolve_device(cfg.device),
+    ctx = RunContext(cfg, client, experiment_id, run_id="", device=device,
                      checkpoint_dir=checkpoint_dir)
     _ = ctx.data  # load (or fail on) the data before a run is opened
     ctx.run_id = _open_run(client, experiment_id, cfg, parent_run_id, tags or {})

@@ -16,6 +16,7 @@ from mlflow.entities import RunStatus
 from mlflow.tracking import MlflowClient
 
 from lottery_core.errors import LotteryError
+from pipelines import secrets
 from pipelines.config import RunConfig
 
 UNFINISHED = ("RUNNING", "FAILED", "KILLED", "SCHEDULED")
@@ -29,9 +30,21 @@ def sweep_member_tag(sweep: str) -> str:
     return SWEEP_MEMBER_PREFIX + sweep
 
 
+def check_sweep_name(name) -> str:
+    """A sweep name is a folder and an MLflow tag: letters, digits, '-', '_', '.' (not first)."""
+    name = str(name)
+    if not name or not all(c.isascii() and (c.isalnum() or c in "-_.") for c in name) or name.startswith("."):
+        raise LotteryError(f"sweep name {name!r}: use letters, digits, '-', '_' and '.' only (not a path)")
+    return name
+
+
 def tracking_uri(cfg: RunConfig) -> str:
-    """The tracking URI for a config: setting, else $MLFLOW_TRACKING_URI, else SQLite in results_dir."""
-    uri = cfg.tracking.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    """The tracking URI for a config: setting, else $MLFLOW_TRACKING_URI (its credentials moved to
+    MLflow's credential variables, see `pipelines.secrets`), else SQLite in results_dir."""
+    uri = cfg.tracking.tracking_uri
+    if not uri and os.environ.get("MLFLOW_TRACKING_URI"):
+        uri = secrets.split_credentials(os.environ["MLFLOW_TRACKING_URI"], "MLFLOW_TRACKING_URI")
+        os.environ["MLFLOW_TRACKING_URI"] = uri   # what Ray's workers inherit holds no password either
     if uri:
         if "://" not in uri and not uri.startswith("databricks"):
             raise LotteryError(f"tracking URI {uri!r} is a plain path; MLflow's file store is deprecated: "
@@ -55,6 +68,39 @@ def check_reachable(uri: str, timeout_s: float = 3.0) -> None:
                            f"tracking.tracking_uri / MLFLOW_TRACKING_URI") from None
 
 
+def check_driver(uri: str) -> None:
+    """Raise a one-line LotteryError when a database tracking URI's SQLAlchemy driver is missing
+    (e.g. postgresql:// without psycopg2), instead of MLflow's traceback at the first query."""
+    scheme = uri.split("://", 1)[0]
+    if scheme in ("http", "https", "sqlite", "file", "databricks") or "://" not in uri:
+        return
+    import sqlalchemy.engine
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        sqlalchemy.engine.make_url(uri).get_dialect().import_dbapi()
+    except (NoSuchModuleError, ArgumentError) as err:
+        raise LotteryError(f"tracking URI {secrets.redact(uri)}: SQLAlchemy knows no database {scheme!r} "
+                           f"({str(err).splitlines()[0]}); use http(s)://, sqlite:///, postgresql://, "
+                           "mysql:// or mssql://") from None
+    except ImportError as err:
+        raise LotteryError(f"tracking URI {secrets.redact(uri)} needs the Python module {err.name!r}, which is "
+                           "not installed here: install it, or name a driver you have in the URI "
+                           "(postgresql+psycopg2://, mysql+pymysql://)") from None
+
+
+def existing_store(cfg: RunConfig) -> str:
+    """The tracking URI of a store that must exist already (report, ui): a SQLite store that is
+    not there is a one-line error, not a new empty store."""
+    uri = tracking_uri(cfg)
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+        raise LotteryError(f"no MLflow store in {cfg.results_path()} (no mlflow.db): nothing has run with this "
+                           "--results-dir yet; give the folder your runs used")
+    check_reachable(uri)
+    check_driver(uri)
+    return uri
+
+
 def prepare_store(cfg: RunConfig) -> tuple[str, str]:
     """Create the store and experiment once (call in the driver before parallel trials start).
 
@@ -62,10 +108,15 @@ def prepare_store(cfg: RunConfig) -> tuple[str, str]:
     """
     uri = tracking_uri(cfg)
     check_reachable(uri)
+    check_driver(uri)
     if not uri.startswith("sqlite:///"):
         return uri, _experiment(cfg, uri)
     database = Path(uri.removeprefix("sqlite:///"))
-    database.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        database.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise LotteryError(f"results folder {database.parent} cannot be created ({err.strerror}); "
+                           "choose a writable --results-dir / tracking.results_dir") from None
     # concurrent first-time migrations of one SQLite file race (FACTS.md): one process at a time
     with open(database.with_name(database.name + ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -123,5 +174,5 @@ def code_version() -> str:
         return "unknown"
 
 
-__all__ = ["RunStatus", "check_reachable", "close_run", "code_version", "find_runs", "finished_run",
+__all__ = ["RunStatus", "check_driver", "check_reachable", "check_sweep_name", "existing_store", "close_run", "code_version", "find_runs", "finished_run",
            "prepare_store", "tracking_uri"]

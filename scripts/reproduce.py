@@ -13,9 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
-
 from lottery_core.errors import LotteryError
+from pipelines import yaml_strict
 from pipelines.cli import lottery_command
 from pipelines.config import load_config
 from pipelines.progress import EpochPrinter
@@ -43,7 +42,7 @@ def main(argv=None) -> int:
     parser.add_argument("--shard", default="0/1", help="i/n: run every n-th config from the i-th (parallel workers)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads per run")
     args = parser.parse_args(argv)
-    grid = yaml.safe_load(Path(args.grid).read_text())
+    grid = yaml_strict.read_mapping(args.grid, "grid", "a mapping with base, seeds and runs, got {got}")
     common = [f"data.root={Path(args.data_dir).resolve()}", f"tracking.results_dir={Path(args.results_dir).resolve()}"]
     if args.threads:
         common.append(f"threads={args.threads}")

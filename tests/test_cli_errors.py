@@ -1,6 +1,9 @@
 """The drill table: bad inputs through the `lottery` command, each one line, non-zero exit, no traceback."""
+import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -63,3 +66,101 @@ def test_the_installed_command_prints_no_traceback(tmp_path):
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.strip() == "lottery run: error: pruning.p=-2 is below the minimum 0"
+
+
+OPTUNA_BASE = "base: {pipeline: ticket_init, model: {name: resnet20}}\n"
+
+
+def subprocess_inputs(tmp_path):
+    """(argv, expected part of the one line, whether the input is refused before anything is written).
+
+    Inputs the in-process table above does not hold, and which go wrong only in a fresh process
+    (MLflow's loggers, imports) or only with files on disk."""
+    (tmp_path / "latin1.yaml").write_bytes(b"model: {name: resnet20}\n# caf\xe9\n")
+    (tmp_path / "twice.yaml").write_text("model: {name: resnet20}\nmodel: {name: resnet32}\n")
+    (tmp_path / "a_folder.yaml").mkdir()
+    (tmp_path / "a_file").write_text("")
+    (tmp_path / "sweep_twice.yaml").write_text("name: s\nname: t\ngrid: [{pruning.p: 1}]\n")
+    (tmp_path / "sweep_metric.yaml").write_text(
+        OPTUNA_BASE + "optuna: {space: {pruning.p: {type: int, low: 1, high: 2}}, metrics: [accuracy], "
+                      "modes: [max], num_samples: 2}\n")
+    (tmp_path / "sweep_val.yaml").write_text(
+        OPTUNA_BASE + "optuna: {space: {pruning.p: {type: int, low: 1, high: 2}}, metrics: [val_acc], "
+                      "modes: [max], num_samples: 2}\n")
+    (tmp_path / "sweep_key.yaml").write_text("name: s\ngrids: [{pruning.p: 1}]\n")
+    damaged = tmp_path / "damaged" / "ray" / "cut"
+    damaged.mkdir(parents=True)
+    (damaged / "sweep.json").write_text('{"sweep": {"name": "cut", "base"')
+    runs = str(tmp_path / "damaged")
+    return [
+        (["run", str(tmp_path / "latin1.yaml")], "not UTF-8 text", True),
+        (["run", str(tmp_path / "a_folder.yaml")], "is a folder; give the path of a .yaml file", True),
+        (["run", str(tmp_path / "twice.yaml")], "key 'model' is given twice (lines 1 and 2)", True),
+        (["run", "--set", "training.lr=1e-3", "--set", "training.momentum=1.0"], "momentum must be a number in [0, 1)",
+         True),
+        (["run", "--set", "training.milestones=[0.75,0.5]"], "milestones must be increasing", True),
+        (["run", "--set", "training.gamma=0"], "gamma must be a number in (0, 1]", True),
+        (["run", "--set", "pruning.temperature=0"], "pruning: temperature must be a positive number", True),
+        (["run", "--set", "device=tpu"], "device='tpu' is not allowed; choose auto, cpu, cuda or cuda:N", True),
+        (["run", "--set", "device=cuda:7"], "device=cuda:7: ", True),
+        (["run", "--set", "pipeline=ticket_rewind", "--set", "pruning.rewind_epoch=2"],
+         "pruning.rewind_epoch=2 is not one of training.keep_epochs=[0, 25, 50, 75]", True),
+        (["run", "--set", "tracking.tracking_uri=http://bob:hunter2@127.0.0.1:9"],
+         "tracking.tracking_uri=http://bob:***@127.0.0.1:9 carries credentials", True),
+        (["run", "--set", "tracking.tracking_uri=postgresql://127.0.0.1/db"], "needs the Python module", True),
+        (["run", "--set", "tracking.tracking_uri=nosuchdb://h/db"], "SQLAlchemy knows no database 'nosuchdb'", True),
+        (["run", "--results-dir", str(tmp_path / "a_file" / "x")], "cannot be created (Not a directory)", True),
+        (["run", "--set", "training.epochs=0"], "training.epochs=0 is below the minimum 1", True),
+        (["run", "--set", "model.shortcut=Z"], "model.shortcut='Z' is not allowed", True),
+        (["run", "--sett", "seed=1"], "unrecognized arguments: --sett", True),
+        (["info", "resnet20", "--num-classes", "ten"], "argument --num-classes: invalid int value: 'ten'", True),
+        (["report", "a'b"], "sweep name \"a'b\": use letters, digits", True),
+        (["report", "../../x"], "sweep name '../../x'", True),
+        (["report"], "no MLflow store in", True),
+        (["ui", "--port", "99999"], "--port 99999 is not a TCP port; give 1 to 65535", True),
+        (["ui"], "no MLflow store in", True),
+        (["resume", "../../x"], "sweep name '../../x'", True),
+        (["resume", "cut", "--results-dir", runs], "sweep.json is damaged (JSONDecodeError", False),
+        (["sweep", str(tmp_path / "missing.yaml")], "sweep file not found", True),
+        (["sweep", str(tmp_path / "sweep_twice.yaml")], "key 'name' is given twice", True),
+        (["sweep", str(tmp_path / "sweep_key.yaml")], "unknown sweep key 'grids'", True),
+        (["sweep", str(tmp_path / "sweep_metric.yaml")], "optuna metric 'accuracy': no run reports a metric", True),
+        (["sweep", str(tmp_path / "sweep_val.yaml")], "optuna metric 'val_acc': val_acc needs data.val_size > 0",
+         True),
+        (["sweep", str(tmp_path / "sweep_key.yaml"), "--name", "a/b"], "unknown sweep key 'grids'", True),
+        (["sweep", "tune/sweeps/demo.yaml", "--name", "a/b", "--dry-run"], "sweep name 'a/b'", True),
+    ]
+
+
+def _run_cli(argv, cwd, results_dir):
+    extra = [] if "--results-dir" in argv or argv[0] == "info" else ["--results-dir", str(results_dir)]
+    env = {**os.environ, "LOTTERY_RESULTS_DIR": str(results_dir)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return subprocess.run([sys.executable, "-m", "pipelines.cli", *argv, *extra], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=240)
+
+
+@pytest.mark.drill
+def test_every_bad_input_is_one_line_in_a_fresh_process(tmp_path):
+    """Each input through its own `python -m pipelines.cli` (four at a time): exit status 2, one
+    line `lottery CMD: error: ...` on stderr, no traceback, no password, and nothing written for
+    an input refused before work starts."""
+    inputs = [(argv, expected, True) for argv, expected in bad_inputs(tmp_path)
+              if "--data-dir" not in argv and argv[0] != "report"] + subprocess_inputs(tmp_path)
+    assert len(inputs) >= 40
+    repo = Path(__file__).resolve().parents[1]
+    cases = []
+    for i, (argv, expected, clean) in enumerate(inputs):
+        home = tmp_path / f"case{i}"
+        home.mkdir()
+        cases.append((argv, expected, clean, home))
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda c: _run_cli(c[0], repo, c[3] / "runs"), cases))
+    for (argv, expected, clean, home), result in zip(cases, results, strict=True):
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2, (argv, result.stderr[-2000:])
+        assert "Traceback" not in result.stderr and "hunter2" not in result.stderr + result.stdout, argv
+        assert len(lines) == 1 and expected in lines[0], (argv, lines)
+        assert lines[0].startswith((f"lottery {argv[0]}: error: ", "lottery: error: ")), (argv, lines)
+        if clean:
+            assert not any(home.iterdir()), (argv, list(home.iterdir()))

@@ -103,7 +103,10 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _resume(args: argparse.Namespace) -> int:
+    from pipelines.tracking import check_sweep_name
     from tune.runner import resume
+
+    check_sweep_name(args.name)
 
     results_dir = _results_dir(args)
     hint = f"{lottery_command()} resume {args.name}" + (f" --results-dir {results_dir}" if results_dir else "") + \

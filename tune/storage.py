@@ -20,6 +20,7 @@ from lottery_core.errors import LotteryError
 
 CLOUD_SCHEMES = ("s3://", "gs://", "gcs://", "abfs://", "az://", "hdfs://")
 META = "sweep.json"
+META_KEYS = ("sweep", "parent_run_id", "tracking_uri", "experiment")
 
 
 def storage_root(results_dir, storage: str | None = None) -> str:
@@ -52,10 +53,22 @@ def sweep_exists(root: str, name: str) -> bool:
 
 
 def write_meta(root: str, name: str, meta: dict) -> None:
+    """Write sweep.json atomically: a temporary file moved over it (a rename on local and NFS
+    paths; object stores write whole objects), so a reader never sees half a file."""
     fs, path = _fs(root)
     fs.create_dir(f"{path}/{name}", recursive=True)
-    with fs.open_output_stream(f"{path}/{name}/{META}") as out:
-        out.write(json.dumps(meta, indent=2).encode())
+    body = json.dumps(meta, indent=2).encode()
+    if is_uri(root):
+        with fs.open_output_stream(f"{path}/{name}/{META}") as out:
+            out.write(body)
+        return
+    target = Path(path) / name / META
+    partial = target.with_name(f".{META}.{os.getpid()}.partial")
+    with open(partial, "wb") as out:
+        out.write(body)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(partial, target)
 
 
 def read_meta(root: str, name: str) -> dict:
@@ -67,7 +80,18 @@ def read_meta(root: str, name: str) -> dict:
     if fs.get_file_info(file).type == pyarrow.fs.FileType.NotFound:
         raise LotteryError(f"no sweep named {name!r} in {root}; known sweeps: {', '.join(known_sweeps(root)) or 'none'}")
     with fs.open_input_stream(file) as handle:
-        return json.loads(handle.read().decode())
+        body = handle.read()
+    try:
+        meta = json.loads(body.decode())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise LotteryError(f"{file} is damaged ({err.__class__.__name__}: {str(err).splitlines()[0]}); it is the "
+                           f"sweep's record and cannot be guessed: start the sweep again under a new --name "
+                           f"(finished runs are reused from MLflow, nothing is trained twice)") from None
+    missing = [k for k in META_KEYS if k not in meta] if isinstance(meta, dict) else list(META_KEYS)
+    if missing:
+        raise LotteryError(f"{file} lacks {', '.join(missing)}: not a sweep record this version wrote; start "
+                           "the sweep again under a new --name (finished runs are reused from MLflow)")
+    return meta
 
 
 def known_sweeps(root: str) -> list[str]:

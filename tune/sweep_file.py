@@ -32,18 +32,19 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import yaml
-
 from lottery_core.errors import LotteryError
+from pipelines import yaml_strict
 from pipelines.config import (
     DataConfig,
     RunConfig,
     TrackingConfig,
+    apply_overrides,
     build_config,
-    read_yaml_mapping,
     set_dotted,
 )
 from pipelines.context import data_fingerprint
+from pipelines.evaluation import metric_problem
+from pipelines.tracking import check_sweep_name as check_name
 from pipelines.tracking import tracking_uri
 
 KEYS = ("name", "base", "grid", "optuna", "resources", "max_concurrent", "retries", "storage")
@@ -97,18 +98,14 @@ class Sweep:
 def load_sweep(path, overrides=(), name: str | None = None) -> Sweep:
     """Read, expand and validate a sweep file; `overrides` (section.key=value) apply to every point."""
     path = Path(path)
-    raw = read_yaml_mapping(path, "sweep", f"a mapping with keys {', '.join(KEYS)}")
+    raw = yaml_strict.read_mapping(path, "sweep", f"a mapping with keys {', '.join(KEYS)}")
     unknown = sorted(set(raw) - set(KEYS))
     if unknown:
         raise LotteryError(f"unknown sweep key {unknown[0]!r} in {path.name}; allowed: {', '.join(KEYS)}")
     if ("grid" in raw) == ("optuna" in raw):
         raise LotteryError(f"sweep {path.name}: give exactly one of 'grid' or 'optuna'")
     base = _base(raw.get("base"), path)
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise LotteryError(f"override {item!r} is not of the form section.key=value")
-        set_dotted(base, key.strip(), yaml.safe_load(value) if value.strip() else None)
+    apply_overrides(base, overrides)
     pin(base)
     storage = raw.get("storage")
     if storage is not None and (not isinstance(storage, str) or not storage.strip()):
@@ -122,14 +119,6 @@ def load_sweep(path, overrides=(), name: str | None = None) -> Sweep:
     else:
         sweep.optuna = _optuna(raw["optuna"], base)
     return sweep
-
-
-def check_name(name) -> str:
-    """A sweep name is a folder and an MLflow tag: letters, digits, '-', '_', '.'."""
-    name = str(name)
-    if not name or not all(c.isalnum() or c in "-_." for c in name) or name.startswith("."):
-        raise LotteryError(f"sweep name {name!r}: use letters, digits, '-', '_' and '.' only")
-    return name
 
 
 def _base(value, path: Path) -> dict:
@@ -154,10 +143,7 @@ def _read_config(value: str, path: Path) -> dict:
     if not file.is_file():
         raise LotteryError(f"sweep base config not found: {value} (relative to {path.parent.resolve()} "
                            f"or the working folder)")
-    raw = yaml.safe_load(file.read_text()) or {}
-    if not isinstance(raw, dict):
-        raise LotteryError(f"sweep base config {file}: expected a mapping of sections")
-    return raw
+    return yaml_strict.read_mapping(file, "sweep base config", "a mapping of sections, got {got}")
 
 
 def _merge(into: dict, other: dict) -> None:
@@ -345,6 +331,10 @@ def _optuna(raw, base: dict) -> dict:
     modes = modes if isinstance(modes, list) else [modes]
     if not metrics or len(metrics) != len(modes) or any(m not in ("max", "min") for m in modes):
         raise LotteryError("optuna metrics and modes must be lists of equal length; modes are max or min")
+    for metric in metrics:   # Ray would mark every trial that lacks it PRUNED, and the search turn random
+        problem = metric_problem(str(metric), base_cfg.pipeline, base_cfg.data.val_size)
+        if problem:
+            raise LotteryError(f"optuna metric {metric!r}: {problem}")
     n = raw.get("num_samples", 8)
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise LotteryError(f"optuna num_samples must be a positive integer, got {n!r}")
