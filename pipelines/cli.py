@@ -170,6 +170,10 @@ def _quiet_libraries() -> None:
     """MLflow and alembic announce database migrations at INFO on stderr: keep the CLI's output ours.
     MLflow sets its own loggers' level when imported, from $MLFLOW_LOGGING_LEVEL (a user's setting wins)."""
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    from pipelines.tracking_env import HTTP_RETRY_BUDGET
+
+    for name, value in HTTP_RETRY_BUDGET.items():
+        os.environ.setdefault(name, value)
     for name in ("mlflow", "alembic", "codecarbon"):
         logging.getLogger(name).setLevel(logging.WARNING)
 

@@ -6,9 +6,10 @@ The default store is `sqlite:///<results_dir>/mlflow.db` with artifacts in `<res
 """
 import fcntl
 import os
-import socket
 import subprocess
+import urllib.error
 import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import mlflow
@@ -54,18 +55,28 @@ def tracking_uri(cfg: RunConfig) -> str:
 
 
 def check_reachable(uri: str, timeout_s: float = 3.0) -> None:
-    """Raise a one-line LotteryError when an http(s) tracking server does not answer."""
+    """Raise a one-line LotteryError when an http(s) tracking URI is not an MLflow server that
+    answers its health endpoint (`GET /health`, unauthenticated even with MLflow's auth app)."""
     parsed = urllib.parse.urlparse(uri)
     if parsed.scheme not in ("http", "https"):
         return
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    shown = secrets.redact(uri)
+    hint = (f"start it (mlflow server --host 127.0.0.1 --port {port}) or set tracking.tracking_uri / "
+            "MLFLOW_TRACKING_URI")
+    health = f"{secrets.without_credentials(uri).rstrip('/')}/health"   # unauthenticated
     try:
-        with socket.create_connection((parsed.hostname, port), timeout=timeout_s):
-            pass
-    except OSError as err:
-        raise LotteryError(f"MLflow tracking server {uri} is unreachable ({err.strerror or err}); "
-                           f"start it (mlflow server --host 127.0.0.1 --port {port}) or set "
-                           f"tracking.tracking_uri / MLFLOW_TRACKING_URI") from None
+        with urllib.request.urlopen(health, timeout=timeout_s) as answer:
+            body = answer.read(64).decode(errors="replace").strip()
+    except urllib.error.HTTPError as err:
+        raise LotteryError(f"{shown} answers, but not as an MLflow server (GET /health: HTTP {err.code}); "
+                           f"{hint}") from None
+    except (urllib.error.URLError, OSError) as err:
+        reason = getattr(err, "reason", err)
+        reason = getattr(reason, "strerror", None) or reason
+        raise LotteryError(f"MLflow tracking server {shown} is unreachable ({reason}); {hint}") from None
+    if body != "OK":
+        raise LotteryError(f"{shown} answers, but not as an MLflow server (GET /health gave {body[:30]!r}); {hint}")
 
 
 def check_driver(uri: str) -> None:

@@ -107,3 +107,32 @@ def test_a_damaged_sweep_record_is_one_line(tmp_path):
     (tmp_path / "s" / "sweep.json").write_text("{}")
     with pytest.raises(LotteryError, match="lacks sweep, parent_run_id, tracking_uri, experiment"):
         read_meta(str(tmp_path), "s")
+
+
+def test_a_server_that_is_not_mlflow_is_named_so(tmp_path):
+    import http.server
+    import threading
+
+    from pipelines.tracking import check_reachable
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(LotteryError, match=r"answers, but not as an MLflow server \(GET /health: HTTP 404\)"):
+            check_reachable(f"http://bob:hunter2@127.0.0.1:{server.server_port}")
+    finally:
+        server.shutdown()
+
+
+def test_the_cli_bounds_mlflows_http_retries_unless_the_user_set_them(monkeypatch):
+    from pipelines.cli import _quiet_libraries
+    from pipelines.tracking_env import HTTP_RETRY_BUDGET
+
+    for name in HTTP_RETRY_BUDGET:
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+    _quiet_libraries()
+    assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "3"
+    assert os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] == "1"
+    assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "5"
