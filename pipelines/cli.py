@@ -166,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _quiet_libraries() -> None:
+def _process_defaults() -> None:
     """MLflow and alembic announce database migrations at INFO on stderr: keep the CLI's output ours.
     MLflow sets its own loggers' level when imported, from $MLFLOW_LOGGING_LEVEL (a user's setting wins)."""
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
@@ -179,7 +179,7 @@ def _quiet_libraries() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    _quiet_libraries()
+    _process_defaults()
     args = build_parser().parse_args(argv)
     try:
         args.handler(args)

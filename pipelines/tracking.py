@@ -100,6 +100,12 @@ def check_driver(uri: str) -> None:
                            "(postgresql+psycopg2://, mysql+pymysql://)") from None
 
 
+def check_uri(uri: str) -> None:
+    """The checks every store gets before it is used: a server answers, a database has its driver."""
+    check_reachable(uri)
+    check_driver(uri)
+
+
 def existing_store(cfg: RunConfig) -> str:
     """The tracking URI of a store that must exist already (report, ui): a SQLite store that is
     not there is a one-line error, not a new empty store."""
@@ -107,8 +113,7 @@ def existing_store(cfg: RunConfig) -> str:
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
         raise LotteryError(f"no MLflow store in {cfg.results_path()} (no mlflow.db): nothing has run with this "
                            "--results-dir yet; give the folder your runs used")
-    check_reachable(uri)
-    check_driver(uri)
+    check_uri(uri)
     return uri
 
 
@@ -118,8 +123,7 @@ def prepare_store(cfg: RunConfig) -> tuple[str, str]:
     Returns (tracking_uri, experiment_id). Probes a server URI first.
     """
     uri = tracking_uri(cfg)
-    check_reachable(uri)
-    check_driver(uri)
+    check_uri(uri)
     if not uri.startswith("sqlite:///"):
         return uri, _experiment(cfg, uri)
     database = Path(uri.removeprefix("sqlite:///"))
@@ -185,5 +189,5 @@ def code_version() -> str:
         return "unknown"
 
 
-__all__ = ["RunStatus", "check_driver", "check_reachable", "check_sweep_name", "existing_store", "close_run", "code_version", "find_runs", "finished_run",
+__all__ = ["RunStatus", "check_driver", "check_reachable", "check_uri", "check_sweep_name", "existing_store", "close_run", "code_version", "find_runs", "finished_run",
            "prepare_store", "tracking_uri"]

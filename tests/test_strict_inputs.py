@@ -125,14 +125,14 @@ def test_a_server_that_is_not_mlflow_is_named_so(tmp_path):
 
 
 def test_the_cli_bounds_mlflows_http_retries_unless_the_user_set_them(monkeypatch):
-    from pipelines.cli import _quiet_libraries
+    from pipelines.cli import _process_defaults
     from pipelines.tracking_env import HTTP_RETRY_BUDGET
 
     for name in HTTP_RETRY_BUDGET:
         monkeypatch.setenv(name, "")
         monkeypatch.delenv(name)
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
-    _quiet_libraries()
+    _process_defaults()
     assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "3"
     assert os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] == "1"
     assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "5"
