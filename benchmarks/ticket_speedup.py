@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.engine_throughput import BATCH, default_data_dir
-from lottery_core import accounting, models, surgery
+from lottery_core import accounting, criteria, models, surgery
 from lottery_core.data import load_data
 from lottery_core.train import TrainSettings, cpus_given, train
 
@@ -33,17 +33,8 @@ def networks(name: str, removed: int, num_classes: int) -> dict:
     torch.manual_seed(0)
     dense = models.build(name, num_classes=num_classes)
     removable = surgery.removable_blocks(dense)
-    stages = sorted({n.split(".")[0] for n in removable})
-    per_stage, extra = divmod(removed, len(stages))
-    spread = []
-    for k, stage in enumerate(stages):
-        in_stage = [n for n in removable if n.split(".")[0] == stage]
-        spread += in_stage[len(in_stage) - per_stage - (1 if k < extra else 0):]
-    budget, first = surgery.stage_budget(dense), []
-    for n in removable:
-        stage = n.split(".")[0]
-        if len(first) < removed and sum(m.startswith(stage + ".") for m in first) < budget[n]:
-            first.append(n)
+    spread = criteria.uniform_blocks(dense, removed)
+    first = criteria.select_blocks({n: i for i, n in enumerate(removable)}, removed, model=dense).removed
     return {"dense": (dense, []),
             "first": (surgery.remove_blocks(dense, first), first),
             "spread": (surgery.remove_blocks(dense, spread), spread)}

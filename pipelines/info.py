@@ -23,8 +23,7 @@ def describe(name: str, num_classes: int = 10, min_blocks_per_stage: int = 2, **
         by_stage.setdefault(b.stage, []).append(b.name + ("*" if b.name in removable else ""))
     budget = surgery.stage_budget(model, min_blocks_per_stage)
     for stage, names in by_stage.items():
-        can_go = max([budget[n.rstrip('*')] for n in names if n.endswith('*')] or [0])
-        lines.append(f"  stage {stage}: {' '.join(names)}  (up to {can_go} may go)")
+        lines.append(f"  stage {stage}: {' '.join(names)}  (up to {budget[stage]} may go)")
     one = next(iter(sorted(removable)), None)
     if one is not None:
         ticket = surgery.remove_blocks(model, [one], min_blocks_per_stage)

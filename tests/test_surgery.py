@@ -88,9 +88,12 @@ def test_network_without_residual_blocks_is_refused():
 
 
 def test_stage_budget_follows_min_blocks_per_stage():
-    budget = surgery.stage_budget(models.build("resnet56"))
-    assert budget["layer1.0"] == 7 and budget["layer3.8"] == 7
-    assert surgery.stage_budget(models.build("resnet56"), min_blocks_per_stage=4)["layer2.1"] == 5
+    assert surgery.stage_budget(models.build("resnet56")) == {1: 7, 2: 7, 3: 7}
+    assert surgery.stage_budget(models.build("resnet56"), min_blocks_per_stage=4) == {1: 5, 2: 5, 3: 5}
+    assert surgery.stage_budget(models.build("resnet20"), min_blocks_per_stage=1) == {1: 2, 2: 2, 3: 2}
+    # ResNet20 has 3 blocks per stage: with 3 kept per stage nothing may go, and p is at most 0
+    assert surgery.stage_budget(models.build("resnet20"), min_blocks_per_stage=3) == {1: 0, 2: 0, 3: 0}
+    assert surgery.max_removable(models.build("resnet20"), min_blocks_per_stage=3) == 0
 
 
 def test_bypass_equals_removal():

@@ -22,10 +22,9 @@ from lottery_core.errors import LotteryError
 from lottery_core.surgery import (
     DEFAULT_MIN_BLOCKS_PER_STAGE,
     block_stage,
-    removable_blocks,
-    residual_blocks,
+    removable_by_stage,
+    stage_budget,
 )
-from lottery_core.surgery.blocks import stage_sizes
 
 DRAW_STRIDE = 1_000_003     # draws per run seed (a prime): draw < DRAW_STRIDE
 DRAW_OFFSET = 2 ** 32       # every draw seed lies above every run seed (θ_0 is seeded with the run seed)
@@ -61,7 +60,7 @@ def same_stage_random(removed: list[str], model: nn.Module, seed: int,
     stage's choice does not depend on the others' counts) with a generator seeded by `seed`
     (see `draw_seed`), and the first count of each stage are taken."""
     counts = stage_counts(removed, model)
-    by_stage = _removable_by_stage(model, min_blocks_per_stage)
+    by_stage = removable_by_stage(model, min_blocks_per_stage)
     allowed = [n for names in by_stage.values() for n in names]
     bad = [n for n in _names(removed) if n not in allowed]
     if bad:
@@ -80,9 +79,8 @@ def uniform_blocks(model: nn.Module, p: int, min_blocks_per_stage: int = DEFAULT
     the others the same way), always the LAST removable blocks of each stage, in forward order.
 
     ResNet56 with p=12 loses layerX.5..layerX.8 of every stage: it becomes a ResNet32."""
-    by_stage = _removable_by_stage(model, min_blocks_per_stage)
-    sizes = stage_sizes(residual_blocks(model))
-    cap = {s: min(len(names), sizes[s] - min_blocks_per_stage) for s, names in by_stage.items()}
+    by_stage = removable_by_stage(model, min_blocks_per_stage)
+    cap = {s: n for s, n in stage_budget(model, min_blocks_per_stage).items() if s in by_stage}
     limit = sum(cap.values())
     if not isinstance(p, int) or isinstance(p, bool) or not 0 <= p <= limit:
         raise LotteryError(f"p must be an integer in 0..{limit} (the blocks {_label(model)} may lose with "
@@ -131,15 +129,6 @@ def random_inputs(batches: Iterable[Batch], seed: int) -> list[Batch]:
     gen = _generator(seed)
     return [(torch.randn(x.shape, generator=gen, dtype=x.dtype).to(x.device), y)
             for x, y in _checked(batches, "random_inputs")]
-
-
-def _removable_by_stage(model: nn.Module, min_blocks_per_stage: int) -> dict[int, list[str]]:
-    """{stage: its removable blocks in forward order}, stages in forward order."""
-    stage_of = block_stage(model)
-    by_stage: dict[int, list[str]] = {}
-    for n in removable_blocks(model, min_blocks_per_stage):
-        by_stage.setdefault(stage_of[n], []).append(n)
-    return by_stage
 
 
 def _names(plan_or_removed) -> list[str]:

@@ -12,9 +12,8 @@ from lottery_core.surgery import (
     block_stage,
     last_bn,
     removable_blocks,
-    residual_blocks,
+    stage_budget,
 )
-from lottery_core.surgery.blocks import stage_sizes
 
 
 @dataclass(frozen=True)
@@ -51,8 +50,8 @@ def select_blocks(scores: Mapping[str, float], p: int, model: nn.Module | None =
                   stages: Mapping[str, int] | None = None, budget: Mapping[int, int] | None = None) -> Plan:
     """Remove the `p` lowest-scoring blocks, never more from a stage than its budget allows.
 
-    The stage of each block and each stage's budget come from `model` (blocks beyond
-    `min_blocks_per_stage`), or from `stages` (block -> stage) and `budget` (stage -> how many
+    The stage of each block and each stage's budget come from `model` (`surgery.stage_budget`
+    with `min_blocks_per_stage`), or from `stages` (block -> stage) and `budget` (stage -> how many
     may go); with neither, any `p` of the scored blocks may go.
 
     Ties: with `model`, a silenced block (its last BatchNorm has γ = β = 0, see `silenced`: its
@@ -73,9 +72,7 @@ def select_blocks(scores: Mapping[str, float], p: int, model: nn.Module | None =
             if n not in allowed:
                 raise LotteryError(f"block {n!r} is not removable; removable blocks: {', '.join(allowed)}")
         order = [n for n in allowed if n in scores]
-        stages = block_stage(model)
-        sizes = stage_sizes(residual_blocks(model))
-        budget = {s: sizes[s] - min_blocks_per_stage for s in sizes}
+        stages, budget = block_stage(model), stage_budget(model, min_blocks_per_stage)
         label = _label(model)
     elif stages is not None or budget is not None:
         if stages is None or budget is None:

@@ -1,6 +1,7 @@
 """The block view of a network and the surgery on it.
 
     removable_blocks(model)            names of blocks that may go ("layer1.3", ...)
+    stage_budget(model)                {stage: blocks it may lose}: the one rule for p (max_removable sums it)
     remove_blocks(model, names)        a new, physically shallower model (weights copied by name)
     rewind_to(ticket, dense_state)     load θ_i of the dense network into a ticket
     prune_filters(model, scores, n)    filter tickets through Torch-Pruning's dependency graph
@@ -16,6 +17,7 @@ from lottery_core.surgery.blocks import (
     last_bn,
     max_removable,
     removable_blocks,
+    removable_by_stage,
     residual_blocks,
     stage_budget,
 )
@@ -34,6 +36,6 @@ __all__ = [
     "BLOCK_KINDS", "DEFAULT_MIN_BLOCKS_PER_STAGE", "Block", "BlockKind", "block_parameters",
     "block_stage", "bypass_blocks", "filter_scores", "last_bn", "load_by_key_map", "max_removable",
     "prunable_convs", "prune_filters", "prune_filters_to_count", "prune_filters_to_macs", "removable_blocks",
-    "replay_pruning", "remove_blocks",
+    "removable_by_stage", "replay_pruning", "remove_blocks",
     "residual_blocks", "rewind_to", "stage_budget", "ticket_key_map",
 ]

@@ -135,24 +135,34 @@ def stage_sizes(blocks: list[Block]) -> dict[int, int]:
     return sizes
 
 
-def stage_budget(model: nn.Module, min_blocks_per_stage: int = DEFAULT_MIN_BLOCKS_PER_STAGE
-                 ) -> dict[str, int]:
-    """For each removable block, how many blocks its stage may lose (keyed by block name)."""
-    blocks = residual_blocks(model)
-    sizes = stage_sizes(blocks)
-    stage_of = {b.name: b.stage for b in blocks}
-    return {n: sizes[stage_of[n]] - min_blocks_per_stage
-            for n in removable_blocks(model, min_blocks_per_stage)}
+def removable_by_stage(model: nn.Module, min_blocks_per_stage: int = DEFAULT_MIN_BLOCKS_PER_STAGE
+                       ) -> dict[int, list[str]]:
+    """{stage: its removable blocks in forward order}, only stages that have some, in forward order."""
+    stage_of = block_stage(model)
+    by_stage: dict[int, list[str]] = {}
+    for name in removable_blocks(model, min_blocks_per_stage):
+        by_stage.setdefault(stage_of[name], []).append(name)
+    return by_stage
+
+
+def stage_budget(model: nn.Module, min_blocks_per_stage: int = DEFAULT_MIN_BLOCKS_PER_STAGE) -> dict[int, int]:
+    """The stage budget for p, the one rule for how many blocks each stage may lose.
+
+    Returns {stage: blocks it may lose} for every stage (1-based, forward order, as `block_stage`):
+    min(its removable blocks, its size - `min_blocks_per_stage`), 0 where none may go. The largest
+    p is the sum (`max_removable`); `select_blocks`, `uniform_blocks`, `remove_blocks`, the config
+    check of `pruning.p` and `lottery info` all ask this function.
+    ResNet56 (9 blocks per stage), min_blocks_per_stage=2: {1: 7, 2: 7, 3: 7}, so p <= 21.
+    """
+    sizes = stage_sizes(residual_blocks(model))
+    by_stage = removable_by_stage(model, min_blocks_per_stage)
+    return {stage: min(len(by_stage.get(stage, [])), max(size - min_blocks_per_stage, 0))
+            for stage, size in sizes.items()}
 
 
 def max_removable(model: nn.Module, min_blocks_per_stage: int = DEFAULT_MIN_BLOCKS_PER_STAGE) -> int:
-    """The largest p: over stages, min(removable blocks in the stage, stage size - min_blocks_per_stage)."""
-    stage_of = block_stage(model)
-    budget = stage_budget(model, min_blocks_per_stage)
-    per_stage: dict[int, list[str]] = {}
-    for name in budget:
-        per_stage.setdefault(stage_of[name], []).append(name)
-    return sum(min(len(names), budget[names[0]]) for names in per_stage.values())
+    """The largest p: the sum of the stage budgets (`stage_budget`)."""
+    return sum(stage_budget(model, min_blocks_per_stage).values())
 
 
 def block_stage(model: nn.Module) -> dict[str, int]:

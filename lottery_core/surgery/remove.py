@@ -25,9 +25,9 @@ def _check_names(model: nn.Module, names: Iterable[str], min_blocks_per_stage: i
     budget, stage_of = stage_budget(model, min_blocks_per_stage), block_stage(model)
     for stage in {stage_of[n] for n in names}:
         chosen = [n for n in names if stage_of[n] == stage]
-        if len(chosen) > budget[chosen[0]]:
+        if len(chosen) > budget[stage]:
             raise LotteryError(f"removing {len(chosen)} blocks from stage {stage} ({', '.join(chosen)}) leaves fewer "
-                               f"than min_blocks_per_stage={min_blocks_per_stage}; at most {budget[chosen[0]]} may go")
+                               f"than min_blocks_per_stage={min_blocks_per_stage}; at most {budget[stage]} may go")
     return names
 
 
