@@ -2,8 +2,10 @@
 
 Metric names (final, logged once): acc, loss, top5, macs, params, memory_bytes, filters,
 train_time_s, epoch_time_s, energy_kwh, emissions_kg, corruption_acc[.<name>], shifted_acc.<set>,
-adv_acc.<attack>.eps<k> (ε = k/255), cka_vs_dense, and versus dense: delta_acc (points),
-<x>_reduction_pct, speedup (dense epoch time / ticket epoch time), winning (1 or 0).
+adv_acc.<attack>.eps<k> (ε = k/255), cka_vs_dense, and versus dense the keys of
+`pipelines.comparison.compare`: delta_acc (points), winning (1 or 0), <x>_reduction_pct,
+speedup (dense epoch time / ticket epoch time), ideal_speedup (dense MACs / ticket MACs),
+delta_<robustness metric>.
 """
 import statistics
 
@@ -13,18 +15,14 @@ from lottery_core import accounting, robustness
 from lottery_core.evaluate import evaluate
 from lottery_core.similarity import feature_cka
 from pipelines import stages
+from pipelines.comparison import COMPARISON_KEYS, ROBUSTNESS_PREFIXES, compare
 from pipelines.context import RunContext
 from pipelines.experiments import Trained
-
-REDUCTIONS = {"macs": "macs", "params": "params", "memory_bytes": "memory", "filters": "filters",
-              "emissions_kg": "emissions", "energy_kwh": "energy", "train_time_s": "train_time"}
 
 # Final metrics by name (see the module docstring): what an Optuna search may optimize.
 RUN_METRICS = ("acc", "loss", "top5", "macs", "params", "memory_bytes", "filters", "train_time_s", "epoch_time_s",
                "wall_time_s", "energy_kwh", "emissions_kg", "val_acc")
-VERSUS_DENSE = ("delta_acc", "winning", "speedup", "cka_vs_dense",
-                *(f"{name}_reduction_pct" for name in REDUCTIONS.values()))
-ROBUSTNESS_PREFIXES = ("corruption_acc", "shifted_acc.", "adv_acc.")
+VERSUS_DENSE = (*COMPARISON_KEYS, "cka_vs_dense")
 
 
 def metric_problem(name: str, pipeline: str, val_size: int) -> str | None:
@@ -75,25 +73,6 @@ def evaluate_run(ctx: RunContext, trained: Trained, emissions) -> tuple[dict[str
             metrics["cka_vs_dense"] = _cka(ctx, model, dense)
         metrics.update(compare(metrics, dense.metrics, ev.xi))
     return metrics, tags
-
-
-def compare(ticket: dict[str, float], dense: dict[str, float], xi: float = 0.0) -> dict[str, float]:
-    """Ticket versus dense: Δ accuracy (points), reductions (%), speed-up (×), the winning verdict.
-
-    winning = 1 when acc(ticket) + xi >= acc(dense) (the paper's rule with ξ = xi), else 0.
-    Quantities missing on either side are left out, never set to 0.
-    """
-    out = {"delta_acc": ticket["acc"] - dense["acc"],
-           "winning": float(ticket["acc"] + xi >= dense["acc"])}
-    for key, name in REDUCTIONS.items():
-        if key in ticket and dense.get(key):
-            out[f"{name}_reduction_pct"] = 100.0 * (1 - ticket[key] / dense[key])
-    if ticket.get("epoch_time_s") and dense.get("epoch_time_s"):
-        out["speedup"] = dense["epoch_time_s"] / ticket["epoch_time_s"]
-    for key, value in ticket.items():
-        if key.startswith(("corruption_acc", "shifted_acc", "adv_acc")) and key in dense:
-            out[f"delta_{key}"] = value - dense[key]
-    return out
 
 
 def _emissions(result, metrics: dict) -> str:

@@ -3,11 +3,15 @@
 Seeds 0, 1, 2 have dense accuracies 90, 92, 91 and every configuration's Δ is its base plus
 −0.1, 0, +0.1 by seed: sd 0.1, so the 95 % interval is base ± 4.303 · 0.1/√3 = base ± 0.248.
 """
+import math
+
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
 from lottery_core.errors import LotteryError
+from pipelines.comparison import COMPARISON_KEYS, compare
+from pipelines.evaluation import metric_problem
 from pipelines.report import write_report
 from pipelines.report.runs import load_runs, paired
 from pipelines.report.tables import cell
@@ -72,7 +76,7 @@ def test_pairs_deltas_reductions_and_speedup(store):
     assert "kl" in set(runs.criterion)
     pairs = paired(runs)
     g = pairs[(pairs.criterion == "grasp") & (pairs.p == 2) & (pairs.seed == 2) & (pairs.control == "none")].iloc[0]
-    assert g.delta_acc == pytest.approx(0.1) and g.wins == 1.0
+    assert g.delta_acc == pytest.approx(0.1) and g.winning == 1.0
     assert g.macs_reduction_pct == pytest.approx(20.0) and g.memory_reduction_pct == pytest.approx(20.0)
     assert g.emissions_reduction_pct == pytest.approx(20.0)
     assert g.speedup == pytest.approx(1.2) and g.ideal_speedup == pytest.approx(1.25)
@@ -145,3 +149,18 @@ def test_empty_sweep_is_one_clear_error(store):
 
 def test_cell_format():
     assert cell([1.0, 3.0]) == "+2.00 ± 1.41 (n=2)" and cell([]) == "—" and cell([2.0], sign=False) == "2.00 (n=1)"
+
+
+def test_one_comparison_one_key_set_missing_quantities_left_out():
+    ticket = {"acc": 80.0, "macs": 8.0, "params": 6, "epoch_time_s": 2.0, "filters": 30, "emissions_kg": math.nan,
+              "corruption_acc": 51.0, "adv_acc.pgd.eps8": 9.0}
+    dense = {"acc": 81.0, "macs": 10.0, "params": 8, "epoch_time_s": 3.0, "filters": 40, "emissions_kg": 1.0,
+             "corruption_acc": 50.0, "energy_kwh": 2.0}
+    out = compare(ticket, dense, xi=1.0)
+    assert out == pytest.approx({"delta_acc": -1.0, "winning": 1.0, "macs_reduction_pct": 20.0,
+                                 "params_reduction_pct": 25.0, "filters_reduction_pct": 25.0, "speedup": 1.5,
+                                 "ideal_speedup": 1.25, "delta_corruption_acc": 1.0})
+    assert set(out) <= set(COMPARISON_KEYS) | {"delta_corruption_acc"}
+    assert compare(ticket, dense, xi=0.5)["winning"] == 0.0
+    # the evaluation stage logs this very function's keys (and an Optuna search may ask for them)
+    assert all(metric_problem(k, "ticket_init", 0) is None for k in COMPARISON_KEYS)

@@ -1,16 +1,13 @@
 """Finished runs of an experiment (or of one sweep) as a table, each ticket paired with its dense run."""
-import math
-
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from lottery_core.errors import LotteryError
+from pipelines.comparison import compare
 from pipelines.tracking import sweep_member_tag
 
 TAGS = ("pipeline", "model", "criterion", "control", "draw", "reinit_of", "p", "rewind_epoch", "seed", "identity",
         "dense_identity", "sweep", "stage_counts")
-COST = {"macs": "macs", "memory_bytes": "memory", "params": "params", "emissions_kg": "emissions",
-        "energy_kwh": "energy"}
 
 
 def load_runs(tracking_uri: str, experiment: str, sweep: str | None = None) -> pd.DataFrame:
@@ -46,7 +43,8 @@ def load_runs(tracking_uri: str, experiment: str, sweep: str | None = None) -> p
 
 
 def paired(df: pd.DataFrame, xi: float = 0.0) -> pd.DataFrame:
-    """Every ticket run with its dense run's numbers: Δ accuracy (points), reductions (%), speed-up.
+    """Every ticket run with its dense run's accuracy (`dense_acc`) and `pipelines.comparison.compare`
+    of the two (Δ accuracy, winning with the report's ξ, reductions, speed-ups, robustness Δs).
 
     `dense_missing` holds the reason when no finished dense run has the ticket's dense identity;
     its comparisons are then NaN, and the tables say "missing", never 0.
@@ -58,25 +56,8 @@ def paired(df: pd.DataFrame, xi: float = 0.0) -> pd.DataFrame:
         row = t.to_dict()
         if t.dense_identity not in dense.index:
             row["dense_missing"] = f"no finished dense run with identity {t.dense_identity}"
-            out.append(row)
-            continue
-        d = dense.loc[t.dense_identity]
-        row["dense_missing"] = ""
-        row["dense_acc"] = d["acc"]
-        row["delta_acc"] = t["acc"] - d["acc"]
-        row["wins"] = float(t["acc"] + xi >= d["acc"])
-        for key, name in COST.items():
-            if _num(t.get(key)) and _num(d.get(key)) and d[key]:
-                row[f"{name}_reduction_pct"] = 100.0 * (1 - t[key] / d[key])
-        if _num(t.get("epoch_time_s")) and _num(d.get("epoch_time_s")):
-            row["speedup"] = d["epoch_time_s"] / t["epoch_time_s"]
-            row["ideal_speedup"] = d["macs"] / t["macs"]
-        for key in [k for k in t.index if str(k).startswith(("corruption_acc", "shifted_acc", "adv_acc"))]:
-            if _num(t.get(key)) and _num(d.get(key)):
-                row[f"delta_{key}"] = t[key] - d[key]
+        else:
+            d = dense.loc[t.dense_identity]
+            row.update(dense_missing="", dense_acc=d["acc"], **compare(row, d.to_dict(), xi))
         out.append(row)
     return pd.DataFrame(out)
-
-
-def _num(value) -> bool:
-    return isinstance(value, int | float) and not math.isnan(value)

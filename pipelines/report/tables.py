@@ -231,9 +231,9 @@ def _have(pairs: pd.DataFrame, pipeline: str) -> pd.DataFrame | None:
 
 
 def _won(g: pd.DataFrame) -> str:
-    if not len(g) or "wins" not in g:
+    if not len(g) or "winning" not in g:
         return "—"
-    return f"{int(g.wins.sum())}/{len(g)}"
+    return f"{int(g.winning.sum())}/{len(g)}"
 
 
 def _label(column: str) -> str:

@@ -1,0 +1,47 @@
+"""A ticket versus its dense run: the one comparison, with one key set.
+
+The evaluation stage logs it with each ticket run (ξ of the config); the report computes it again
+for every ticket paired with its dense run (ξ of the report). Plain dicts in, a plain dict out:
+no torch, no MLflow.
+"""
+import math
+import numbers
+from collections.abc import Mapping
+
+# final metric -> <name>_reduction_pct: how much smaller the ticket is (%)
+REDUCTIONS = {"macs": "macs", "params": "params", "memory_bytes": "memory", "filters": "filters",
+              "emissions_kg": "emissions", "energy_kwh": "energy", "train_time_s": "train_time"}
+ROBUSTNESS_PREFIXES = ("corruption_acc", "shifted_acc.", "adv_acc.")
+# every key `compare` may return, besides delta_<robustness metric>
+COMPARISON_KEYS = ("delta_acc", "winning", "speedup", "ideal_speedup",
+                   *(f"{name}_reduction_pct" for name in REDUCTIONS.values()))
+
+
+def compare(ticket: Mapping[str, float], dense: Mapping[str, float], xi: float = 0.0) -> dict[str, float]:
+    """Ticket versus dense, from their final metrics.
+
+    delta_acc          acc(ticket) - acc(dense), accuracy points
+    winning            1.0 when acc(ticket) + xi >= acc(dense) (the paper's rule with ξ = xi), else 0.0
+    <x>_reduction_pct  100 (1 - ticket / dense) for each metric of `REDUCTIONS`, %
+    speedup            dense epoch_time_s / ticket epoch_time_s, × (measured)
+    ideal_speedup      dense macs / ticket macs, × (the speed-up if time followed MACs)
+    delta_<r>          ticket - dense for every robustness accuracy <r> both have, points
+
+    A quantity missing (absent, None or NaN) on either side, or a zero denominator, is left out,
+    never set to 0.
+    """
+    out = {"delta_acc": ticket["acc"] - dense["acc"], "winning": float(ticket["acc"] + xi >= dense["acc"])}
+    for key, name in REDUCTIONS.items():
+        if _number(ticket.get(key)) and _number(dense.get(key)) and dense[key]:
+            out[f"{name}_reduction_pct"] = 100.0 * (1 - ticket[key] / dense[key])
+    for key, name in (("epoch_time_s", "speedup"), ("macs", "ideal_speedup")):
+        if _number(ticket.get(key)) and _number(dense.get(key)) and ticket[key]:
+            out[name] = dense[key] / ticket[key]
+    for key, value in ticket.items():
+        if str(key).startswith(ROBUSTNESS_PREFIXES) and _number(value) and _number(dense.get(key)):
+            out[f"delta_{key}"] = value - dense[key]
+    return out
+
+
+def _number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and not math.isnan(value)
