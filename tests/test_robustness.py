@@ -8,7 +8,7 @@ import torch.nn as nn
 from lottery_core import robustness
 from lottery_core.errors import LotteryError
 from lottery_core.robustness import CORRUPTIONS, SEVERITIES, corrupt, image_ops
-from lottery_core.robustness import corruptions as C
+from lottery_core.robustness import recipes as C
 
 MEAN, STD = (0.5,) * 3, (0.25,) * 3
 # corruptions without random draws: the seed cannot change them

@@ -9,6 +9,14 @@ import time
 
 from ray import tune
 
+from tune.trial import trial_config
+
+
+def describe_trial(config: dict) -> str:
+    """A trial's one-line name from its Tune config: its run's `RunConfig.describe()`,
+    e.g. `ticket_init resnet20 snip p=1 seed=0` (the one description of a run; nothing rebuilt here)."""
+    return trial_config(config).describe()
+
 
 class ProgressPrinter(tune.Callback):
     """A Tune callback: trial started / epoch / finished / failed, one line each."""
@@ -16,24 +24,20 @@ class ProgressPrinter(tune.Callback):
     def __init__(self, total: int | None = None):
         self.total = total
         self.done = 0
+        self._names: dict[str, tuple[str, int | str]] = {}
 
     def _say(self, text: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
 
-    @staticmethod
-    def _name(trial) -> str:
-        from tune.trial import trial_point
-
-        try:
-            point = trial_point(trial.config)
-            epochs = (point.get("training") or {}).get("epochs", "?")
-            parts = [point.get("pipeline", "ticket_init"), (point.get("model") or {}).get("name", "")]
-            if parts[0] != "dense":
-                pruning = point.get("pruning") or {}
-                parts += [str(pruning.get("criterion", "grasp")), f"p={pruning.get('p', 1)}"]
-            return " ".join(parts + [f"seed={point.get('seed', 0)}"]), epochs
-        except Exception:
-            return str(trial), "?"
+    def _name(self, trial) -> tuple[str, int | str]:
+        """The run's own `RunConfig.describe()` and its epochs, worked out once per trial."""
+        if trial.trial_id not in self._names:
+            try:
+                cfg = trial_config(trial.config)
+                self._names[trial.trial_id] = (cfg.describe(), cfg.training.epochs)
+            except Exception:  # a progress line never fails a sweep; the trial reports its own error
+                self._names[trial.trial_id] = (str(trial), "?")
+        return self._names[trial.trial_id]
 
     def on_trial_start(self, iteration, trials, trial, **info):
         self._say(f"started   {self._name(trial)[0]}")

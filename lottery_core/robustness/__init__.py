@@ -7,6 +7,10 @@
 
 `model` is a bare network that expects normalized input; `mean`/`std` are its normalization.
 Images are uint8 (N, 3, 32, 32), labels int64 (N,); work happens on the model's device.
+
+Files: `recipes` (the 15 corruptions), `corruptions` (deterministic corrupted copies),
+`corruption_sets` (generated ahead in worker processes), `corruption_accuracy`, `shifted`
+(the official shifted sets), `attacks`, `image_ops` (the batched image operations).
 """
 from lottery_core.robustness.attacks import (
     ATTACK_BUILDERS,
@@ -16,6 +20,7 @@ from lottery_core.robustness.attacks import (
     check_eps,
     standard_attacks,
 )
+from lottery_core.robustness.corruption_accuracy import corruption_accuracy
 from lottery_core.robustness.corruptions import (
     CORRUPTION_FNS,
     CORRUPTIONS,
@@ -25,7 +30,6 @@ from lottery_core.robustness.corruptions import (
     check_corruption,
     check_severity,
     corrupt,
-    corruption_accuracy,
 )
 from lottery_core.robustness.shifted import (
     SHIFTED,

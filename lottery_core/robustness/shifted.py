@@ -19,13 +19,12 @@ import torch
 import torch.nn as nn
 
 from lottery_core.errors import LotteryError, choose
-from lottery_core.evaluate import evaluate
+from lottery_core.evaluate import evaluate, evaluation_copy
 from lottery_core.robustness.corruptions import (
     CORRUPTIONS,
     SEVERITIES,
     check_corruption,
     check_severity,
-    evaluation_copy,
 )
 
 SHIFTED = ("cifar10_c", "cifar100_c", "cifar10_1", "cifar10_2")
