@@ -9,7 +9,7 @@ images: not a converged network, but one whose BatchNorm running statistics and 
 moved off their placeholders. Every criterion scores on the same `--images-per-class` x 10
 class-balanced training images (seed 0).
 
-"before" rows are this project's behaviour before the fix (issue 9): hrank/expectabs/pls on the
+"before" rows are this project's behaviour before the criteria were fixed: hrank/expectabs/pls on the
 block output (target="output", the paper's literal reading) and every data-driven "eval"
 criterion in eval mode even at θ_0, where BatchNorm holds placeholder statistics. "after" rows
 are today's defaults: the residual branch, train-mode BatchNorm while the statistics are
@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.common import default_data_dir
 from lottery_core import criteria, models
 from lottery_core.data import load_data
 from lottery_core.train import TrainSettings, train
@@ -52,7 +53,7 @@ def label(name: str, options: dict) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", default="/work/shared/data/cifar10", help="CIFAR-10 ImageFolder tree")
+    parser.add_argument("--data-dir", default=default_data_dir(), help="CIFAR-10 ImageFolder tree")
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--train-size", type=int, default=5000)
     parser.add_argument("--test-size", type=int, default=1000)

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from benchmarks.common import default_data_dir
 from lottery_core import criteria, models, surgery
 from lottery_core.criteria import registry
 from lottery_core.normalize import CIFAR10_MEAN, CIFAR10_STD
@@ -88,7 +89,7 @@ def timed(fn, repeats: int) -> list[float]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", default="/work/shared/data/cifar10", help="CIFAR-10 ImageFolder (optional)")
+    parser.add_argument("--data-dir", default=default_data_dir(), help="CIFAR-10 ImageFolder (optional)")
     parser.add_argument("--images-per-class", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=3, help="timed repetitions per criterion (median)")
     parser.add_argument("--steps", type=int, default=5, help="timed training steps (median)")

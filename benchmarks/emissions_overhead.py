@@ -7,7 +7,7 @@ In this (fresh) process: a fixed CPU workload (float32 matrix products, 2 thread
 alternating, three times each. Reported, in seconds: the first meter's start + stop (it pays
 codecarbon's one-time hardware probe), the later meters' start + stop (`Emissions.overhead_s`),
 and the median extra wall time of the metered workload over the bare one (start, stop and the
-background sampling together). Target (issue 3): <= 2 s per run.
+background sampling together). Target: <= 2 s per run.
 """
 import argparse
 import json

@@ -27,17 +27,14 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
-from torch.utils.flop_counter import FlopCounterMode
 
-from benchmarks.engine_throughput import default_data_dir
+from benchmarks.common import BATCH, default_data_dir, gflops, step_flops
 from benchmarks.plain_loop import train_plain
 from lottery_core import models
 from lottery_core.data import load_data
 from lottery_core.train import TrainSettings, cpu_has_native_bf16, cpus_given, train
 
 HERE = Path(__file__).resolve().parent
-BATCH = 128
 STAGES = {"16x32x32": (16, 32), "32x16x16": (32, 16), "64x8x8": (64, 8)}
 
 
@@ -55,29 +52,9 @@ def conv_peak(repeats: int = 10) -> dict:
                     y = conv(x)
                 y.float().sum().backward()
 
-            out[f"{precision}/{name}"] = _gflops(step, flops, repeats)
+            out[f"{precision}/{name}"] = gflops(step, flops, repeats, warmup=3)
         out[f"{precision}/peak"] = max(v for k, v in out.items() if k.startswith(precision + "/"))
     return out
-
-
-def _gflops(fn, flops: int, repeats: int) -> float:
-    for _ in range(3):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return round(flops / min(times) / 1e9, 1)
-
-
-def step_flops(name: str, num_classes: int) -> int:
-    """FLOPs of one training step's forward + backward at batch 128 (flop_counter)."""
-    model = models.build(name, num_classes=num_classes)
-    x, y = torch.randn(BATCH, 3, 32, 32), torch.randint(0, num_classes, (BATCH,))
-    with FlopCounterMode(display=False) as counter:
-        F.cross_entropy(model(x), y).backward()
-    return counter.get_total_flops()
 
 
 def engine_step(name: str, data, amp: bool, compile: bool = False) -> dict:

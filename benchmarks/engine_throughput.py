@@ -23,19 +23,13 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
-from torch.utils.flop_counter import FlopCounterMode
 
+from benchmarks.common import BATCH, default_data_dir, gflops, step_flops
 from lottery_core import models
 from lottery_core.data import balanced_subsets, load_data, train_batches
 from lottery_core.train import TrainSettings, cpus_given, train
 
 HERE = Path(__file__).resolve().parent
-BATCH = 128
-
-
-def default_data_dir() -> str:
-    return os.environ.get("LOTTERY_DATA_DIR") or str((HERE.parent.parent / "shared" / "data" / "cifar10").resolve())
 
 
 def data_path(data, epochs: int = 2) -> dict:
@@ -63,31 +57,11 @@ def conv_peak(repeats: int = 10) -> dict:
             conv = nn.Conv2d(c, c, 3, padding=1, bias=False).to(memory_format=torch.channels_last)
             x = torch.randn(BATCH, c, s, s).to(memory_format=torch.channels_last)
             flops = 2 * BATCH * c * c * 9 * s * s
-            out[f"conv_{name}"] = _gflops(lambda conv=conv, x=x: conv(x), flops, repeats)
+            out[f"conv_{name}"] = gflops(lambda conv=conv, x=x: conv(x), flops, repeats)
         a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
-        out["matmul_2048"] = _gflops(lambda: a @ b, 2 * 2048**3, repeats)
+        out["matmul_2048"] = gflops(lambda: a @ b, 2 * 2048**3, repeats)
     out["conv_peak"] = max(v for k, v in out.items() if k.startswith("conv_"))
     return out
-
-
-def _gflops(fn, flops: int, repeats: int) -> float:
-    for _ in range(2):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return round(flops / min(times) / 1e9, 1)
-
-
-def step_flops(name: str, num_classes: int) -> int:
-    """FLOPs of one training step (forward + backward) of a batch of 128 (flop_counter)."""
-    model = models.build(name, num_classes=num_classes)
-    x, y = torch.randn(BATCH, 3, 32, 32), torch.randint(0, num_classes, (BATCH,))
-    with FlopCounterMode(display=False) as counter:
-        F.cross_entropy(model(x), y).backward()
-    return counter.get_total_flops()
 
 
 def reference_loader(data_dir: str, indices: torch.Tensor, mean, std):

@@ -2,7 +2,7 @@
 
     .venv/bin/python -m benchmarks.pack_cifar [--data-dir DIR] [--train 10000] [--test 2000] [--out PATH]
 
-The GPU machine has no ../shared and carries at most 64 MiB of files, so `benchmarks/gpu_check.py`
+The GPU machine has no copy of the data folder and carries at most 64 MiB of files, so `benchmarks/gpu_check.py`
 reads its data from this file: uint8 images (N, 3, 32, 32) and int64 labels of both splits, the
 class names and the normalization constants, in numpy's compressed .npz (10,000 + 2,000 images:
 ~35 MB). The subsets are `load_data`'s class-balanced draws (data seed 0); the source data set's
@@ -50,7 +50,7 @@ def unpack(path: str | Path, device="cpu") -> ImageData:
 
 
 def main(argv=None) -> int:
-    from benchmarks.engine_throughput import default_data_dir
+    from benchmarks.common import default_data_dir
     from lottery_core.data import load_data
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from scipy import stats
 
-from benchmarks.engine_throughput import default_data_dir
+from benchmarks.common import default_data_dir
 from benchmarks.plain_loop import train_plain
 from lottery_core import models
 from lottery_core.data import load_data

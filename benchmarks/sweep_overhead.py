@@ -35,11 +35,9 @@ from pathlib import Path
 
 import yaml
 
+from benchmarks.common import default_data_dir
+
 HERE = Path(__file__).resolve().parent
-
-
-def default_data_dir() -> str:
-    return os.environ.get("LOTTERY_DATA_DIR") or str((HERE.parent.parent / "shared" / "data" / "cifar10").resolve())
 
 
 def write_sweep(folder: Path, data_dir: str, seeds: list[int], concurrent: int, train_size: int, epochs: int) -> Path:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.engine_throughput import BATCH, default_data_dir
+from benchmarks.common import BATCH, default_data_dir
 from lottery_core import accounting, criteria, models, surgery
 from lottery_core.data import load_data
 from lottery_core.train import TrainSettings, cpus_given, train

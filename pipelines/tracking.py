@@ -132,7 +132,8 @@ def prepare_store(cfg: RunConfig) -> tuple[str, str]:
     except OSError as err:
         raise LotteryError(f"results folder {database.parent} cannot be created ({err.strerror}); "
                            "choose a writable --results-dir / tracking.results_dir") from None
-    # concurrent first-time migrations of one SQLite file race (FACTS.md): one process at a time
+    # two processes migrating a new SQLite file at once race (MLflow creates its tables without a lock):
+    # one process at a time
     with open(database.with_name(database.name + ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:

@@ -14,13 +14,12 @@ import torch.nn as nn
 from lottery_core.errors import LotteryError
 from lottery_core.evaluate import evaluate, evaluation_copy
 from lottery_core.robustness.corruption_sets import corrupted_sets
-from lottery_core.robustness.corruptions import (
+from lottery_core.robustness.corruptions import check_corruption, check_severity
+from lottery_core.robustness.recipes import (
     CORRUPTIONS,
     SEVERITIES,
     SUBSTITUTES,
     CorruptionUnavailable,
-    check_corruption,
-    check_severity,
 )
 
 

@@ -1,4 +1,5 @@
 """The report's plots (PNG): Δ accuracy vs p, accuracy vs MACs, speed-up vs p, accuracy per corruption."""
+from collections.abc import Callable
 from pathlib import Path
 
 import matplotlib
@@ -14,15 +15,9 @@ def delta_vs_p(pairs: pd.DataFrame, path: Path) -> Path | None:
     df = df[df.get("delta_acc", pd.Series(dtype=float)).notna()] if len(df) else df
     if not len(df):
         return None
-    fig, ax = plt.subplots(figsize=(6, 4))
-    _mean_std_vs_p(ax, df, "delta_acc", "{}")
-    ax.axhline(0, color="black", lw=1, ls="--", label="dense (Δ = 0)")
-    ax.set_xlabel("blocks removed p")
-    ax.set_ylabel("Δ test accuracy vs dense (points)")
-    ax.set_title("Block tickets at initialization: above the line = winning\n(mean ± std over seeds)")
-    ax.set_xticks(sorted(df.p.unique()))
-    ax.legend()
-    return _save(fig, path)
+    return _plot_vs_p(df, "delta_acc", "{}", path, ylabel="Δ test accuracy vs dense (points)",
+                      title="Block tickets at initialization: above the line = winning\n(mean ± std over seeds)",
+                      reference=lambda ax: ax.axhline(0, color="black", lw=1, ls="--", label="dense (Δ = 0)"))
 
 
 def acc_vs_macs(runs: pd.DataFrame, path: Path) -> Path | None:
@@ -48,17 +43,14 @@ def speedup_vs_p(pairs: pd.DataFrame, path: Path) -> Path | None:
     df = df[df.speedup.notna()]
     if not len(df):
         return None
-    fig, ax = plt.subplots(figsize=(6, 4))
-    _mean_std_vs_p(ax, df, "speedup", "{} (measured)")
     ideal = df.groupby("p").ideal_speedup.mean()
-    ax.plot(ideal.index, ideal.values, "k--", label="MACs ratio (ideal)")
-    ax.axhline(1, color="gray", lw=0.8)
-    ax.set_xlabel("blocks removed p")
-    ax.set_ylabel("training speed-up vs dense (×, per epoch)")
-    ax.set_title("Training speed-up of block tickets")
-    ax.set_xticks(sorted(df.p.unique()))
-    ax.legend()
-    return _save(fig, path)
+
+    def reference(ax):
+        ax.plot(ideal.index, ideal.values, "k--", label="MACs ratio (ideal)")
+        ax.axhline(1, color="gray", lw=0.8)
+
+    return _plot_vs_p(df, "speedup", "{} (measured)", path, ylabel="training speed-up vs dense (×, per epoch)",
+                      title="Training speed-up of block tickets", reference=reference)
 
 
 def accuracy_per_corruption(runs: pd.DataFrame, path: Path) -> Path | None:
@@ -86,6 +78,20 @@ def _criteria(pairs: pd.DataFrame) -> pd.DataFrame:
     if not len(pairs):
         return pairs
     return pairs[(pairs.pipeline == "ticket_init") & (pairs.get("control", "none") == "none")]
+
+
+def _plot_vs_p(df: pd.DataFrame, column: str, label: str, path: Path, *, ylabel: str, title: str,
+               reference: Callable) -> Path:
+    """`column` against p (`_mean_std_vs_p`), the reference lines `reference(ax)` draws, and the p axis."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    _mean_std_vs_p(ax, df, column, label)
+    reference(ax)
+    ax.set_xlabel("blocks removed p")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.set_xticks(sorted(df.p.unique()))
+    ax.legend()
+    return _save(fig, path)
 
 
 def _mean_std_vs_p(ax, df: pd.DataFrame, column: str, label: str) -> None:
