@@ -65,7 +65,7 @@ def test_the_installed_command_prints_no_traceback(tmp_path):
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
-    assert result.stderr.strip() == "lottery run: error: pruning.p=-2 is below the minimum 0"
+    assert result.stderr.strip() == "lottery run: error: pruning.p must be an integer >= 0, got -2"
 
 
 OPTUNA_BASE = "base: {pipeline: ticket_init, model: {name: resnet20}}\n"
@@ -111,6 +111,13 @@ def subprocess_inputs(tmp_path):
         (["run", "--set", "tracking.tracking_uri=nosuchdb://h/db"], "SQLAlchemy knows no database 'nosuchdb'", True),
         (["run", "--results-dir", str(tmp_path / "a_file" / "x")], "cannot be created (Not a directory)", True),
         (["run", "--set", "training.epochs=0"], "training.epochs must be an integer >= 1, got 0", True),
+        (["run", "--set", "training.pct_start=1.0"], "training.pct_start must be a number in (0, 1), got 1.0", True),
+        (["run", "--set", "training.label_smoothing=1"], "training.label_smoothing must be a number in [0, 1), got 1",
+         True),
+        (["run", "--set", "pruning.criterion=synflow", "--set", "pruning.bn_mode=train"],
+         "pruning: synflow needs bn_mode='eval' (it cannot score in train mode)", True),
+        (["run", "--set", "pruning.criterion=pls", "--set", "pruning.components=0"],
+         "pruning.components must be an integer >= 1, got 0", True),
         (["run", "--set", "model.shortcut=Z"], "unknown model.shortcut 'Z'; choose one of: A, B, conv", True),
         (["run", "--sett", "seed=1"], "unrecognized arguments: --sett", True),
         (["info", "resnet20", "--num-classes", "ten"], "argument --num-classes: invalid int value: 'ten'", True),
