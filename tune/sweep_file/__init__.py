@@ -29,8 +29,7 @@ One job per module: `sweep` (the Sweep record), `reading` (the file, its base co
 `points` (grid points: expanded, pinned, validated, dense baselines first), `optuna_space` (an
 Optuna search's space and metrics).
 """
-from pipelines.tracking import check_sweep_name as check_name
-from tune.sweep_file.reading import load_sweep
+from tune.sweep_file.reading import check_name, load_sweep
 from tune.sweep_file.sweep import Sweep
 
 __all__ = ["Sweep", "check_name", "load_sweep"]

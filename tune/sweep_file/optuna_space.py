@@ -4,7 +4,6 @@ import json
 
 from lottery_core.errors import LotteryError
 from pipelines.config import build_config, set_dotted
-from pipelines.evaluation import metric_problem
 from tune.sweep_file.points import dense_point
 
 OPTUNA_KEYS = ("space", "metrics", "modes", "num_samples", "seed")
@@ -39,6 +38,8 @@ def check_optuna(raw, base: dict) -> dict:
                 changes_dense.append(key)
     if invalid:
         raise LotteryError(f"{len(invalid)} value(s) of the optuna space are invalid: " + "; ".join(invalid))
+    from pipelines.evaluation import metric_problem  # imports torch and MLflow
+
     metrics = raw.get("metrics", ["acc"])
     metrics = metrics if isinstance(metrics, list) else [metrics]
     modes = raw.get("modes", ["max"] * len(metrics))

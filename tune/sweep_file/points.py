@@ -8,8 +8,6 @@ from pathlib import Path
 
 from lottery_core.errors import LotteryError
 from pipelines.config import DataConfig, RunConfig, TrackingConfig, build_config, set_dotted
-from pipelines.context import data_fingerprint
-from pipelines.tracking import tracking_uri
 
 PATH_FIELDS = ("data.root", "tracking.results_dir", "evaluation.cifar10_c_dir", "evaluation.cifar10_1_dir",
                "evaluation.cifar10_2_dir")
@@ -19,6 +17,8 @@ def pin(point: dict) -> None:
     """Make a point mean the same on every worker: absolute paths (a trial runs in its own working
     folder, on any node), the data folder and tracking URI the driver sees (its environment
     variables do not travel to a cluster's workers)."""
+    from pipelines.tracking import tracking_uri  # imports MLflow: only once a point is built
+
     for key in PATH_FIELDS:
         section, leaf = key.split(".")
         value = (point.get(section) or {}).get(leaf) if isinstance(point.get(section), dict | None) else None
@@ -41,6 +41,8 @@ def pin(point: dict) -> None:
 def _pin_fingerprint(point: dict) -> None:
     """Record the data's fingerprint when the driver can read the data folder (trials check it;
     where the driver cannot, each trial records the one it reads)."""
+    from pipelines.context import data_fingerprint  # imports torch
+
     data = point.get("data") if isinstance(point.get("data"), dict) else {}
     root = data.get("root")
     if data.get("fingerprint") is None and isinstance(root, str) and "://" not in root and Path(root).is_dir():

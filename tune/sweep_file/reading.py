@@ -7,10 +7,17 @@ from pathlib import Path
 from lottery_core.errors import LotteryError
 from pipelines import yaml_strict
 from pipelines.config import apply_overrides
-from pipelines.tracking import check_sweep_name as check_name
 from tune.sweep_file.optuna_space import check_optuna
 from tune.sweep_file.points import expand, pin, with_dense
 from tune.sweep_file.sweep import Sweep
+
+
+def check_name(name: str) -> str:
+    """The sweep name, checked (`pipelines.tracking.check_sweep_name`; MLflow is imported there)."""
+    from pipelines.tracking import check_sweep_name
+
+    return check_sweep_name(name)
+
 
 KEYS = ("name", "base", "grid", "optuna", "resources", "max_concurrent", "retries", "storage")
 
