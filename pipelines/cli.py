@@ -55,9 +55,9 @@ def _run(args: argparse.Namespace) -> None:
 
         print("\n".join(help_text()))
         return
+    cfg = load_config(args.config, _overrides(args))   # validated before torch, MLflow or Ray is imported
     from lottery_core.train.device import resolve_device
 
-    cfg = load_config(args.config, _overrides(args))   # validated before MLflow is even imported
     resolve_device(cfg.device)      # a GPU this machine lacks is reported before anything is created
     from pipelines.context import with_fingerprint
     from pipelines.progress import EpochPrinter

@@ -48,9 +48,7 @@ def draw_seed(ctx: RunContext) -> int:
 
 
 def criterion_options(ctx: RunContext) -> dict:
-    p = ctx.cfg.pruning
-    return {"bn_mode": None if p.bn_mode == "auto" else p.bn_mode, "temperature": p.temperature,
-            "target": p.target, "seed": draw_seed(ctx)}
+    return {**ctx.cfg.pruning.criterion_options(), "seed": draw_seed(ctx)}   # options the config validated
 
 
 def plan_blocks(ctx: RunContext, model: nn.Module):

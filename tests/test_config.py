@@ -35,13 +35,13 @@ def test_yaml_file_and_overrides(tmp_path):
 
 @pytest.mark.parametrize("overrides,message", [
     (["pruning.q=1"], r"unknown config key 'pruning.q'; allowed in pruning: criterion, p,"),
-    (["pruning.p=-1"], r"pruning.p=-1 is below the minimum 0"),
-    (["training.schedule=linear"], r"training.schedule='linear' is not allowed; choose one of: step, cosine"),
+    (["pruning.p=-1"], r"pruning.p must be an integer >= 0, got -1"),
+    (["training.schedule=linear"], r"unknown training.schedule 'linear'; choose one of: step, cosine, onecycle"),
     (["pipeline=ticket_rewind", "pruning.rewind_epoch=160"], r"rewind_epoch=160 must be below training.epochs=160"),
-    (["training.lr=abc"], r"training.lr must be a finite number, got 'abc'"),
+    (["training.lr=abc"], r"training.lr must be a number >= 0, got 'abc'"),
     (["model.name=vgg"], r"model.name='vgg' is unknown; choose one of: .*resnet56"),
-    (["evaluation.severities=[0,6]"], r"severities are 1 to 5"),
-    (["evaluation.epsilons=[2]"], r"epsilons are in \[0, 1\]"),
+    (["evaluation.severities=[0,6]"], r"evaluation.severities must be a list of integers in \[1, 5\], got \[0, 6\]"),
+    (["evaluation.epsilons=[2]"], r"evaluation.epsilons must be a list of numbers in \[0, 1\], got \[2\]"),
     (["pruning"], r"not of the form section.key=value"),
     (["training.nesterov=3"], r"training.nesterov must be true or false"),
 ])

@@ -12,6 +12,7 @@ from lottery_core import criteria, models, surgery
 from lottery_core.criteria import registry
 from lottery_core.errors import LotteryError
 from lottery_core.normalize import CIFAR10_MEAN, CIFAR10_STD
+from lottery_core.options import Option
 
 WEIGHT_LEVEL = ["grasp", "magnitude", "random", "snip", "synflow"]
 BLOCK_LEVEL = ["cka", "expectabs", "grasp", "hrank", "kl", "magnitude", "pls", "random", "snip", "synflow"]
@@ -72,15 +73,18 @@ def test_a_new_criterion_is_one_function_and_one_register_line(monkeypatch):
     def ones(model, batches, *, scale: float = 1.0):
         return {k: torch.full_like(w, scale) for k, w in criteria.weight_parameters(model).items()}
 
-    criteria.register("ones", ones, level="weight", needs_data=False, bn_mode=None)
+    scale = Option("scale", float, 1.0, "score of every weight", low=0.0)
+    with pytest.raises(LotteryError, match=r"keyword-only parameters \{'scale': 1.0\} differ from its declared"):
+        criteria.register("ones", ones, level="weight", needs_data=False, bn_mode=None)   # undeclared option
+    criteria.register("ones", ones, level="weight", needs_data=False, bn_mode=None, options=(scale,))
     model = models.build("resnet20")
     scores = criteria.score_blocks(model, "ones", scale=2.0)
     assert scores["layer1.0"] == 2.0 * 2 * 16 * 16 * 9     # two 16->16 3x3 convs
     assert scores["layer3.1"] == 2.0 * 2 * 64 * 64 * 9
     with pytest.raises(LotteryError, match="registered twice"):
-        criteria.register("ones", ones, level="weight", needs_data=False)
+        criteria.register("ones", ones, level="weight", needs_data=False, options=(scale,))
     with pytest.raises(LotteryError, match="reads_labels must be true or false"):
-        criteria.register("twos", ones, level="weight", needs_data=False, reads_labels="yes")
+        criteria.register("twos", ones, level="weight", needs_data=False, reads_labels="yes", options=(scale,))
     assert not registry.get("ones", "weight").reads_labels
 
 
@@ -391,12 +395,12 @@ def test_p_above_the_budget_names_the_maximum():
     (lambda m, b: criteria.score_blocks(m, "snip", b, bn_mode="test"), "unknown bn_mode 'test'; choose one of: eval, train"),
     (lambda m, b: criteria.score_blocks(m, "snip", b, aggregate="max"), "unknown aggregate 'max'; choose one of: mean, sum"),
     (lambda m, b: criteria.score_blocks(m, "snip", b, temprature=2), "unknown criterion option 'temprature'"),
-    (lambda m, b: criteria.score_blocks(m, "grasp", b, temperature=0), "temperature must be a positive number"),
+    (lambda m, b: criteria.score_blocks(m, "grasp", b, temperature=0), "temperature must be a number in (0, inf), got 0"),
     (lambda m, b: criteria.score_blocks(m, "hrank", b, target="stream"),
      "unknown target 'stream'; choose one of: branch, output"),
     (lambda m, b: criteria.score_blocks(m, "pls", b, target="Branch"),
      "unknown target 'Branch'; choose one of: branch, output"),
-    (lambda m, b: criteria.score_blocks(m, "synflow", b, bn_mode="train"), "synflow needs bn_mode='eval'"),
+    (lambda m, b: criteria.score_blocks(m, "synflow", b, bn_mode="train"), "synflow needs bn_mode='eval' (it cannot score in train mode)"),
     (lambda m, b: criteria.score_blocks(m, "snip", [(b[0][0], b[0][1].float())]), "y must be int64 labels"),
     (lambda m, b: criteria.select_blocks({"layer2.0": 1.0}, 1, model=m),
      "block 'layer2.0' is not removable; removable blocks: layer1.0, layer1.1, layer1.2, layer2.1"),

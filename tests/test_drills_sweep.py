@@ -271,7 +271,7 @@ def bad_sweep_inputs(tmp_path: Path, data: Path) -> list[tuple[list[str], str]]:
         (["sweep", variant("both", optuna={"space": {}})], "give exactly one of 'grid' or 'optuna'"),
         (["sweep", variant("gpu", resources={"gpu": -1})], "resources.gpu must be a fraction"),
         (["sweep", variant("conc", max_concurrent="two")], "sweep max_concurrent must be an integer"),
-        (["sweep", str(good), "--set", "training.epochs=0"], "training.epochs=0 is below the minimum 1"),
+        (["sweep", str(good), "--set", "training.epochs=0"], "training.epochs must be an integer >= 1, got 0"),
         (["sweep", str(good), "--set", "optimizer.lr=1"], "unknown config key 'optimizer'"),
         (["sweep", str(good), "--set", "seed"], "not of the form section.key=value"),
         (["sweep", str(good), "--name", "a b"], "sweep name 'a b': use letters"),

@@ -68,7 +68,6 @@ def _quiet_ray(verbose: int) -> None:
 
 def _sweep(args: argparse.Namespace) -> int:
     from lottery_core.errors import LotteryError
-    from tune.runner import launch
     from tune.sweep_file import check_name, load_sweep
 
     overrides = list(args.set or [])
@@ -77,7 +76,9 @@ def _sweep(args: argparse.Namespace) -> int:
     results_dir = _results_dir(args)
     if results_dir:
         overrides.append(f"tracking.results_dir={results_dir}")
-    sweep = load_sweep(args.file, overrides, name=args.name)
+    sweep = load_sweep(args.file, overrides, name=args.name)   # refused before Ray is imported
+    from tune.runner import launch
+
     if args.name is None:  # unique by default: the file's name (or its `name:`) and the time
         sweep.name = check_name(f"{sweep.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     if not sweep.points and sweep.optuna is None:

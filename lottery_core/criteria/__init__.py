@@ -15,7 +15,10 @@ Controls (`controls`: what a criterion's choice is compared with, pure functions
     shuffled_labels(batches, seed), random_inputs(batches, seed)   scoring data with the signal removed
 
 Adding a criterion: write one file with its function (see `registry` for the two signatures)
-and add one `register(...)` line below. `bn_mode` is the BatchNorm mode used when the caller
+and, next to it, `OPTIONS`, the declarations of its keyword-only options (`lottery_core.options.
+Option`: type, range, default, help); add one `register(...)` line below. The registry, with
+every criterion's options, is known without importing torch (the functions are imported on
+first use), so the run config validates a criterion's options before any heavy import. `bn_mode` is the BatchNorm mode used when the caller
 passes none: "train" for the gradient criteria used at initialization (the running statistics
 of θ_0 are placeholders), "eval" for the activation criteria used after training; a data-driven
 "eval" criterion scores in "train" mode while every BatchNorm still holds placeholder statistics
@@ -38,53 +41,58 @@ What a criterion can see:
 - KL, CKA, SNIP and SynFlow give a silenced block exactly 0 (SynFlow: not on ReLU6 networks such
   as MobileNetV2, where the positive all-ones pass saturates every ReLU6 and all scores are 0).
 """
-from lottery_core.criteria.batches import scoring_batches
-from lottery_core.criteria.cka import cka
-from lottery_core.criteria.common import TARGETS, weight_parameters
-from lottery_core.criteria.controls import (
-    draw_seed,
-    inverted,
-    random_inputs,
-    same_stage_random,
-    shuffled_labels,
-    stage_counts,
-    uniform_blocks,
-)
-from lottery_core.criteria.expectabs import expectabs
-from lottery_core.criteria.grasp import grasp
-from lottery_core.criteria.hrank import hrank
-from lottery_core.criteria.kl import kl
-from lottery_core.criteria.magnitude import magnitude
-from lottery_core.criteria.pls import pls
-from lottery_core.criteria.random_score import random_blocks, random_weights
-from lottery_core.criteria.registry import Criterion, describe, names, register
-from lottery_core.criteria.score import score_blocks, score_weights
-from lottery_core.criteria.select import Plan, select_blocks
-from lottery_core.criteria.snip import snip
-from lottery_core.criteria.synflow import synflow
+import importlib
 
-register("random", random_weights, level="weight", needs_data=False, bn_mode=None,
-         summary="seeded uniform score per weight (control)")
-register("magnitude", magnitude, level="weight", needs_data=False, bn_mode=None,
+from lottery_core.criteria import expectabs, grasp, hrank, pls, random_score, synflow
+from lottery_core.criteria.registry import Criterion, describe, names, register
+from lottery_core.criteria.target import TARGETS
+
+# name -> the module that defines it; imported on first use (they import torch; the registry does not)
+_LAZY = {
+    "scoring_batches": "batches", "weight_parameters": "common", "cka": "cka",
+    "draw_seed": "controls", "inverted": "controls", "random_inputs": "controls", "same_stage_random": "controls",
+    "shuffled_labels": "controls", "stage_counts": "controls", "uniform_blocks": "controls",
+    "score_blocks": "score", "score_weights": "score", "Plan": "select", "select_blocks": "select",
+}
+
+
+def __getattr__(name: str):
+    """`criteria.score_blocks` and the other torch-using functions, imported when first used."""
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    try:
+        return importlib.import_module(f"{__name__}.{name}")   # a submodule, e.g. criteria.controls
+    except ModuleNotFoundError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+
+
+def _at(module: str, function: str) -> str:
+    return f"{__name__}.{module}:{function}"
+
+
+register("random", _at("random_score", "random_weights"), level="weight", needs_data=False, bn_mode=None,
+         options=random_score.OPTIONS, summary="seeded uniform score per weight (control)")
+register("magnitude", _at("magnitude", "magnitude"), level="weight", needs_data=False, bn_mode=None,
          summary="|θ| (ℓ1); data-free, grows with the stage's width")
-register("snip", snip, level="weight", needs_data=True, bn_mode="train", reads_labels=True,
+register("snip", _at("snip", "snip"), level="weight", needs_data=True, bn_mode="train", reads_labels=True,
          summary="|θ ⊙ ∂L/∂θ| (Lee et al. 2019), at initialization")
-register("grasp", grasp, level="weight", needs_data=True, bn_mode="train", reads_labels=True,
-         summary="θ ⊙ Hg, temperature 200 (Wang et al. 2020); most negative goes first")
-register("synflow", synflow, level="weight", needs_data=False, bn_mode="eval",
+register("grasp", _at("grasp", "grasp"), level="weight", needs_data=True, bn_mode="train", reads_labels=True,
+         options=grasp.OPTIONS, summary="θ ⊙ Hg, temperature 200 (Wang et al. 2020); most negative goes first")
+register("synflow", _at("synflow", "synflow"), level="weight", needs_data=False, bn_mode="eval",
+         bn_modes=("eval",), options=synflow.OPTIONS,
          summary="|θ ⊙ ∂R/∂θ| on positive weights and an all-ones image, float64 (Tanaka et al. 2020)")
-register("random", random_blocks, level="block", needs_data=False, bn_mode=None,
-         summary="seeded uniform score per block (control)")
-register("hrank", hrank, level="block", needs_data=True,
+register("random", _at("random_score", "random_blocks"), level="block", needs_data=False, bn_mode=None,
+         options=random_score.OPTIONS, summary="seeded uniform score per block (control)")
+register("hrank", _at("hrank", "hrank"), level="block", needs_data=True, options=hrank.OPTIONS,
          summary="mean matrix rank of the block's branch maps / min(H, W) (Lin et al. 2020); "
                  "target='output': the block output's rank")
-register("expectabs", expectabs, level="block", needs_data=True,
+register("expectabs", _at("expectabs", "expectabs"), level="block", needs_data=True, options=expectabs.OPTIONS,
          summary="mean |activation| of the block's branch (DropNet); target='output': of its output")
-register("kl", kl, level="block", needs_data=True,
+register("kl", _at("kl", "kl"), level="block", needs_data=True,
          summary="KL of the softmax output with the block switched off (Luo & Wu 2020)")
-register("pls", pls, level="block", needs_data=True, reads_labels=True,
+register("pls", _at("pls", "pls"), level="block", needs_data=True, reads_labels=True, options=pls.OPTIONS,
          summary="PLS-VIP of the block's pooled branch (Jordao et al. 2020); target='output': of its output")
-register("cka", cka, level="block", needs_data=True,
+register("cka", _at("cka", "cka"), level="block", needs_data=True,
          summary="1 − linear CKA of penultimate features with the block switched off")
 
 __all__ = ["TARGETS", "Criterion", "Plan", "describe", "draw_seed", "inverted", "names", "random_inputs",

@@ -7,17 +7,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from lottery_core.criteria.target import TARGETS
 from lottery_core.errors import LotteryError, choose
 from lottery_core.surgery import last_bn
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
-# What an activation criterion reads of a block y = relu(x + f(x)) (or x + f(x)):
-#   "branch"  f(x), the residual branch before the addition: the output of the module that ends
-#             it (`surgery.last_bn`); a silenced block (that BN's γ = β = 0) reads exactly 0.
-#   "output"  y, the block's output: the residual stream, nearly its input. The paper's literal
-#             reading; a silenced block reads the same as the block before it.
-TARGETS = ("branch", "output")
 
 
 def check_batches(name: str, batches: Iterable[Batch] | None, needs_data: bool) -> list[Batch] | None:

@@ -4,15 +4,24 @@
 block scores 0); `target="output"` is the paper's literal reading, |relu(x + f(x))|: the residual
 stream, which grows with depth and gives a silenced block the score of the block before it.
 """
-import torch
-import torch.nn as nn
+from __future__ import annotations  # annotations name torch types without importing torch
 
-from lottery_core.criteria.common import reduce_block_outputs
+from typing import TYPE_CHECKING
+
+from lottery_core.criteria.target import TARGET
+
+if TYPE_CHECKING:
+    import torch
+    import torch.nn as nn
+
+OPTIONS = (TARGET,)
 
 
 def expectabs(model: nn.Module, blocks: list[str], batches, *, target: str = "branch") -> dict[str, float]:
     """E|a| over images, channels and positions of each block's `target` ("branch" or "output"),
     in the units of the activations (normalized-input units at the stem)."""
+    from lottery_core.criteria.common import reduce_block_outputs
+
     total = dict.fromkeys(blocks, 0.0)
     count = dict.fromkeys(blocks, 0)
 

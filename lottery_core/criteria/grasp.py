@@ -9,15 +9,28 @@ Signed by design: a block whose residual branch is silenced (last BN γ = β = 0
 its weights (no gradient reaches them), which is NOT the lowest block score whenever other
 blocks sum to negative values, so GraSP may keep a block that does nothing.
 """
-import torch
-import torch.nn as nn
+from __future__ import annotations  # annotations name torch types without importing torch
 
-from lottery_core.criteria.common import grad_of_mean_loss, mean_losses, weight_parameters
+from typing import TYPE_CHECKING
+
+from lottery_core.options import Option
+
+if TYPE_CHECKING:
+    import torch
+    import torch.nn as nn
+
+# torch is imported where the criterion scores: the registry reads OPTIONS without it
+OPTIONS = (Option("temperature", float, 200.0, "GraSP softmax temperature: logits / T (Wang et al. use 200)",
+                  low=0.0, low_open=True),)
 
 
 def grasp(model: nn.Module, batches, *, temperature: float = 200.0) -> dict[str, torch.Tensor]:
     """θ ⊙ Hg with H, g the Hessian and gradient of the mean loss of logits / `temperature`
     with respect to the conv and linear weights (other parameters held fixed)."""
+    import torch
+
+    from lottery_core.criteria.common import grad_of_mean_loss, mean_losses, weight_parameters
+
     weights = weight_parameters(model)
     params = list(weights.values())
     if len(batches) == 1:  # one graph serves both passes: g is its detached gradient

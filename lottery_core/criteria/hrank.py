@@ -7,18 +7,29 @@ paper's literal reading: the unnormalized rank of the block's output relu(x + f(
 residual stream, which is bounded by the stage's resolution (a position artefact) and gives a
 silenced block the score of the block before it.
 """
-import torch
-import torch.nn as nn
+from __future__ import annotations  # annotations name torch types without importing torch
 
-from lottery_core.criteria.common import reduce_block_outputs
+from typing import TYPE_CHECKING
+
+from lottery_core.criteria.target import TARGET
+
+if TYPE_CHECKING:
+    import torch
+    import torch.nn as nn
+
+OPTIONS = (TARGET,)
 
 
 def hrank(model: nn.Module, blocks: list[str], batches, *, target: str = "branch") -> dict[str, float]:
     """Rank of every (H, W) map, averaged over images and channels (higher = richer = keep).
 
     "branch": rank / min(H, W) of f(x), in [0, 1]; "output": rank of relu(x + f(x)), in 0..min(H, W)."""
+    from lottery_core.criteria.common import reduce_block_outputs
+
     total = dict.fromkeys(blocks, 0.0)
     count = dict.fromkeys(blocks, 0)
+
+    import torch
 
     def reduce(name: str, out: torch.Tensor, y: torch.Tensor) -> None:
         ranks = torch.linalg.matrix_rank(out.float()).double()  # (N, C)

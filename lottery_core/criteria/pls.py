@@ -9,22 +9,32 @@ Variable Importance in Projection (VIP, Wold et al.) of its column. Σ VIP² = n
 is constant, latent 0, VIP 0); `target="output"` is the paper's literal reading, the block
 output relu(x + f(x)): the residual stream, where a silenced block repeats the block before it.
 """
-import numpy as np
-import torch
-import torch.nn as nn
+from __future__ import annotations  # annotations name torch types without importing torch
 
-from lottery_core.criteria.common import reduce_block_outputs
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from lottery_core.criteria.target import TARGET
 from lottery_core.errors import LotteryError
+from lottery_core.options import Option
+
+if TYPE_CHECKING:
+    import torch
+    import torch.nn as nn
+
+OPTIONS = (Option("components", int, 2, "pls: PLS components of the block-importance fit", low=1), TARGET)
 
 
 def pls(model: nn.Module, blocks: list[str], batches, *, components: int = 2,
         target: str = "branch") -> dict[str, float]:
     """VIP score (dimensionless, Σ VIP² = len(blocks)) of every block's 1-component PLS
     representation of its pooled `target` ("branch" or "output"); higher = more discriminative."""
+    import torch
     from sklearn.cross_decomposition import PLSRegression  # scikit-learn is slow to import
 
-    if not isinstance(components, int) or components < 1:
-        raise LotteryError(f"pls components must be a positive integer, got {components!r}")
+    from lottery_core.criteria.common import reduce_block_outputs
+
     y = torch.cat([y for _, y in batches]).cpu()
     classes = torch.unique(y)
     if len(classes) < 2 or len(y) < 3:

@@ -1,12 +1,11 @@
 """Scoring entry points: per weight (`score_weights`) and per removable block (`score_blocks`)."""
-import math
 from collections.abc import Iterable
 
 import torch
 import torch.nn as nn
 
 from lottery_core.criteria import registry
-from lottery_core.criteria.common import TARGETS, Batch, check_batches, scoring_copy
+from lottery_core.criteria.common import Batch, check_batches, scoring_copy
 from lottery_core.errors import LotteryError, choose
 from lottery_core.surgery import DEFAULT_MIN_BLOCKS_PER_STAGE, block_parameters, removable_blocks
 
@@ -96,27 +95,9 @@ def placeholder_statistics(model: nn.Module) -> bool:
     return bool(norms) and all(not m.running_mean.any() and bool((m.running_var == 1).all()) for m in norms)
 
 
-def check_options(c: registry.Criterion, options: dict) -> dict:
-    """The options `c` reads, validated (unknown names, bn_mode, temperature > 0, target): the one
-    home of these rules, which config validation calls before any run starts."""
-    unknown = sorted(set(options) - registry.known_options())
-    if unknown:
-        raise LotteryError(f"unknown criterion option {unknown[0]!r}; options: "
-                           f"{', '.join(sorted(registry.known_options()))}")
-    if options.get("bn_mode") is not None:
-        choose("bn_mode", options["bn_mode"], registry.BN_MODES)
-    kwargs = {k: v for k, v in options.items() if k in c.options}
-    if "temperature" in kwargs and not (isinstance(kwargs["temperature"], int | float)
-                                        and math.isfinite(kwargs["temperature"]) and kwargs["temperature"] > 0):
-        raise LotteryError(f"temperature must be a positive number, got {kwargs['temperature']!r}")
-    if "target" in kwargs:
-        choose("target", kwargs["target"], TARGETS)
-    return kwargs
-
-
 def _prepare(c: registry.Criterion, model: nn.Module, bn_mode, options: dict) -> tuple[str, dict]:
     """The BatchNorm mode to score in and the options `c` reads; bad options raise."""
-    kwargs = check_options(c, {**options, "bn_mode": bn_mode})
+    kwargs = registry.check_options(c, {**options, "bn_mode": bn_mode})   # the declared options
     kwargs.pop("bn_mode", None)
     mode = bn_mode if bn_mode is not None else default_bn_mode(c, model)
     choose("bn_mode", mode, registry.BN_MODES)

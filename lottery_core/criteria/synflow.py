@@ -4,15 +4,28 @@ original iterates 100 prune-rescore rounds at weight level; blocks are scored on
 
 Computed in float64: in float32 R overflows to inf/NaN on ResNet56 and deeper.
 """
-import torch
-import torch.nn as nn
+from __future__ import annotations  # annotations name torch types without importing torch
 
-from lottery_core.criteria.common import weight_parameters
+from typing import TYPE_CHECKING
+
 from lottery_core.errors import LotteryError
+from lottery_core.options import Option
+
+if TYPE_CHECKING:
+    import torch
+    import torch.nn as nn
+
+OPTIONS = (Option("input_size", int, (3, 32, 32), "synflow: the all-ones image's shape (C, H, W) when no batch "
+                  "gives it", low=1, sequence=True),)
 
 
 def synflow(model: nn.Module, batches, *, input_size: tuple[int, ...] = (3, 32, 32)) -> dict[str, torch.Tensor]:
     """|θ ⊙ ∂R/∂θ| in float64; the input has the shape of one image of the batches (else `input_size`)."""
+    import torch
+    import torch.nn as nn
+
+    from lottery_core.criteria.common import weight_parameters
+
     if any(m.training for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)):
         raise LotteryError("synflow needs bn_mode='eval' (train-mode BatchNorm on one constant image "
                            "normalizes every activation to its bias)")

@@ -1,15 +1,27 @@
 """Model registry. `build(name, num_classes=10, **options)`; `names()` lists what is registered.
 
-Adding an architecture: write one file with a builder `f(num_classes, **options) -> nn.Module`
-and add one `register(...)` line below.
+Adding an architecture: write one file with a builder `f(num_classes, **options) -> nn.Module`,
+add one `register(...)` line in `registry.py` and its line in `catalog.py` (the static table the
+run config reads without torch; a test checks the two agree).
 """
-from lottery_core.models.cifar_resnet import INITS, SHORTCUTS, BasicBlock, CifarResNet, cifar_resnet
-from lottery_core.models.registry import build, names, options, register
-from lottery_core.models.torchvision_nets import torchvision_model
+import importlib
 
-for _depth in (20, 32, 44, 56, 110):
-    register(f"resnet{_depth}", cifar_resnet(_depth))
-for _name in ("resnet18", "resnet34", "resnet50", "mobilenet_v2", "vgg11_bn"):
-    register(_name, torchvision_model(_name))
+from lottery_core.models.catalog import ARCHITECTURES, max_removable, names, options
 
-__all__ = ["build", "names", "options", "register", "BasicBlock", "CifarResNet", "INITS", "SHORTCUTS"]
+# name -> the module that defines it, imported on first use (torch, torchvision); names, options
+# and layouts come from the static catalog, which the run config reads before torch is imported
+_LAZY = {"build": "registry", "register": "registry", "BasicBlock": "cifar_resnet", "CifarResNet": "cifar_resnet",
+         "INITS": "cifar_resnet", "SHORTCUTS": "cifar_resnet"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    try:
+        return importlib.import_module(f"{__name__}.{name}")
+    except ModuleNotFoundError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+
+
+__all__ = ["ARCHITECTURES", "build", "max_removable", "names", "options", "register", "BasicBlock", "CifarResNet",
+           "INITS", "SHORTCUTS"]

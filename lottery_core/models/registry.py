@@ -1,4 +1,4 @@
-"""The model registry: a new architecture is one file plus one `register` line in `__init__`."""
+"""The model registry: a new architecture is one file plus one `register` line below (and its\nline in `catalog.py`, what the run config knows of it before torch is imported)."""
 from collections.abc import Callable
 
 import torch.nn as nn
@@ -38,3 +38,16 @@ def build(name: str, num_classes: int = 10, **options) -> nn.Module:
         return _BUILDERS[name](num_classes=num_classes, **options)
     except TypeError as err:  # an option the builder does not take
         raise LotteryError(f"model {name!r}: {err}") from None
+
+
+def _register_shipped() -> None:
+    from lottery_core.models.cifar_resnet import cifar_resnet
+    from lottery_core.models.torchvision_nets import torchvision_model
+
+    for depth in (20, 32, 44, 56, 110):
+        register(f"resnet{depth}", cifar_resnet(depth))
+    for name in ("resnet18", "resnet34", "resnet50", "mobilenet_v2", "vgg11_bn"):
+        register(name, torchvision_model(name))
+
+
+_register_shipped()

@@ -7,19 +7,29 @@
 
 Hooks are any objects with `on_epoch_end(epoch, metrics, state)` (see `EpochHook`).
 """
-from lottery_core.train.checkpoint import (
-    architecture_fingerprint,
-    checkpoint_path,
-    latest_checkpoint,
-    list_checkpoints,
-    load_checkpoint,
-    load_latest,
-    save_checkpoint,
-)
-from lottery_core.train.loop import EpochHook, TrainResult, TrainState, cpus_given, train
-from lottery_core.train.precision import cpu_has_native_bf16
-from lottery_core.train.schedule import Schedule, lr_at, momentum_at
+import importlib
+
 from lottery_core.train.settings import SCHEDULES, TrainSettings
+
+# name -> the module that defines it, imported on first use: `settings` is torch-free (the run
+# config validates against its declarations before torch is imported), the rest is not
+_LAZY = {
+    "architecture_fingerprint": "checkpoint", "checkpoint_path": "checkpoint", "latest_checkpoint": "checkpoint",
+    "list_checkpoints": "checkpoint", "load_checkpoint": "checkpoint", "load_latest": "checkpoint",
+    "save_checkpoint": "checkpoint", "EpochHook": "loop", "TrainResult": "loop", "TrainState": "loop",
+    "cpus_given": "loop", "train": "loop", "cpu_has_native_bf16": "precision", "Schedule": "schedule",
+    "lr_at": "schedule", "momentum_at": "schedule",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    try:
+        return importlib.import_module(f"{__name__}.{name}")   # a submodule, e.g. train.loop
+    except ModuleNotFoundError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+
 
 __all__ = [
     "SCHEDULES", "EpochHook", "Schedule", "TrainResult", "TrainSettings", "TrainState",

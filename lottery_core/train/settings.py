@@ -1,10 +1,50 @@
-"""How to train: one frozen dataclass, validated once when it is made."""
+"""How to train: one frozen dataclass, validated once when it is made, against `OPTIONS`.
+
+`OPTIONS` declares every setting's type, range, default and help once; `TrainSettings` checks
+itself against them, and the run config (pipelines/config) builds its training section, its
+help text and its validation from the same declarations.
+"""
 import math
 from dataclasses import asdict, dataclass, fields
 
-from lottery_core.errors import LotteryError, choose
+from lottery_core.errors import LotteryError
+from lottery_core.options import Option, by_name
 
 SCHEDULES = ("step", "cosine", "onecycle")
+INF = math.inf
+
+OPTIONS = (
+    Option("epochs", int, 160, "training epochs n of the dense network (tickets train n - i)", low=1),
+    Option("batch_size", int, 128, "images per SGD step", low=1),
+    Option("lr", float, 0.1, "peak learning rate", low=0.0),
+    Option("momentum", float, 0.9, "SGD momentum", low=0.0, high=1.0, high_open=True),
+    Option("nesterov", bool, False, "Nesterov momentum (needs momentum > 0)"),
+    Option("weight_decay", float, 1e-4, "L2 weight decay (every parameter, as in He et al.)", low=0.0),
+    Option("schedule", str, "step", "learning-rate schedule: step, cosine or onecycle (torch's OneCycleLR, "
+           "momentum cycling included)", choices=SCHEDULES),
+    Option("milestones", float, (0.5, 0.75), "step schedule: fractions of epochs where lr *= gamma",
+           low=0.0, low_open=True, high=1.0, sequence=True, increasing=True,
+           allowed_text="increasing fractions of the epochs in (0, 1], e.g. [0.5, 0.75]"),
+    Option("gamma", float, 0.1, "step schedule decay factor", low=0.0, low_open=True, high=1.0),
+    Option("warmup_epochs", int, 0, "linear warm-up epochs (step, cosine; below epochs)", low=0),
+    Option("pct_start", float, 0.15, "onecycle: fraction of the steps over which lr rises",
+           low=0.0, low_open=True, high=1.0, high_open=True),
+    Option("div_factor", float, 25.0, "onecycle: the first lr is lr / div_factor", low=1.0),
+    Option("final_div_factor", float, 1e4, "onecycle: the last lr is lr / (div_factor * final_div_factor)",
+           low=1.0),
+    Option("base_momentum", float, 0.85, "onecycle: momentum at the lr peak (momentum at both ends; "
+           "at most momentum)", low=0.0, high=1.0, high_open=True),
+    Option("label_smoothing", float, 0.0, "label smoothing of the training loss", low=0.0, high=1.0,
+           high_open=True),
+    Option("channels_last", bool, None, "channels-last memory format; null = automatic", optional=True),
+    Option("amp", bool, True, "bf16 autocast where the device computes bf16 natively (CUDA, CPUs with "
+           "avx512_bf16/amx_bf16)"),
+    Option("compile", bool, False, "torch.compile the model (GPU runs)"),
+    Option("threads", int, None, "torch CPU threads; null = the CPUs given to the process", low=1, optional=True),
+    Option("eval_every", int, 1, "evaluate test/val every k epochs (always after the last)", low=1),
+    Option("augment", bool, True, "pad-crop + flip augmentation"),
+)
+DECLARED = by_name(OPTIONS)
 
 # Fields that change what is computed: a checkpoint written under other values is not resumed.
 # The rest (channels_last, amp, compile, threads, eval_every) only change speed or reporting.
@@ -28,74 +68,39 @@ class TrainSettings:
     lr/(div_factor*final_div_factor); momentum moves the other way, from `momentum` down to
     `base_momentum` at the peak and back (Smith & Topin 2019).
     label_smoothing: the training loss's label smoothing in [0, 1) (evaluation losses never smooth).
-    channels_last: None = automatic (on for CUDA; on for CPU, where oneDNN convolutions measure
+    channels_last: None = DECLARED["channels_last"].default
     ~1.3x faster here). amp: bf16 autocast where the device computes bf16 natively (CUDA; a CPU
     with avx512_bf16 or amx_bf16: see `precision`), fp32 elsewhere. compile: torch.compile
     the model. threads: torch CPU threads (None = the CPUs given to the process). eval_every:
     evaluate test/val every k epochs (always after the last). augment: pad-crop + flip.
     """
 
-    epochs: int
-    batch_size: int = 128
-    lr: float = 0.1
-    momentum: float = 0.9
-    nesterov: bool = False
-    weight_decay: float = 1e-4
-    schedule: str = "step"
-    milestones: tuple[float, ...] = (0.5, 0.75)
-    gamma: float = 0.1
-    warmup_epochs: int = 0
-    pct_start: float = 0.15
-    div_factor: float = 25.0
-    final_div_factor: float = 1e4
-    base_momentum: float = 0.85
-    label_smoothing: float = 0.0
+    epochs: int   # required (the declaration's default, 160, is the run config's)
+    batch_size: int = DECLARED["batch_size"].default
+    lr: float = DECLARED["lr"].default
+    momentum: float = DECLARED["momentum"].default
+    nesterov: bool = DECLARED["nesterov"].default
+    weight_decay: float = DECLARED["weight_decay"].default
+    schedule: str = DECLARED["schedule"].default
+    milestones: tuple[float, ...] = DECLARED["milestones"].default
+    gamma: float = DECLARED["gamma"].default
+    warmup_epochs: int = DECLARED["warmup_epochs"].default
+    pct_start: float = DECLARED["pct_start"].default
+    div_factor: float = DECLARED["div_factor"].default
+    final_div_factor: float = DECLARED["final_div_factor"].default
+    base_momentum: float = DECLARED["base_momentum"].default
+    label_smoothing: float = DECLARED["label_smoothing"].default
     channels_last: bool | None = None
-    amp: bool = True
-    compile: bool = False
-    threads: int | None = None
-    eval_every: int = 1
-    augment: bool = True
+    amp: bool = DECLARED["amp"].default
+    compile: bool = DECLARED["compile"].default
+    threads: int | None = DECLARED["threads"].default
+    eval_every: int = DECLARED["eval_every"].default
+    augment: bool = DECLARED["augment"].default
 
     def __post_init__(self):
-        _integer("epochs", self.epochs, 1)
-        _integer("batch_size", self.batch_size, 1)
-        _integer("warmup_epochs", self.warmup_epochs, 0)
-        _integer("eval_every", self.eval_every, 1)
-        if self.threads is not None:
-            _integer("threads", self.threads, 1)
-        _number("lr", self.lr, 0.0, math.inf)
-        _number("momentum", self.momentum, 0.0, 1.0, high_open=True)
-        _number("weight_decay", self.weight_decay, 0.0, math.inf)
-        _number("gamma", self.gamma, 0.0, 1.0, low_open=True)
-        _number("pct_start", self.pct_start, 0.0, 1.0, low_open=True, high_open=True)
-        _number("div_factor", self.div_factor, 1.0, math.inf)
-        _number("final_div_factor", self.final_div_factor, 1.0, math.inf)
-        _number("base_momentum", self.base_momentum, 0.0, 1.0, high_open=True)
-        _number("label_smoothing", self.label_smoothing, 0.0, 1.0, high_open=True)
-        choose("schedule", self.schedule, SCHEDULES)
-        for name in ("nesterov", "amp", "compile", "augment"):
-            if not isinstance(getattr(self, name), bool):
-                raise LotteryError(f"{name} must be true or false, got {getattr(self, name)!r}")
-        if self.channels_last is not None and not isinstance(self.channels_last, bool):
-            raise LotteryError(f"channels_last must be true, false or None (auto), got {self.channels_last!r}")
-        if self.nesterov and self.momentum == 0:
-            raise LotteryError("nesterov needs momentum > 0")
-        if self.schedule == "onecycle" and self.warmup_epochs:
-            raise LotteryError("warmup_epochs must be 0 with schedule onecycle: its warm-up is pct_start")
-        if self.schedule == "onecycle" and self.base_momentum > self.momentum:
-            raise LotteryError(f"base_momentum ({self.base_momentum}) must not exceed momentum ({self.momentum}): "
-                               "one-cycle moves momentum from momentum down to base_momentum at the peak")
-        if self.warmup_epochs >= self.epochs:
-            raise LotteryError(f"warmup_epochs ({self.warmup_epochs}) must be smaller than epochs ({self.epochs})")
-        try:
-            milestones = tuple(float(m) for m in self.milestones)
-        except (TypeError, ValueError):
-            raise LotteryError(f"milestones must be fractions of epochs, e.g. (0.5, 0.75), got {self.milestones!r}") from None
-        if any(not 0 < m <= 1 for m in milestones) or list(milestones) != sorted(milestones):
-            raise LotteryError(f"milestones must be increasing fractions of epochs in (0, 1], e.g. (0.5, 0.75), "
-                               f"got {self.milestones!r}")
-        object.__setattr__(self, "milestones", milestones)
+        for f in fields(self):   # each value against its declaration (OPTIONS): type and range
+            object.__setattr__(self, f.name, DECLARED[f.name].check(getattr(self, f.name)))
+        check_combination(self)
 
     def milestone_epochs(self) -> tuple[int, ...]:
         """The step schedule's milestones as epoch indices: lr *= gamma when an epoch >= one starts."""
@@ -110,14 +115,15 @@ class TrainSettings:
         return {k: (list(d[k]) if isinstance(d[k], tuple) else d[k]) for k in RESULT_FIELDS}
 
 
-def _integer(name: str, value, low: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise LotteryError(f"{name} must be an integer >= {low}, got {value!r}")
-
-
-def _number(name: str, value, low: float, high: float, low_open=False, high_open=False) -> None:
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
-    if not ok:
-        lo, hi = ("(" if low_open else "[") + f"{low:g}", f"{high:g}" + (")" if high_open else "]")
-        raise LotteryError(f"{name} must be a number in {lo}, {hi}, got {value!r}")
+def check_combination(s) -> None:
+    """The rules that tie settings together (each value alone is checked against OPTIONS): what
+    `s` (TrainSettings, or the run config's training section) must satisfy as a whole."""
+    if s.nesterov and s.momentum == 0:
+        raise LotteryError("nesterov needs momentum > 0")
+    if s.schedule == "onecycle" and s.warmup_epochs:
+        raise LotteryError("warmup_epochs must be 0 with schedule onecycle: its warm-up is pct_start")
+    if s.schedule == "onecycle" and s.base_momentum > s.momentum:
+        raise LotteryError(f"base_momentum ({s.base_momentum}) must not exceed momentum ({s.momentum}): "
+                           "one-cycle moves momentum from momentum down to base_momentum at the peak")
+    if s.warmup_epochs >= s.epochs:
+        raise LotteryError(f"warmup_epochs ({s.warmup_epochs}) must be smaller than epochs ({s.epochs})")

@@ -1,0 +1,60 @@
+"""What the run config must know of every architecture, without importing torch or torchvision.
+
+    names()                          every architecture `models.build` takes
+    options("resnet20")              {"shortcut", "init"}: its builder's options
+    max_removable("resnet20", 2)     3: the largest p with 2 blocks kept per stage
+
+A static table: `tests/test_models.py` checks it against the registered builders (names, options)
+and the built networks (block layout) so that it cannot drift. Adding an architecture: its
+builder's `register` line in `registry.py` and its line here.
+"""
+from dataclasses import dataclass
+
+from lottery_core.errors import LotteryError, choose
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """`options`: builder options besides num_classes. `stages`: per stage (forward order), its
+    residual blocks and how many of them have an identity shortcut (may be removed)."""
+
+    options: tuple[str, ...]
+    stages: tuple[tuple[int, int], ...]
+
+
+def _cifar(depth: int) -> Architecture:
+    n = (depth - 2) // 6   # blocks per stage; the first block of stages 2 and 3 downsamples
+    return Architecture(("init", "shortcut"), ((n, n), (n, n - 1), (n, n - 1)))
+
+
+ARCHITECTURES: dict[str, Architecture] = {
+    **{f"resnet{d}": _cifar(d) for d in (20, 32, 44, 56, 110)},
+    "resnet18": Architecture((), ((2, 2), (2, 1), (2, 1), (2, 1))),
+    "resnet34": Architecture((), ((3, 3), (4, 3), (6, 5), (3, 2))),
+    "resnet50": Architecture((), ((3, 2), (4, 3), (6, 5), (3, 2))),
+    "mobilenet_v2": Architecture((), ((1, 0), (2, 1), (3, 2), (4, 3), (3, 2), (3, 2), (1, 0))),
+    "vgg11_bn": Architecture((), ()),
+}
+
+
+def names() -> list[str]:
+    """Every architecture name, sorted."""
+    return sorted(ARCHITECTURES)
+
+
+def options(name: str) -> set[str]:
+    """Keyword options the builder of `name` takes besides num_classes (e.g. {"shortcut", "init"})."""
+    choose("model", name, ARCHITECTURES)
+    return set(ARCHITECTURES[name].options)
+
+
+def max_removable(name: str, min_blocks_per_stage: int) -> int:
+    """The largest p for `name`: over stages, min(identity blocks, stage size - min_blocks_per_stage)
+    (the rule of `surgery.max_removable`, on the static layout). LotteryError for a network
+    without residual blocks."""
+    choose("model", name, ARCHITECTURES)
+    stages = ARCHITECTURES[name].stages
+    if not stages:
+        raise LotteryError(f"{name} has no removable residual blocks")
+    return sum(min(identity, size - min_blocks_per_stage) for size, identity in stages
+               if size > min_blocks_per_stage)

@@ -1,0 +1,54 @@
+"""Run configs: frozen dataclasses whose fields carry their declarations, loaded from YAML, validated once.
+
+    cfg = load_config("configs/quick/ticket_init.yaml", overrides=["pruning.p=3", "seed=1"])
+    cfg.identity()      # hash of the non-default, identity-bearing fields: the run's name everywhere
+    cfg.with_overrides({"pruning.p": 2})   # a new config, validated again
+
+Unknown keys are rejected, types and ranges checked against each field's declaration (the
+library's own for training settings and criterion options), then the rules that span fields;
+every error names the field and what is allowed. Validation imports neither torch nor
+torchvision, MLflow or Ray. One job per module:
+
+    fields     a field's declaration, help text, flattening
+    schema     the sections and RunConfig
+    identity   the identity hash and the settings a pipeline reads
+    building   nested mapping -> validated RunConfig
+    checks     the rules that span fields
+    loading    YAML files, `section.key=value` overrides, `with_overrides`
+"""
+from pipelines.config.building import build_config
+from pipelines.config.checks import DEVICE
+from pipelines.config.fields import flatten
+from pipelines.config.identity import IDENTITY_SCHEMA
+from pipelines.config.loading import apply_overrides, load_config, set_dotted, with_overrides
+from pipelines.config.schema import (
+    CONTROL_PIPELINES,
+    CONTROLS,
+    PIPELINES,
+    RANDOM_CONTROLS,
+    TICKET_PIPELINES,
+    DataConfig,
+    EvaluationConfig,
+    ModelConfig,
+    PruningConfig,
+    RunConfig,
+    TrackingConfig,
+    TrainingConfig,
+)
+
+
+def help_text() -> list[str]:
+    """One line per field, `section.key (default): help [allowed]`, criterion options included."""
+    from pipelines.config import fields as config_fields
+    from pipelines.config.building import declared_criterion_options, settable_criterion_options
+
+    options = declared_criterion_options()
+    extra = [f"pruning.{n} ({options[n].default!r}): {options[n].help} [{options[n].allowed()}]"
+             for n in sorted(settable_criterion_options())]
+    return config_fields.help_text(RunConfig, extra={"pruning.": extra})
+
+
+__all__ = ["CONTROLS", "CONTROL_PIPELINES", "DEVICE", "IDENTITY_SCHEMA", "PIPELINES", "RANDOM_CONTROLS",
+           "TICKET_PIPELINES", "DataConfig", "EvaluationConfig", "ModelConfig", "PruningConfig", "RunConfig",
+           "TrackingConfig", "TrainingConfig", "apply_overrides", "build_config", "flatten", "help_text",
+           "load_config", "set_dotted", "with_overrides"]

@@ -1,0 +1,82 @@
+"""Building a RunConfig from a nested mapping: every field checked against its declaration, then
+the rules that span fields (`checks`). Errors are one line naming the dotted field."""
+from dataclasses import fields, is_dataclass
+from typing import get_type_hints
+
+from lottery_core.errors import LotteryError
+from pipelines.config import checks
+from pipelines.config.fields import declaration
+from pipelines.config.schema import PruningConfig, RunConfig
+
+# criterion options the pipelines pass themselves (the random draws' seed): not settable in a config
+SUPPLIED_BY_PIPELINES = ("seed",)
+
+
+def build_config(raw: dict, cls=RunConfig, prefix: str = ""):
+    """Construct and validate `cls` from a nested dict; errors name the dotted field."""
+    if not isinstance(raw, dict):
+        raise LotteryError(f"{prefix.rstrip('.') or 'config'} must be a mapping, got {raw!r}")
+    known = {f.name: f for f in fields(cls) if not (cls is PruningConfig and f.name == "options")}
+    extra = {}
+    if cls is PruningConfig:   # options a criterion declares, given as pruning.NAME
+        extra = {k: raw[k] for k in raw if k not in known and k in settable_criterion_options()}
+    unknown = sorted(set(raw) - set(known) - set(extra))
+    if unknown:
+        allowed = list(known) + (sorted(settable_criterion_options()) if cls is PruningConfig else [])
+        raise LotteryError(f"unknown config key '{prefix}{unknown[0]}'; "
+                           f"allowed in {prefix.rstrip('.') or 'the top level'}: {', '.join(allowed)}")
+    hints = get_type_hints(cls)
+    values = {}
+    for name, value in raw.items():
+        if name in extra:
+            continue
+        tp = hints[name]
+        if isinstance(tp, type) and is_dataclass(tp):
+            values[name] = build_config(value or {}, tp, f"{prefix}{name}.")
+        else:
+            values[name] = check_field(declaration(known[name]), value, f"{prefix}{name}")
+    if extra:
+        options = declared_criterion_options()
+        values["options"] = tuple(sorted((k, check_field(options[k], v, f"{prefix}{k}")) for k, v in extra.items()
+                                         if v != options[k].default))
+    cfg = cls(**values)
+    if cls is RunConfig:
+        checks.check_run(cfg)
+    return cfg
+
+
+def check_field(decl, value, label: str):
+    """`value` checked against the field's declaration (a scalar given for a list is a list of one)."""
+    if decl.sequence and value is not None and not isinstance(value, list | tuple):
+        value = [value]
+    return decl.check(value, label)
+
+
+def declared_criterion_options() -> dict:
+    """Every option the registered criteria declare (read now: a test may register a criterion)."""
+    from lottery_core.criteria import registry
+
+    return registry.declared_options()
+
+
+def settable_criterion_options() -> set[str]:
+    """Declared criterion options a config may set as `pruning.NAME`, beyond the section's fields."""
+    return set(declared_criterion_options()) - set(PruningConfig.__dataclass_fields__) - set(SUPPLIED_BY_PIPELINES)
+
+
+def to_raw(cfg) -> dict:
+    """The nested mapping `build_config` turns back into `cfg` (criterion options as pruning.NAME)."""
+    out = {}
+    for f in fields(cfg):
+        value = getattr(cfg, f.name)
+        if is_dataclass(value):
+            out[f.name] = to_raw(value)
+        elif isinstance(cfg, PruningConfig) and f.name == "options":
+            out.update({k: _plain(v) for k, v in value})
+        else:
+            out[f.name] = _plain(value)
+    return out
+
+
+def _plain(value):
+    return [_plain(v) for v in value] if isinstance(value, tuple) else value

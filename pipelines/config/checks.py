@@ -1,0 +1,110 @@
+"""The rules of a run config that span fields or sections, checked after each field alone.
+
+They ask the library's declarations and registries (the criteria registry, the model catalog,
+the train settings' combination rules), never restate them, and import nothing heavy: a config
+is refused before torch, torchvision, MLflow or Ray is imported.
+"""
+import os
+import re
+
+from lottery_core.errors import LotteryError, choose
+from pipelines import secrets
+
+DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]+)?")
+# The names `lottery_core.robustness` registers (it imports torch); tests/test_config.py checks
+# that these lists equal its CORRUPTIONS and ATTACKS.
+CORRUPTION_NAMES = ("gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur",
+                    "zoom_blur", "snow", "frost", "fog", "brightness", "contrast", "elastic_transform", "pixelate",
+                    "jpeg_compression")
+ATTACK_NAMES = ("fgsm", "pgd")
+
+
+def check_run(cfg) -> None:
+    """Every rule that spans fields (device, model, training, pruning, evaluation, tracking, data)."""
+    from lottery_core.models import catalog
+    from lottery_core.train.settings import check_combination
+
+    if not DEVICE.fullmatch(cfg.device):
+        raise LotteryError(f"device={cfg.device!r} is not allowed; choose auto, cpu, cuda or cuda:N (N = 0, 1, ...)")
+    if cfg.model.name not in catalog.names():
+        raise LotteryError(f"model.name={cfg.model.name!r} is unknown; choose one of: {', '.join(catalog.names())}")
+    t = cfg.training
+    try:
+        check_combination(t)   # the engine's own rules (one-cycle, warm-up, Nesterov)
+    except LotteryError as err:
+        raise LotteryError(f"training: {err}") from None
+    if cfg.model.init != "kaiming" and "init" not in catalog.options(cfg.model.name):
+        raise LotteryError(f"model.init={cfg.model.init!r} applies to the CIFAR ResNets; {cfg.model.name} keeps "
+                           "torchvision's own init (leave model.init at kaiming)")
+    if cfg.pipeline == "ticket_rewind" and cfg.pruning.rewind_epoch >= t.epochs:
+        raise LotteryError(f"pruning.rewind_epoch={cfg.pruning.rewind_epoch} must be below "
+                           f"training.epochs={t.epochs} (rewind point i < n)")
+    if cfg.pipeline == "ticket_rewind" and cfg.pruning.rewind_epoch not in t.keep_epochs:
+        raise LotteryError(f"pruning.rewind_epoch={cfg.pruning.rewind_epoch} is not one of training.keep_epochs="
+                           f"{list(t.keep_epochs)}: the dense run keeps only those θ_i; add it there (the dense "
+                           "run is then a new run) or rewind to a kept epoch")
+    check_pruning(cfg)
+    for name in cfg.evaluation.corruptions:
+        if name != "all":
+            choose("corruption", name, CORRUPTION_NAMES)
+    for name in cfg.evaluation.attacks:
+        choose("attack", name, ATTACK_NAMES)
+    uri = cfg.tracking.tracking_uri
+    if uri and secrets.has_credentials(uri):
+        raise LotteryError(f"tracking.tracking_uri={secrets.redact(uri)} carries credentials, which would reach "
+                           "params, sweep files and logs; give the URI without them and set "
+                           "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (read by MLflow)")
+    if cfg.data.name == "folder" and not (cfg.data.root or os.environ.get("LOTTERY_DATA_DIR")):
+        raise LotteryError("data.name=folder needs data.root (or LOTTERY_DATA_DIR)")
+
+
+def check_pruning(cfg) -> None:
+    """The criterion, its options (asked of the registry), the control and p."""
+    from lottery_core.criteria import registry
+    from lottery_core.models import catalog
+
+    if cfg.pipeline == "dense":
+        return
+    p = cfg.pruning
+    choose("criterion", p.criterion, registry.names("block"))
+    if cfg.pipeline == "filter_ticket" and p.criterion not in registry.names("weight"):
+        raise LotteryError(f"criterion {p.criterion!r} is unknown at filter level; choose one of: "
+                           f"{', '.join(registry.names('weight'))}")
+    check_control(cfg)
+    level = "weight" if cfg.pipeline == "filter_ticket" else "block"
+    criterion = registry.get(p.criterion, level)
+    try:
+        registry.check_options(criterion, p.criterion_options())
+    except LotteryError as err:
+        raise LotteryError(f"pruning: {err}") from None
+    limit = catalog.max_removable(cfg.model.name, p.min_blocks_per_stage)
+    if p.p > limit:
+        raise LotteryError(f"pruning.p={p.p} exceeds the {limit} blocks {cfg.model.name} may lose "
+                           f"(min_blocks_per_stage={p.min_blocks_per_stage})")
+
+
+def check_control(cfg) -> None:
+    """A control must make sense for its pipeline and criterion."""
+    from lottery_core.criteria import registry
+    from pipelines.config.schema import CONTROL_PIPELINES
+
+    control, criterion = cfg.pruning.control, cfg.pruning.criterion
+    if control == "none":
+        return
+    if cfg.pipeline not in CONTROL_PIPELINES:
+        raise LotteryError(f"pruning.control={control} applies to {' and '.join(CONTROL_PIPELINES)}, not "
+                           f"pipeline={cfg.pipeline} (reinit is itself the control of Algorithm 1)")
+    if control == "uniform":
+        return
+    if criterion == "random":
+        raise LotteryError(f"pruning.control={control} needs a criterion that scores blocks; criterion=random "
+                           f"is already the random control (vary pruning.draw for more draws)")
+    c = registry.get(criterion, "block")
+    if control == "shuffled_labels" and not c.reads_labels:
+        readers = [n for n in registry.names("block") if registry.get(n, "block").reads_labels]
+        raise LotteryError(f"pruning.control=shuffled_labels: criterion {criterion!r} reads no labels; "
+                           f"criteria that do: {', '.join(readers)}")
+    if control == "random_inputs" and not c.needs_data:
+        readers = [n for n in registry.names("block") if registry.get(n, "block").needs_data]
+        raise LotteryError(f"pruning.control=random_inputs: criterion {criterion!r} reads no data; "
+                           f"data-driven criteria: {', '.join(readers)}")

@@ -1,0 +1,236 @@
+"""The run config's sections: frozen dataclasses whose fields carry their declarations.
+
+Training settings and criterion options are declared by the library (`lottery_core.train.settings.
+OPTIONS`, each criterion's `OPTIONS` through the criteria registry); the rest (which pipeline, p,
+the data subsets, ...) is declared here with `option`. Nothing in this module imports torch.
+"""
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from lottery_core.criteria import registry as criteria_registry
+from lottery_core.options import by_name
+from lottery_core.train.settings import OPTIONS as TRAIN_OPTIONS
+from pipelines.config import identity
+from pipelines.config.fields import declared, flatten, option
+
+PIPELINES = ("dense", "ticket_init", "ticket_rewind", "filter_ticket", "reinit")
+TICKET_PIPELINES = ("ticket_init", "ticket_rewind", "filter_ticket", "reinit")
+# Controls: how the removed blocks are chosen instead of "the p lowest scores" (see README, Concepts).
+CONTROLS = ("none", "inverted", "same_stage_random", "uniform", "shuffled_labels", "random_inputs")
+CONTROL_PIPELINES = ("ticket_init", "ticket_rewind")
+RANDOM_CONTROLS = ("same_stage_random", "shuffled_labels", "random_inputs")
+TRAIN = by_name(TRAIN_OPTIONS)
+CRITERION_OPTIONS = criteria_registry.declared_options()
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str = option("resnet32", "architecture from lottery_core.models (e.g. resnet20/32/56/110, resnet18, mobilenet_v2)")
+    shortcut: str = option("A", "CIFAR ResNet shortcut: A zero-pad, B 1x1 conv+BN, conv 1x1 conv (authors)",
+                           choices=("A", "B", "conv"))
+    init: str = option("kaiming", "CIFAR ResNet weight init: kaiming (He et al.'s kaiming_normal_, the "
+                       "paper protocol) or torch (torch's module defaults; trains better at short budgets, "
+                       "benchmarks/recipe.md)", choices=("kaiming", "torch"))
+
+    def builder_options(self) -> dict:
+        """The options of this architecture's builder that it takes (shortcut, init: CIFAR ResNets)."""
+        from lottery_core.models import catalog
+
+        taken = catalog.options(self.name)
+        return {k: getattr(self, k) for k in ("shortcut", "init") if k in taken}
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    name: str = option("cifar10", "data set: cifar10, cifar100 or folder (ImageFolder train/ and test/)",
+                       choices=("cifar10", "cifar100", "folder"))
+    root: str | None = option(None, kind=str, help="data directory (ImageFolder copy or torchvision root); "
+                              "default $LOTTERY_DATA_DIR, else torchvision download", identity=False)
+    fingerprint: str | None = option(None, kind=str, help="content fingerprint of the data set (blake2b-<16 hex digits>); "
+                                     "filled in from the data where it is read, and checked there")
+    train_size: int | None = option(None, "class-balanced training subset size (None = all)", low=1)
+    test_size: int | None = option(None, "class-balanced test subset size (None = all)", low=1)
+    test_seed: int = option(0, "seed of the test subset and of the corruption, attack and CKA "
+                            "subsets: the same images for every run seed", low=0)
+    val_size: int = option(0, "held-out validation images carved from train, class-balanced", low=0)
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """The training settings: every rule declared once, in `lottery_core.train.settings.OPTIONS`."""
+
+    epochs: int = declared(TRAIN["epochs"])
+    batch_size: int = declared(TRAIN["batch_size"])
+    lr: float = declared(TRAIN["lr"])
+    momentum: float = declared(TRAIN["momentum"])
+    nesterov: bool = declared(TRAIN["nesterov"])
+    weight_decay: float = declared(TRAIN["weight_decay"])
+    schedule: str = declared(TRAIN["schedule"])
+    milestones: tuple[float, ...] = declared(TRAIN["milestones"])
+    gamma: float = declared(TRAIN["gamma"])
+    warmup_epochs: int = declared(TRAIN["warmup_epochs"])
+    pct_start: float = declared(TRAIN["pct_start"])
+    div_factor: float = declared(TRAIN["div_factor"])
+    final_div_factor: float = declared(TRAIN["final_div_factor"])
+    base_momentum: float = declared(TRAIN["base_momentum"])
+    label_smoothing: float = declared(TRAIN["label_smoothing"])
+    amp: bool = declared(TRAIN["amp"], identity=False, help=TRAIN["amp"].help + "; the identity holds the "
+                         "resolved precision")
+    compile: bool = declared(TRAIN["compile"], identity=False)
+    keep_epochs: tuple[int, ...] = option((0, 25, 50, 75), "dense runs keep the weights of these epochs "
+                                          "(rewind points θ_i); epochs >= n are ignored", identity=False,
+                                          low=0, sequence=True)
+
+    def settings(self, threads: int | None = None):
+        """The engine's TrainSettings for this section (checked again there, by the same declarations)."""
+        from lottery_core.train.settings import TrainSettings
+
+        return TrainSettings(**{n: getattr(self, n) for n in SETTINGS_FIELDS}, threads=threads)
+
+
+SETTINGS_FIELDS = ("epochs", "batch_size", "lr", "momentum", "nesterov", "weight_decay", "schedule", "milestones",
+                   "gamma", "warmup_epochs", "pct_start", "div_factor", "final_div_factor", "base_momentum",
+                   "label_smoothing", "amp", "compile")
+
+
+@dataclass(frozen=True)
+class PruningConfig:
+    criterion: str = option("grasp", "criterion that scores blocks (or filters): see `lottery info --criteria`")
+    p: int = option(1, "number of residual blocks removed (filter tickets: matched to this block ticket)", low=0)
+    rewind_epoch: int = option(0, "ticket_rewind: rewind point i (weights θ_i, lr schedule from epoch i)", low=0)
+    min_blocks_per_stage: int = option(2, "blocks every stage keeps at least (authors' code: 2)", low=1)
+    images_per_class: int = option(10, "class-balanced scoring images per class", low=1)
+    bn_mode: str = option("auto", "BatchNorm mode while scoring; auto = the criterion's own (train for "
+                          "SNIP/GraSP, eval for SynFlow and the activation criteria, KL, CKA; train for those "
+                          "too while BatchNorm holds θ_0's placeholder statistics)",
+                          choices=("auto", "train", "eval"))
+    aggregate: str = option("sum", "how weight scores become a block score", choices=("sum", "mean"))
+    temperature: float = declared(CRITERION_OPTIONS["temperature"])   # declared by criteria/grasp.py
+    target: str = declared(CRITERION_OPTIONS["target"])             # declared by criteria/target.py
+    control: str = option("none", "a control instead of the criterion's p lowest: inverted (the p "
+                          "highest), same_stage_random (random blocks, the criterion's per-stage counts), "
+                          "uniform (the plain shallower network: last blocks, even per stage), "
+                          "shuffled_labels / random_inputs (scores on permuted labels / noise images)",
+                          choices=CONTROLS)
+    draw: int = option(0, "random draw index (criterion random, control same_stage_random, shuffled_labels, "
+                       "random_inputs): draws are seeded by (seed, draw)", low=0)
+    reinit_of: str = option("ticket_init", "reinit: the architecture of the ticket_init ticket (planned at "
+                            "θ_0) or of the ticket_rewind ticket (planned on the trained dense θ_n)",
+                            choices=("ticket_init", "ticket_rewind"))
+    filter_match: str = option("filters", "filter_ticket: prune filters until the block ticket's filter "
+                               "count (the paper's Table 3) or its MACs is matched", choices=("filters", "macs"))
+    # other options the criteria declare, given as `pruning.NAME: value` (listed by `lottery run --fields`)
+    options: tuple[tuple[str, Any], ...] = field(default=(), metadata={"identity": True})
+
+    def criterion_options(self) -> dict[str, Any]:
+        """The criterion options this section sets: bn_mode, temperature, target and `options`."""
+        return {"bn_mode": None if self.bn_mode == "auto" else self.bn_mode, "temperature": self.temperature,
+                "target": self.target, **dict(self.options)}
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    corruptions: tuple[str, ...] = option(("all",), sequence=True, help="CIFAR-10-C corruptions generated from the test set ('all' or names; () = none)")
+    severities: tuple[int, ...] = option((1, 2, 3, 4, 5), "corruption severities (1-5)", low=1, high=5,
+                                          sequence=True)
+    corruption_images: int = option(1000, "test images used for corruption accuracy", low=0)
+    attacks: tuple[str, ...] = option(("fgsm", "pgd"), sequence=True, help="gradient attacks (torchattacks), () = none")
+    epsilons: tuple[float, ...] = option((2 / 255, 8 / 255), "L-inf attack budgets in [0, 1] pixel units "
+                                          "(8/255 = 0.0314)", low=0.0, high=1.0, sequence=True)
+    attack_images: int = option(500, "test images attacked", low=0)
+    cka_images: int = option(500, "test images for CKA versus the dense network", low=0)
+    cifar10_c_dir: str | None = option(None, kind=str, help="official CIFAR-10-C .npy directory (optional)", identity=False)
+    cifar10_1_dir: str | None = option(None, kind=str, help="CIFAR-10.1 .npy directory (optional)", identity=False)
+    cifar10_2_dir: str | None = option(None, kind=str, help="CIFAR-10.2 .npz directory (optional)", identity=False)
+    xi: float = option(0.0, "winning ticket: acc(ticket) + xi >= acc(dense), in accuracy points", identity=False)
+    country_iso_code: str = option("FRA", "country whose grid sets the CO2 factor (codecarbon, offline)")
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    experiment: str = option("block-tickets", "MLflow experiment name", identity=False)
+    results_dir: str = option("lottery-runs", "folder for the SQLite store, artifacts, checkpoints (made absolute)", identity=False)
+    tracking_uri: str | None = option(None, kind=str, help="MLflow tracking URI; default $MLFLOW_TRACKING_URI, else sqlite in results_dir", identity=False)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    pipeline: str = option("ticket_init", "experiment to run", choices=PIPELINES)
+    seed: int = option(0, "seed of θ_0, data order, augmentation and scoring images", low=0, high=2 ** 31 - 1)
+    device: str = option("auto", "auto (cuda when available), cpu, cuda or cuda:N; the identity holds the "
+                         "resolved kind and precision", identity=False)
+    threads: int | None = option(None, "torch threads (default: the CPUs given to the run)", low=1, identity=False)
+    model: ModelConfig = field(default_factory=ModelConfig, metadata={"help": "architecture"})
+    data: DataConfig = field(default_factory=DataConfig, metadata={"help": "data set and subsets"})
+    training: TrainingConfig = field(default_factory=TrainingConfig, metadata={"help": "optimizer and schedule"})
+    pruning: PruningConfig = field(default_factory=PruningConfig, metadata={"help": "criterion and p"})
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig, metadata={"help": "what is measured"})
+    tracking: TrackingConfig = field(default_factory=TrackingConfig, metadata={"help": "where runs go"})
+
+    def identity(self) -> str:
+        """12 hex digits of a SHA-256 over `identity_payload()` (sorted JSON): the run's name everywhere."""
+        return identity.identity(self)
+
+    def identity_payload(self) -> dict:
+        """What `identity` hashes: the identity schema, the non-default identity fields of
+        `read_settings()`, the resolved device kind and precision."""
+        return identity.payload(self)
+
+    def read_settings(self) -> "RunConfig":
+        """This config with every setting its pipeline does not read put back to its default (see
+        `identity.read_settings`)."""
+        return identity.read_settings(self)
+
+    def with_overrides(self, overrides: dict[str, Any]) -> "RunConfig":
+        """A new config with `{"section.key": value}` set, validated like a loaded one (e.g. the
+        values an Optuna search samples)."""
+        from pipelines.config.loading import with_overrides
+
+        return with_overrides(self, overrides)
+
+    def device_kind(self) -> str:
+        """The device kind the run computes on: "cpu" or "cuda" ("auto" resolved on this machine)."""
+        if self.device == "auto":
+            return "cuda" if _cuda_available() else "cpu"
+        return self.device.split(":")[0]
+
+    def precision(self) -> str:
+        """The numeric precision the engine trains in on that device ("fp32" or "bf16")."""
+        from lottery_core.train.precision import precision
+
+        return precision(self.device_kind(), self.training.amp)
+
+    def to_flat(self) -> dict[str, Any]:
+        """Every field as `section.key: value` (tuples as lists), e.g. for MLflow params."""
+        return flatten(self)
+
+    def dense(self) -> "RunConfig":
+        """The dense run a ticket is compared against: same model, data, training, evaluation, seed."""
+        return replace(self, pipeline="dense", pruning=PruningConfig())
+
+    def results_path(self) -> Path:
+        """Absolute results folder."""
+        return Path(self.tracking.results_dir).expanduser().resolve()
+
+    def describe(self) -> str:
+        """Short human name, e.g. `ticket_init resnet32 grasp p=3 seed=0`."""
+        parts = [self.pipeline, self.model.name]
+        p = self.read_settings().pruning
+        if self.pipeline != "dense":
+            parts += [p.criterion if p.control != "uniform" else "uniform", f"p={p.p}"]
+            if p.control not in ("none", "uniform"):
+                parts.append(p.control)
+        if self.pipeline == "ticket_rewind":
+            parts.append(f"i={p.rewind_epoch}")
+        if self.pipeline == "reinit" and p.reinit_of == "ticket_rewind":
+            parts.append("of=rewind")
+        if p.draw:
+            parts.append(f"draw={p.draw}")
+        return " ".join(parts + [f"seed={self.seed}"])
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()

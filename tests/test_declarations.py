@@ -1,0 +1,195 @@
+"""One declaration per setting: the config's fields, help and validation derive from the library's
+declarations (train settings, criterion options), and nothing the config accepts is refused later."""
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lottery_core import criteria, models, robustness, surgery
+from lottery_core.criteria import registry
+from lottery_core.errors import LotteryError
+from lottery_core.models import catalog
+from lottery_core.options import Option
+from lottery_core.train.settings import OPTIONS as TRAIN_OPTIONS
+from lottery_core.train.settings import TrainSettings
+from pipelines.config import help_text, load_config
+from pipelines.config.checks import ATTACK_NAMES, CORRUPTION_NAMES
+from pipelines.config.schema import TrainingConfig
+
+CONFIG_TRAINING = {f for f in TrainingConfig.__dataclass_fields__ if f != "keep_epochs"}
+
+
+def test_a_new_criterion_with_an_option_is_validated_and_documented_by_its_declaration(monkeypatch):
+    monkeypatch.setattr(registry, "_CRITERIA", dict(registry._CRITERIA))
+
+    def sharp(model, batches, *, sharpness: int = 3):
+        return {}
+
+    option = Option("sharpness", int, 3, "how sharp the fake criterion is", low=1, high=10)
+    criteria.register("sharp", sharp, level="weight", needs_data=False, bn_mode=None, options=(option,))
+    base = ["pruning.criterion=sharp"]
+    assert load_config(None, base + ["pruning.sharpness=10"]).pruning.options == (("sharpness", 10),)
+    assert load_config(None, base + ["pruning.sharpness=1"]).pruning.criterion_options()["sharpness"] == 1
+    for bad in ("0", "11", "2.5"):
+        with pytest.raises(LotteryError, match=rf"^pruning.sharpness must be an integer in \[1, 10\], got {bad}$"):
+            load_config(None, base + [f"pruning.sharpness={bad}"])
+    assert "pruning.sharpness (3): how sharp the fake criterion is [an integer in [1, 10]]" in help_text()
+    # a non-default value is in the identity; the default value and other criteria leave it alone
+    default = load_config(None, base).identity()
+    assert load_config(None, base + ["pruning.sharpness=3"]).identity() == default
+    assert load_config(None, base + ["pruning.sharpness=4"]).identity() != default
+    assert (load_config(None, ["pruning.criterion=snip", "pruning.sharpness=4"]).identity()
+            == load_config(None, ["pruning.criterion=snip"]).identity())
+    again = load_config(None, base + ["pruning.sharpness=4"]).with_overrides({"pruning.p": 2})
+    assert again.pruning.options == (("sharpness", 4),) and again.pruning.p == 2
+
+
+def test_every_criterion_function_takes_exactly_its_declared_options():
+    for level in registry.LEVELS:
+        for name in registry.names(level):
+            c = registry.get(name, level)
+            registry.check_declarations(name, c.fn, c.declared)   # imports the function (torch)
+
+
+def test_the_training_section_is_the_libraries_declarations():
+    declared = {o.name: o for o in TRAIN_OPTIONS}
+    for name in CONFIG_TRAINING:
+        field = TrainingConfig.__dataclass_fields__[name]
+        assert field.metadata["option"].allowed() == declared[name].allowed(), name
+        assert field.default == declared[name].default, name
+    assert TrainSettings(epochs=1).lr == declared["lr"].default
+
+
+def _values(option: Option, which: str):
+    return option.boundary_values() if which == "inside" else option.outside_values()
+
+
+TRAIN_CASES = [(o, v) for o in TRAIN_OPTIONS if o.name in CONFIG_TRAINING for v in _values(o, "inside")]
+
+
+@pytest.mark.parametrize("option, value", TRAIN_CASES, ids=[f"{o.name}={v}" for o, v in TRAIN_CASES])
+def test_training_boundaries_the_config_accepts_the_library_accepts(option, value):
+    extra = {"epochs": ["training.epochs=2"], "warmup_epochs": ["training.epochs=2"]}.get(option.name, [])
+    if option.name == "base_momentum":
+        extra = ["training.momentum=0.999999"]   # base_momentum <= momentum: one-cycle's rule
+    if option.name == "nesterov" and value:
+        extra = []
+    cfg = load_config(None, [*extra, f"training.{option.name}={json.dumps(value)}"])
+    settings = cfg.training.settings(threads=1)      # the engine's own checks: no refusal
+    assert getattr(settings, option.name) == getattr(cfg.training, option.name)
+
+
+OUTSIDE = [(o, v) for o in TRAIN_OPTIONS if o.name in CONFIG_TRAINING for v in _values(o, "outside")]
+
+
+@pytest.mark.parametrize("option, value", OUTSIDE, ids=[f"{o.name}={v}" for o, v in OUTSIDE])
+def test_training_values_just_outside_are_refused_by_the_config_in_one_line(option, value):
+    with pytest.raises(LotteryError, match=rf"^training.{option.name} must be .*, got ") as err:
+        load_config(None, [f"training.{option.name}={json.dumps(value)}"])
+    with pytest.raises(LotteryError):
+        TrainSettings(**{"epochs": 3, option.name: value})
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("option, value", TRAIN_CASES, ids=[f"{o.name}={v}" for o, v in TRAIN_CASES])
+def test_one_epoch_trains_at_each_training_boundary(option, value):
+    """The extreme values the config accepts train one epoch of a tiny network without a refusal."""
+    from test_train import DATA, fresh
+
+    from lottery_core.train import train
+
+    extra = {"base_momentum": ["training.momentum=0.999999"]}.get(option.name, [])
+    cfg = load_config(None, [*extra, "training.epochs=2", "training.batch_size=16",
+                             f"training.{option.name}={json.dumps(value)}"])
+    if option.name == "epochs":
+        cfg = cfg.with_overrides({"training.epochs": value})
+    settings = cfg.training.settings(threads=1)
+    result = train(fresh(), DATA, settings, seed=0, start_epoch=settings.epochs - 1)   # the last epoch only
+    assert len(result.history) == 1 and math.isfinite(result.final["train_loss"]), option.name
+
+
+CRITERION_CASES = [(c.name, c.level, o, v) for lv in registry.LEVELS for n in registry.names(lv)
+                   for c in [registry.get(n, lv)] for o in c.declared if o.name != "input_size"
+                   for v in _values(o, "inside")]
+
+
+@pytest.mark.parametrize("name, level, option, value", CRITERION_CASES,
+                         ids=[f"{n}-{lv}-{o.name}={v}" for n, lv, o, v in CRITERION_CASES])
+def test_criterion_option_boundaries_pass_the_config_and_the_library(name, level, option, value):
+    c = registry.get(name, level)
+    assert registry.check_options(c, {option.name: value}) == {option.name: value}
+    if option.name == "seed":   # supplied by the pipelines, not a config setting
+        return
+    pipeline = "filter_ticket" if level == "weight" and name not in registry.names("block") else "ticket_init"
+    cfg = load_config(None, [f"pipeline={pipeline}", f"pruning.criterion={name}",
+                             f"pruning.{option.name}={json.dumps(value)}"])
+    assert cfg.pruning.criterion_options()[option.name] == value
+
+
+@pytest.mark.parametrize("temperature", [o for o in registry.get("grasp", "weight").declared][0].boundary_values())
+def test_grasp_scores_at_its_smallest_accepted_temperature(temperature):
+    import math
+
+    import torch
+
+    torch.manual_seed(0)
+    model = models.build("resnet20")
+    batches = [(torch.randn(4, 3, 32, 32), torch.arange(4))]
+    load_config(None, [f"pruning.temperature={temperature}"])
+    scores = criteria.score_blocks(model, "grasp", batches, temperature=temperature)
+    assert all(math.isfinite(s) for s in scores.values())
+
+
+def test_criterion_options_just_outside_are_refused_by_the_config():
+    temperature = registry.get("grasp", "weight").declared[0]
+    for value in temperature.outside_values():
+        with pytest.raises(LotteryError, match=r"^pruning.temperature must be a number in \(0, inf\), got"):
+            load_config(None, [f"pruning.temperature={value}"])
+    with pytest.raises(LotteryError, match=r"^pruning.components must be an integer >= 1, got 0$"):
+        load_config(None, ["pruning.criterion=pls", "pruning.components=0"])
+    with pytest.raises(LotteryError, match=r"synflow needs bn_mode='eval'"):
+        load_config(None, ["pruning.criterion=synflow", "pruning.bn_mode=train"])
+
+
+def test_the_static_catalogues_equal_the_real_registries():
+    assert catalog.names() == models.registry.names()
+    for name in catalog.names():
+        assert catalog.options(name) == models.registry.options(name), name
+        model = models.build(name)
+        for keep in (1, 2, 3, 4):
+            try:
+                real = surgery.max_removable(model, keep)
+            except LotteryError:
+                real = None
+            try:
+                static = catalog.max_removable(name, keep)
+            except LotteryError:
+                static = None
+            assert static == real, (name, keep)
+    assert CORRUPTION_NAMES == robustness.CORRUPTIONS and ATTACK_NAMES == robustness.ATTACKS
+
+
+HEAVY = ("torch", "torchvision", "mlflow", "ray")
+
+
+def test_validating_and_refusing_a_config_imports_nothing_heavy():
+    """Loading every kind of config, and the `lottery run` refusal of a bad one, in a fresh process."""
+    code = f"""
+import sys
+from pipelines.config import load_config
+for extra in ([], ["pipeline=dense"], ["pipeline=filter_ticket", "pruning.criterion=snip"],
+              ["pipeline=ticket_rewind", "pruning.rewind_epoch=25", "pruning.criterion=hrank"],
+              ["pruning.control=uniform", "pruning.p=3"], ["pruning.criterion=pls", "pruning.components=3"],
+              ["model.name=resnet50", "pruning.p=2"], ["evaluation.corruptions=[fog]"]):
+    load_config(None, extra)
+from pipelines.cli import main
+rc = main(["run", "--set", "training.momentum=1.0"])
+print(rc, [m for m in {HEAVY!r} if m in sys.modules])
+"""
+    repo = Path(__file__).resolve().parents[1]
+    result = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, timeout=120)
+    assert result.stdout.split("\n")[0] == "2 []", result.stdout + result.stderr
+    assert "training.momentum must be a number in [0, 1), got 1.0" in result.stderr

@@ -1,0 +1,75 @@
+"""An Optuna search in a sweep file: its space (every end of every range validated against the
+base config), metrics that some run reports, modes, samples; the dense baseline shared by all."""
+import json
+
+from lottery_core.errors import LotteryError
+from pipelines.config import build_config, set_dotted
+from tune.sweep_file.points import dense_point
+
+OPTUNA_KEYS = ("space", "metrics", "modes", "num_samples", "seed")
+SPACE_TYPES = ("int", "float", "categorical")
+
+
+def check_optuna(raw, base: dict) -> dict:
+    """The validated Optuna part of a sweep file, with the dense baseline when all samples share it."""
+    if not isinstance(raw, dict):
+        raise LotteryError("sweep 'optuna' must be a mapping with space, metrics, modes, num_samples")
+    unknown = sorted(set(raw) - set(OPTUNA_KEYS))
+    if unknown:
+        raise LotteryError(f"unknown optuna key {unknown[0]!r}; allowed: {', '.join(OPTUNA_KEYS)}")
+    space = raw.get("space") or {}
+    if not isinstance(space, dict) or not space:
+        raise LotteryError("the optuna search space is empty: give space: {field: {type: int, low: 1, high: 3}}")
+    base_cfg = build_config(base)
+    changes_dense = []
+    invalid = []
+    for key, spec in space.items():
+        _check_spec(key, spec)
+        values = spec["choices"] if spec["type"] == "categorical" else [spec["low"], spec["high"]]
+        for value in values:
+            probe = json.loads(json.dumps(base))
+            try:
+                set_dotted(probe, key, value)
+                cfg = build_config(probe)
+            except LotteryError as err:
+                invalid.append(f"{{{key}={value}}}: {err}")
+                continue
+            if cfg.dense().identity() != base_cfg.dense().identity():
+                changes_dense.append(key)
+    if invalid:
+        raise LotteryError(f"{len(invalid)} value(s) of the optuna space are invalid: " + "; ".join(invalid))
+    from pipelines.evaluation import metric_problem  # imports torch and MLflow
+
+    metrics = raw.get("metrics", ["acc"])
+    metrics = metrics if isinstance(metrics, list) else [metrics]
+    modes = raw.get("modes", ["max"] * len(metrics))
+    modes = modes if isinstance(modes, list) else [modes]
+    if not metrics or len(metrics) != len(modes) or any(m not in ("max", "min") for m in modes):
+        raise LotteryError("optuna metrics and modes must be lists of equal length; modes are max or min")
+    for metric in metrics:   # Ray would mark every trial that lacks it PRUNED, and the search turn random
+        problem = metric_problem(str(metric), base_cfg.pipeline, base_cfg.data.val_size)
+        if problem:
+            raise LotteryError(f"optuna metric {metric!r}: {problem}")
+    n = raw.get("num_samples", 8)
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise LotteryError(f"optuna num_samples must be a positive integer, got {n!r}")
+    # the dense baseline is scheduled once, first, when every sample shares it
+    dense = dense_point(base) if base_cfg.pipeline != "dense" and not changes_dense else None
+    return {"space": space, "metrics": metrics, "modes": modes, "num_samples": n,
+            "seed": raw.get("seed", 0), "dense": dense}
+
+
+def _check_spec(key: str, spec) -> None:
+    if not isinstance(spec, dict) or spec.get("type") not in SPACE_TYPES:
+        raise LotteryError(f"optuna space {key!r}: give type int, float or categorical")
+    if spec["type"] == "categorical":
+        if not isinstance(spec.get("choices"), list) or not spec["choices"]:
+            raise LotteryError(f"optuna space {key!r}: a categorical needs a non-empty list of choices")
+        return
+    low, high = spec.get("low"), spec.get("high")
+    if not isinstance(low, int | float) or not isinstance(high, int | float) or low > high:
+        raise LotteryError(f"optuna space {key!r}: give numbers low <= high, got low={low!r} high={high!r}")
+    if spec["type"] == "int" and (not isinstance(low, int) or not isinstance(high, int)):
+        raise LotteryError(f"optuna space {key!r}: an int range needs integer low and high")
+    if spec.get("log") and low <= 0:
+        raise LotteryError(f"optuna space {key!r}: a log range needs low > 0")

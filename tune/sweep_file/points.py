@@ -1,0 +1,136 @@
+"""Grid points: expanded from the grid, pinned to what the driver sees, validated, deduplicated by
+identity, with their dense baselines first."""
+import functools
+import itertools
+import json
+import os
+from pathlib import Path
+
+from lottery_core.errors import LotteryError
+from pipelines.config import DataConfig, RunConfig, TrackingConfig, build_config, set_dotted
+
+PATH_FIELDS = ("data.root", "tracking.results_dir", "evaluation.cifar10_c_dir", "evaluation.cifar10_1_dir",
+               "evaluation.cifar10_2_dir")
+
+
+def pin(point: dict) -> None:
+    """Make a point mean the same on every worker: absolute paths (a trial runs in its own working
+    folder, on any node), the data folder and tracking URI the driver sees (its environment
+    variables do not travel to a cluster's workers)."""
+    from pipelines.tracking import tracking_uri  # imports MLflow: only once a point is built
+
+    for key in PATH_FIELDS:
+        section, leaf = key.split(".")
+        value = (point.get(section) or {}).get(leaf) if isinstance(point.get(section), dict | None) else None
+        if key == "data.root" and value is None and os.environ.get("LOTTERY_DATA_DIR"):
+            value = os.environ["LOTTERY_DATA_DIR"]
+        if key == "tracking.results_dir" and value is None:
+            value = "lottery-runs"
+        if isinstance(value, str) and "://" not in value:
+            set_dotted(point, key, str(Path(value).expanduser().resolve()))
+    _pin_fingerprint(point)
+    tracking = point.get("tracking") or {}
+    if isinstance(tracking, dict):
+        try:
+            uri = tracking_uri(RunConfig(tracking=build_config(tracking, TrackingConfig, "tracking.")))
+        except LotteryError:
+            return  # reported with the point's other errors
+        set_dotted(point, "tracking.tracking_uri", uri)
+
+
+def _pin_fingerprint(point: dict) -> None:
+    """Record the data's fingerprint when the driver can read the data folder (trials check it;
+    where the driver cannot, each trial records the one it reads)."""
+    from pipelines.context import data_fingerprint  # imports torch
+
+    data = point.get("data") if isinstance(point.get("data"), dict) else {}
+    root = data.get("root")
+    if data.get("fingerprint") is None and isinstance(root, str) and "://" not in root and Path(root).is_dir():
+        try:
+            found, _ = data_fingerprint(str(data.get("name", DataConfig.name)), root)
+        except LotteryError:
+            return  # reported with the point's other errors, or by the trial
+        set_dotted(point, "data.fingerprint", found)
+
+
+def config_of(point: dict) -> RunConfig:
+    """`build_config(point)`, memoised: validating a point builds its model (cross-checks of p)."""
+    return _config_of(json.dumps(point, sort_keys=True))
+
+
+@functools.lru_cache(maxsize=4096)
+def _config_of(text: str) -> RunConfig:
+    return build_config(json.loads(text))
+
+
+def expand(grid, base: dict) -> list[dict]:
+    """A grid mapping (cartesian product) or a list of them (their union, in order); every point
+    validated with `build_config`, and every invalid one listed with its message."""
+    parts = grid if isinstance(grid, list) else [grid]
+    if not parts or any(not isinstance(g, dict) or not g for g in parts):
+        raise LotteryError("the sweep grid is empty: give at least one field with a list of values")
+    points, invalid = [], []
+    for part in parts:
+        keys = list(part)
+        values = [v if isinstance(v, list) else [v] for v in part.values()]
+        for key, vals in zip(keys, values, strict=True):
+            if not vals:
+                raise LotteryError(f"the sweep grid is empty: field {key!r} has no values")
+        for combo in itertools.product(*values):
+            point = json.loads(json.dumps(base))
+            label = ", ".join(f"{k}={v}" for k, v in zip(keys, combo, strict=True))
+            try:
+                for key, value in zip(keys, combo, strict=True):
+                    set_dotted(point, key, value)
+                pin(point)
+                config_of(point)
+                points.append(point)
+            except LotteryError as err:
+                invalid.append(f"{{{label}}}: {err}")
+    if invalid:
+        raise LotteryError(f"{len(invalid)} of {len(invalid) + len(points)} grid points are invalid: "
+                           + "; ".join(invalid))
+    return points
+
+
+def dense_point(point: dict) -> dict:
+    """The dense baseline of a point: the same config with pipeline=dense and no pruning section."""
+    dense = json.loads(json.dumps(point))
+    dense["pipeline"] = "dense"
+    dense.pop("pruning", None)
+    return dense
+
+
+def with_dense(points: list[dict]) -> list[dict]:
+    """Dense baselines first, once per dense identity; then the other points, once per identity.
+
+    Points whose identities are equal because their pipeline does not read where they differ
+    (e.g. the criterion of a dense run) are one trial. Points with equal identities that differ in
+    a setting outside the identity (threads, results_dir, ...) would silently become one trial
+    with one of the two settings: refused, with the list."""
+    dense: dict[str, dict] = {}
+    others: dict[str, dict] = {}
+    collapsed: dict[str, list[str]] = {}
+    for point in points:
+        cfg = config_of(point)
+        identity = cfg.identity()
+        chosen = dense if cfg.pipeline == "dense" else others
+        if identity in chosen:
+            first = config_of(chosen[identity])
+            if first.read_settings().to_flat() != cfg.read_settings().to_flat():
+                collapsed.setdefault(identity, [_differences(first, cfg)])
+        chosen.setdefault(identity, point)
+        if cfg.pipeline != "dense":
+            dense.setdefault(cfg.dense().identity(), dense_point(point))
+    if collapsed:
+        listed = "; ".join(f"identity {k}: {', '.join(v)}" for k, v in collapsed.items())
+        raise LotteryError(f"{len(collapsed)} groups of grid points would collapse into one trial each (they differ "
+                           f"only in settings outside the run identity): {listed}; vary a setting that changes "
+                           f"results, or drop the duplicates")
+    return list(dense.values()) + list(others.values())
+
+
+def _differences(a: RunConfig, b: RunConfig) -> str:
+    """`key=x vs y` for every setting in which two configs differ."""
+    fa, fb = a.to_flat(), b.to_flat()
+    return " and ".join(f"{k}={fa[k]!r} vs {fb[k]!r}" for k in fa if fa[k] != fb[k])

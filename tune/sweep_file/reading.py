@@ -1,0 +1,102 @@
+"""Reading a sweep file: its keys, its base config (a file, a mapping, or `from:` plus overrides),
+resources, concurrency, retries, storage; the grid or Optuna part is handed to `points` or
+`optuna_space`."""
+import json
+from pathlib import Path
+
+from lottery_core.errors import LotteryError
+from pipelines import yaml_strict
+from pipelines.config import apply_overrides
+from tune.sweep_file.optuna_space import check_optuna
+from tune.sweep_file.points import expand, pin, with_dense
+from tune.sweep_file.sweep import Sweep
+
+
+def check_name(name: str) -> str:
+    """The sweep name, checked (`pipelines.tracking.check_sweep_name`; MLflow is imported there)."""
+    from pipelines.tracking import check_sweep_name
+
+    return check_sweep_name(name)
+
+
+KEYS = ("name", "base", "grid", "optuna", "resources", "max_concurrent", "retries", "storage")
+
+
+def load_sweep(path, overrides=(), name: str | None = None) -> Sweep:
+    """Read, expand and validate a sweep file; `overrides` (section.key=value) apply to every point."""
+    path = Path(path)
+    raw = yaml_strict.read_mapping(path, "sweep", f"a mapping with keys {', '.join(KEYS)}")
+    unknown = sorted(set(raw) - set(KEYS))
+    if unknown:
+        raise LotteryError(f"unknown sweep key {unknown[0]!r} in {path.name}; allowed: {', '.join(KEYS)}")
+    if ("grid" in raw) == ("optuna" in raw):
+        raise LotteryError(f"sweep {path.name}: give exactly one of 'grid' or 'optuna'")
+    base = _base(raw.get("base"), path)
+    apply_overrides(base, overrides)
+    pin(base)
+    storage = raw.get("storage")
+    if storage is not None and (not isinstance(storage, str) or not storage.strip()):
+        raise LotteryError(f"sweep storage must be a path or a URI such as s3://bucket/sweeps, got {storage!r}")
+    sweep = Sweep(name=check_name(name or raw.get("name") or path.stem), base=base,
+                  resources=_resources(raw.get("resources") or {}),
+                  max_concurrent=_int(raw, "max_concurrent", 0, 0), retries=_int(raw, "retries", 1, 0),
+                  storage=storage)
+    if "grid" in raw:
+        sweep.points = with_dense(expand(raw["grid"], base))
+    else:
+        sweep.optuna = check_optuna(raw["optuna"], base)
+    return sweep
+
+
+def _base(value, path: Path) -> dict:
+    """The base config: a file, a mapping, or a mapping whose `from:` names a file it overrides."""
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        return _read_config(value, path)
+    if isinstance(value, dict):
+        value = json.loads(json.dumps(value))
+        source = value.pop("from", None)
+        merged = _read_config(source, path) if source else {}
+        _merge(merged, value)
+        return merged
+    raise LotteryError(f"sweep 'base' must be a config path or a mapping, got {value!r}")
+
+
+def _read_config(value: str, path: Path) -> dict:
+    file = Path(value) if Path(value).is_absolute() else path.parent / value
+    if not file.is_file() and Path(value).is_file():
+        file = Path(value)  # relative to the working folder
+    if not file.is_file():
+        raise LotteryError(f"sweep base config not found: {value} (relative to {path.parent.resolve()} "
+                           f"or the working folder)")
+    return yaml_strict.read_mapping(file, "sweep base config", "a mapping of sections, got {got}")
+
+
+def _merge(into: dict, other: dict) -> None:
+    for key, value in other.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = value
+
+
+def _resources(raw) -> dict:
+    if not isinstance(raw, dict):
+        raise LotteryError(f"sweep resources must be a mapping like {{cpu: 1, gpu: 0.25}}, got {raw!r}")
+    unknown = sorted(set(raw) - {"cpu", "gpu"})
+    if unknown:
+        raise LotteryError(f"unknown resource {unknown[0]!r}; allowed: cpu, gpu")
+    cpu, gpu = raw.get("cpu", 1), raw.get("gpu", 0)
+    if isinstance(cpu, bool) or not isinstance(cpu, int | float) or cpu <= 0:
+        raise LotteryError(f"resources.cpu must be a positive number, got {cpu!r}")
+    if isinstance(gpu, bool) or not isinstance(gpu, int | float) or gpu < 0 or (gpu > 1 and gpu != int(gpu)):
+        raise LotteryError(f"resources.gpu must be a fraction in [0, 1] or a whole number, got {gpu!r}")
+    return {"cpu": cpu, "gpu": gpu}
+
+
+def _int(raw: dict, key: str, default: int, low: int) -> int:
+    value = raw.get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise LotteryError(f"sweep {key} must be an integer >= {low}, got {value!r}")
+    return value
