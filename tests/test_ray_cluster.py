@@ -103,8 +103,8 @@ class RayStartCluster:
 
     def __init__(self, folder: Path, num_cpus: int = 2, **env):
         self.folder, self.port = folder, free_port()
-        ports = {"--port": self.port, "--dashboard-port": free_port(), "--ray-client-server-port": free_port(),
-                 "--node-manager-port": free_port(), "--object-manager-port": free_port(),
+        ports = {"--port": self.port, "--dashboard-port": free_port(), "--node-manager-port": free_port(),
+                 "--object-manager-port": free_port(),
                  "--dashboard-agent-listen-port": free_port(), "--dashboard-agent-grpc-port": free_port(),
                  "--metrics-export-port": free_port(), "--runtime-env-agent-port": free_port()}
         low = free_port()
@@ -116,9 +116,11 @@ class RayStartCluster:
         self.log = folder / "ray-start.log"
         self.start = subprocess.Popen(command, env=environment(folder, **env), stdout=open(self.log, "w"),
                                       stderr=subprocess.STDOUT, start_new_session=True)
-        code = self.start.wait(timeout=120)  # `ray start` returns once its daemons run
-        assert code == 0, self.log.read_text()[-3000:]
         self.group = self.start.pid  # its daemons stay in its process group
+        code = self.start.wait(timeout=120)  # `ray start` returns once its daemons run
+        if code != 0:
+            self.stop()
+            raise AssertionError(self.log.read_text()[-3000:])
 
     @property
     def address(self) -> str:
@@ -159,8 +161,9 @@ def test_a_real_token_cluster_runs_a_sweep_whose_driver_is_killed_and_resumed(ra
     port = free_port()
     uri = f"http://127.0.0.1:{port}"
     server = start_mlflow_server(tmp_path / "server", port)
-    cluster = RayStartCluster(ray_home)
+    cluster = None
     try:
+        cluster = RayStartCluster(ray_home)
         assert "Token authentication is enabled" in cluster.log.read_text()
         results, storage = tmp_path / "runs", tmp_path / "shared"
         path = sweep_file(tmp_path, data, results, {"pruning.p": [1]}, epochs=EPOCHS, tracking_uri=uri)
@@ -217,6 +220,6 @@ def test_a_real_token_cluster_runs_a_sweep_whose_driver_is_killed_and_resumed(ra
             assert steps == list(range(EPOCHS))  # every epoch logged once, across the kill
         assert any(r.data.tags.get("resumed") == "true" for r in children)
     finally:
-        left = cluster.stop()
         stop(server)
+        left = cluster.stop() if cluster else []
     assert left == [] and cluster.processes() == []
