@@ -84,8 +84,12 @@ class EmissionsMeter:
     """Context manager measuring the energy and emissions of its block with codecarbon (offline).
 
     `with EmissionsMeter() as meter: ...` then `meter.result` (an `Emissions`). `start()`/`stop()`
-    do the same outside a `with`. `measure_power_secs` is codecarbon's sampling period; `gpu_ids`
-    restricts GPU accounting (None: all visible GPUs).
+    do the same outside a `with`. `measure_power_secs` is codecarbon's sampling period.
+
+    `gpu_ids`: the GPUs this work was given (NVML indices, e.g. Ray's `ray.get_gpu_ids()`, or
+    UUIDs), the only ones whose energy it counts; None: codecarbon's default (the GPUs in
+    CUDA_VISIBLE_DEVICES, else every GPU). Work sharing one GPU (fractional GPUs) still counts that
+    whole GPU while it runs: codecarbon reads power per device, not per process.
     """
 
     def __init__(self, country_iso_code: str = DEFAULT_COUNTRY, cloud_provider: str | None = None,
@@ -98,7 +102,7 @@ class EmissionsMeter:
             check_cloud(cloud_provider, cloud_region)
         self.cloud = {"cloud_provider": cloud_provider, "cloud_region": cloud_region} if cloud_provider else {}
         self.measure_power_secs = measure_power_secs
-        self.gpu_ids = gpu_ids
+        self.gpu_ids = None if gpu_ids is None else [g if isinstance(g, int | str) else str(g) for g in gpu_ids]
         self.quick_cpu_probe = quick_cpu_probe
         self.result: Emissions | None = None
         self._tracker = None

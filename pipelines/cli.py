@@ -91,22 +91,41 @@ def _report(args: argparse.Namespace) -> None:
 
 
 def _ui(args: argparse.Namespace) -> None:
+    """The MLflow UI of the store on 127.0.0.1 only (never another interface: the UI can delete runs),
+    announced with the direct link to the experiment's runs table (a fresh browser opens MLflow 3's
+    GenAI overview otherwise)."""
     from pipelines.config import load_config
+    from pipelines.secrets import without_credentials
     from pipelines.tracking import existing_store
 
     if not 1 <= args.port <= 65535:
         raise LotteryError(f"--port {args.port} is not a TCP port; give 1 to 65535 (default 5000)")
-    cfg = load_config(None, _overrides(args))
+    experiment = [f"tracking.experiment={args.experiment}"] if args.experiment else []
+    cfg = load_config(None, _overrides(args) + experiment)
     uri = existing_store(cfg)
     if uri.startswith("http"):
-        print(f"the tracking store is a server already: open {uri}")
+        print(f"the tracking store is a server already: open {_runs_page(without_credentials(uri), uri, cfg)}")
         return
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
                "--host", "127.0.0.1", "--port", str(args.port)]
     if uri.startswith("sqlite:///"):
         command += ["--default-artifact-root", (cfg.results_path() / "artifacts").as_uri()]
-    print(f"MLflow UI on http://127.0.0.1:{args.port} (store {uri}); Ctrl-C stops it", flush=True)
+    page = _runs_page(f"http://127.0.0.1:{args.port}", uri, cfg)
+    print(f"MLflow UI on {page} (store {uri}); Ctrl-C stops it", flush=True)
     subprocess.run(command, check=False)
+
+
+def _runs_page(base: str, uri: str, cfg) -> str:
+    """`<base>/#/experiments/<id>/runs` for the config's experiment, or `<base>` when the store lacks it."""
+    from mlflow.tracking import MlflowClient
+
+    try:
+        experiment = MlflowClient(uri).get_experiment_by_name(cfg.tracking.experiment)
+    except Exception:  # e.g. a server that wants credentials: the UI's front page still helps
+        experiment = None
+    if experiment is None:
+        return base
+    return f"{base.rstrip('/')}/#/experiments/{experiment.experiment_id}/runs"
 
 
 def _add_results_dir(parser: argparse.ArgumentParser) -> None:
@@ -154,6 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     ui = commands.add_parser("ui", help="the MLflow UI of the configured store on 127.0.0.1")
     ui.add_argument("--port", type=int, default=5000)
+    ui.add_argument("--experiment", default=None,
+                    help="the experiment whose runs page the printed link opens (default tracking.experiment)")
     ui.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help=argparse.SUPPRESS)
     _add_results_dir(ui)
     ui.set_defaults(handler=_ui)

@@ -96,8 +96,10 @@ def membership_tags(tags: dict[str, str]) -> dict[str, str]:
 
 
 def run(cfg: RunConfig, *, hooks=(), parent_run_id: str | None = None,
-        checkpoint_dir: Path | None = None, tags: dict[str, str] | None = None) -> RunOutcome:
-    """Run `cfg` once (see module docstring); returns the run's final metrics."""
+        checkpoint_dir: Path | None = None, tags: dict[str, str] | None = None,
+        gpu_ids: list[int] | None = None) -> RunOutcome:
+    """Run `cfg` once (see module docstring); returns the run's final metrics. `gpu_ids`: the GPUs
+    this run was given (e.g. Ray's), the only ones its energy counts (None: the visible ones)."""
     device = resolve_device(cfg.device)            # before anything is created
     uri, experiment_id = prepare_store(cfg)       # an unreachable server is reported here
     client = MlflowClient(uri)
@@ -117,7 +119,7 @@ def run(cfg: RunConfig, *, hooks=(), parent_run_id: str | None = None,
     ctx.run_id = _open_run(client, experiment_id, cfg, parent_run_id, tags or {})
     ctx.hooks = (MlflowEpochLogger(client, ctx.run_id), *hooks)
     try:
-        with EmissionsMeter(country_iso_code=cfg.evaluation.country_iso_code) as meter:
+        with EmissionsMeter(country_iso_code=cfg.evaluation.country_iso_code, gpu_ids=gpu_ids) as meter:
             trained = PIPELINES[cfg.pipeline](ctx)
         metrics, status_tags = evaluate_run(ctx, trained, meter.result)
         ctx.log_metrics(metrics)

@@ -6,6 +6,7 @@ The default store is `sqlite:///<results_dir>/mlflow.db` with artifacts in `<res
 """
 import fcntl
 import os
+import re
 import subprocess
 import urllib.error
 import urllib.parse
@@ -142,10 +143,27 @@ def prepare_store(cfg: RunConfig) -> tuple[str, str]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+def _refusal(err: Exception) -> int | None:
+    """401 or 403 when an MLflow request was refused for its credentials (MLflow's auth app), else None."""
+    code = getattr(err, "error_code", "")
+    if code in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
+        return 401 if code == "UNAUTHENTICATED" else 403
+    found = re.search(r"error code (401|403)\b", str(err))
+    return int(found.group(1)) if found else None
+
+
 def _experiment(cfg: RunConfig, uri: str) -> str:
     """The experiment id, created (with artifacts beside a SQLite store) when it does not exist."""
     client = MlflowClient(uri)
-    experiment = client.get_experiment_by_name(cfg.tracking.experiment)
+    try:
+        experiment = client.get_experiment_by_name(cfg.tracking.experiment)
+    except mlflow.exceptions.MlflowException as err:
+        refusal = _refusal(err)
+        if refusal is None:
+            raise
+        raise LotteryError(f"MLflow tracking server {secrets.redact(uri)} refused this client (HTTP {refusal}): set "
+                           "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD in the environment to an "
+                           "account of that server") from None
     if experiment is not None:
         if experiment.lifecycle_stage == "deleted":
             client.restore_experiment(experiment.experiment_id)

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import write_image_folder
+from drills import DRILL_FILE
 from mlflow.tracking import MlflowClient
 
 from pipelines.cli import main
@@ -82,10 +83,10 @@ def test_sigkilled_driver_and_worker_then_resume_finishes_with_one_run_per_trial
     results = tmp_path / "runs"
     results.mkdir()
     path = sweep_file(tmp_path, drill_data, results, {"pruning.criterion": ["snip", "magnitude", "random"]})
-    (results / "DRILL_ONCE").write_text("kill 1")  # the first trial to finish epoch 1 loses its worker
+    (results / DRILL_FILE).write_text("kill 1")  # the first trial to finish epoch 1 loses its worker
     log = open(tmp_path / "driver.log", "w")
-    driver = subprocess.Popen(lottery("sweep", str(path), "--name", "drill", "--results-dir", str(results),
-                                      "--verbose", "0"),
+    # the driver: the sweep's Python API with the drill's epoch hook (tests/drills.py), in a process of its own
+    driver = subprocess.Popen([sys.executable, "-m", "tests.drills", str(path), "drill", str(results)],
                               cwd=ROOT, env=ENV, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     db = results / "mlflow.db"
     try:

@@ -4,6 +4,7 @@ The module shares one Ray (2 CPUs, 1 declared GPU on this CPU-only machine); dri
 driver or simulate a cluster live in test_drills_sweep.py and run in subprocesses.
 """
 import argparse
+import json
 import os
 import signal
 import socket
@@ -14,10 +15,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from drills import DRILL_FILE, FAULT_ONCE, RECORD_GPU_IDS
 from mlflow.tracking import MlflowClient
 
 from lottery_core.errors import LotteryError
 from tune import storage as st
+from tune.ray_cluster import probe_address
 from tune.runner import error_line, launch, resume
 from tune.sweep_file import load_sweep
 from tune.tracking import children
@@ -144,14 +147,14 @@ def test_unreachable_address_fails_within_seconds():
         port = s.getsockname()[1]
     started = time.perf_counter()
     with pytest.raises(LotteryError, match=rf"no Ray cluster answers at ray://127.0.0.1:{port}"):
-        st.probe_address(f"ray://127.0.0.1:{port}")
+        probe_address(f"ray://127.0.0.1:{port}")
     with pytest.raises(LotteryError, match=rf"no Ray cluster answers at 127.0.0.1:{port} \(Connection refused"):
-        st.probe_address(f"127.0.0.1:{port}")
+        probe_address(f"127.0.0.1:{port}")
     with pytest.raises(LotteryError, match=r"no Ray cluster answers at 10.255.255.1:6379 \("):
-        st.probe_address("10.255.255.1:6379", timeout_s=1.0)  # unroutable (a timeout), or a proxy that is not Ray
+        probe_address("10.255.255.1:6379", timeout_s=1.0)  # unroutable (a timeout), or a proxy that is not Ray
     assert time.perf_counter() - started < 8
     with pytest.raises(LotteryError, match="is not host:port"):
-        st.probe_address("nohost")
+        probe_address("nohost")
 
 
 def test_a_cluster_needs_shared_storage_and_a_tracking_server():
@@ -217,25 +220,15 @@ def test_shipped_sweep_files_are_valid(name, trials, dense):
                                  + [("ticket_init", "random", 2), ("filter_ticket", "snip", 1)])
 
 
-@pytest.mark.parametrize("name", ["aws-gpu", "local-machines"])
-def test_cluster_launch_files_pass_rays_schema(name):
-    from ray.autoscaler._private.util import prepare_config, validate_config
-
-    config = prepare_config(yaml.safe_load((SHIPPED / "cluster" / f"{name}.yaml").read_text()))
-    validate_config(config)  # raises on a schema error
-    commands = " ".join(config["head_start_ray_commands"])
-    assert "ray start --head" in commands and "mlflow server --host 0.0.0.0 --port 5000" in commands
-
-
 # --- real sweeps on the shared local Ray ---------------------------------------------------
 
 def test_grid_sweep_runs_dense_first_one_child_run_per_trial_and_reports(local_ray, tmp_path, tiny_folder):
     path = write_sweep(tmp_path, tiny_folder, grid={"pruning.criterion": ["snip", "magnitude", "random"]}, retries=1)
     (tmp_path / "runs").mkdir()
-    (tmp_path / "runs" / "DRILL_ONCE").write_text("fail 0")  # one trial fails after epoch 0, once
-    outcome = launch(load_sweep(path, name="grid4"), results_dir=tmp_path / "runs")
+    (tmp_path / "runs" / DRILL_FILE).write_text("fail 0")  # one trial fails after epoch 0, once
+    outcome = launch(load_sweep(path, name="grid4"), results_dir=tmp_path / "runs", epoch_hooks=[FAULT_ONCE])
     assert outcome.ok and outcome.trials == 4 and outcome.errors == []
-    assert not (tmp_path / "runs" / "DRILL_ONCE").exists()
+    assert not (tmp_path / "runs" / DRILL_FILE).exists()
     runs = children(outcome.tracking_uri, outcome.parent_run_id)
     assert len(runs) == 4 and {r.info.status for r in runs} == {"FINISHED"}
     assert sorted(r.data.tags["criterion"] for r in runs) == ["magnitude", "none", "random", "snip"]
@@ -273,10 +266,13 @@ def test_fractional_gpus_let_four_trials_share_one_gpu(local_ray, tmp_path, tiny
                        resources={"cpu": 0.25, "gpu": 0.25}, max_concurrent=0)
     from ray import tune
 
-    outcome = launch(load_sweep(path, name="gpu"), results_dir=tmp_path / "runs")
+    outcome = launch(load_sweep(path, name="gpu"), results_dir=tmp_path / "runs", epoch_hooks=[RECORD_GPU_IDS])
     assert outcome.ok and outcome.trials == 5
     results = tune.Tuner.restore(f"{outcome.storage}/gpu/phase0", trainable="trial").get_results()
     assert [r.metrics["gpus_assigned"] for r in results] == [1.0] * 5  # each saw one GPU id ...
+    seen = [json.loads(f.read_text()) for f in sorted((tmp_path / "runs" / "gpu_ids").iterdir())]
+    # ... and measured its energy on that GPU only (Ray's id reached codecarbon's tracker)
+    assert seen == [{"tracker_gpu_ids": [0], "cuda_visible_devices": "0"}] * 5
     assert [r.metrics["threads"] for r in results] == [1.0] * 5  # ... and 0.25 CPU -> 1 torch thread
     spans = [(r.metrics["trial_started_at"], r.metrics["trial_ended_at"]) for r in results]
     most = max(sum(s <= t < e for s, e in spans) for t, _ in spans)
@@ -306,12 +302,22 @@ def test_optuna_search_of_a_few_samples(local_ray, tmp_path, tiny_folder):
     assert sum(r.data.tags["pipeline"] == "dense" for r in runs) == 1
 
 
+def test_an_epoch_hook_that_cannot_be_imported_is_refused_before_anything_starts(tmp_path, tiny_folder):
+    path = write_sweep(tmp_path, tiny_folder, grid={"pipeline": "dense"})
+    for hook, message in (("tests.nothing_here:Hook", "epoch hook 'tests.nothing_here:Hook': cannot import"),
+                          ("tests.drills:Missing", "epoch hook 'tests.drills:Missing': give an import path"),
+                          ("tests.drills", "epoch hook 'tests.drills': give an import path `package.module:name`")):
+        with pytest.raises(LotteryError, match=message):
+            launch(load_sweep(path, name="hooks"), results_dir=tmp_path / "runs", epoch_hooks=[hook])
+    assert not (tmp_path / "runs").exists()
+
+
 def test_resume_restart_errored_starts_a_failed_trial_over(local_ray, tmp_path, tiny_folder):
     path = write_sweep(tmp_path, tiny_folder, grid={"pipeline": "dense"}, retries=0,
                        base={"evaluation": {"cka_images": 0}})
     (tmp_path / "runs").mkdir()
-    (tmp_path / "runs" / "DRILL_ONCE").write_text("fail 0")
-    outcome = launch(load_sweep(path, name="restart"), results_dir=tmp_path / "runs")
+    (tmp_path / "runs" / DRILL_FILE).write_text("fail 0")
+    outcome = launch(load_sweep(path, name="restart"), results_dir=tmp_path / "runs", epoch_hooks=[FAULT_ONCE])
     assert len(outcome.errors) == 1 and "drill: failure injected after epoch 0" in outcome.errors[0]
     (run,) = children(outcome.tracking_uri, outcome.parent_run_id)
     assert run.info.status == "FAILED" and history(outcome.tracking_uri, run.info.run_id) == [0]

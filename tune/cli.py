@@ -3,6 +3,7 @@ group `lottery.commands` (pyproject: `tune = "tune.cli:register_commands"`), so 
 never imports Ray. Handlers raise LotteryError for bad input (one line, exit status 2)."""
 import argparse
 import os
+import shlex
 import sys
 import time
 from contextlib import contextmanager
@@ -51,7 +52,8 @@ def print_outcome(outcome, resume_hint: str) -> None:
     uri = outcome.tracking_uri
     if uri.startswith("sqlite:///"):
         results = Path(uri.removeprefix("sqlite:///")).parent
-        print(f"open the MLflow UI on these runs: {lottery_command()} ui --results-dir {results}")
+        print(f"open the MLflow UI on these runs: {lottery_command()} ui --results-dir {shlex.quote(str(results))} "
+              f"--experiment {shlex.quote(outcome.experiment)}")
     else:
         print(f"watch the runs in the MLflow UI: {uri}")
 

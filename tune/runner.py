@@ -25,8 +25,9 @@ from pipelines.tracking import prepare_store, tracking_uri
 from tune import storage as st
 from tune import tracking
 from tune.progress import ProgressPrinter
+from tune.ray_cluster import init_ray
 from tune.sweep_file import Sweep
-from tune.trial import trial, trial_config, trial_point
+from tune.trial import epoch_hook, trial, trial_config, trial_point
 
 
 @dataclass
@@ -52,11 +53,15 @@ class SweepOutcome:
 
 
 def launch(sweep: Sweep, *, results_dir=None, address: str | None = None, storage: str | None = None,
-           shared_storage: bool = False, verbose: int = 0) -> SweepOutcome:
-    """Check everything, then run the sweep's phases on Ray Tune (local Ray unless `address` or
-    RAY_ADDRESS names a cluster). Raises LotteryError on bad input before any trial starts.
-    `verbose`: 0 silent, 1 a line per trial event, 2 Ray Tune's own progress tables."""
+           shared_storage: bool = False, verbose: int = 0, epoch_hooks=()) -> SweepOutcome:
+    """Check everything, then run the sweep's phases on Ray Tune (a new local Ray unless `address`
+    or RAY_ADDRESS names a cluster). Raises LotteryError on bad input before any trial starts.
+    `verbose`: 0 silent, 1 a line per trial event, 2 Ray Tune's own progress tables.
+    `epoch_hooks`: import paths `package.module:factory` of epoch hooks every trial adds (see
+    `tune.trial.epoch_hook`; the tests' fault drills use it); not part of the sweep's record."""
     started = time.perf_counter()
+    for path in epoch_hooks:
+        epoch_hook(path)  # a bad path is refused here, not in every trial
     cfg = build_config(sweep.points[0] if sweep.points else sweep.base)
     results_dir = Path(results_dir).resolve() if results_dir else cfg.results_path()
     address = st.cluster_address(address)
@@ -77,7 +82,8 @@ def launch(sweep: Sweep, *, results_dir=None, address: str | None = None, storag
         st.write_meta(root, sweep.name, meta)
         tracking.log_sweep(uri, parent, meta)
         outcome = SweepOutcome(sweep.name, parent, uri, cfg.tracking.experiment, root)
-        _run_phases(sweep, outcome, results_dir, cfg.evaluation.xi, restore=False, verbose=verbose)
+        _run_phases(sweep, outcome, results_dir, cfg.evaluation.xi, restore=False, verbose=verbose,
+                    epoch_hooks=tuple(epoch_hooks))
     finally:
         if own_ray:
             ray.shutdown()
@@ -86,10 +92,13 @@ def launch(sweep: Sweep, *, results_dir=None, address: str | None = None, storag
 
 
 def resume(name: str, *, results_dir=None, address: str | None = None, storage: str | None = None,
-           restart_errored: bool = False, verbose: int = 0) -> SweepOutcome:
+           restart_errored: bool = False, verbose: int = 0, epoch_hooks=()) -> SweepOutcome:
     """Finish a sweep with Ray Tune's own restore: finished trials are kept, unfinished and errored
-    ones continue from their last checkpoint (errored ones start over with `restart_errored`)."""
+    ones continue from their last checkpoint (errored ones start over with `restart_errored`).
+    `epoch_hooks` as in `launch` (they are not remembered from the launch)."""
     started = time.perf_counter()
+    for path in epoch_hooks:
+        epoch_hook(path)
     from pipelines.config import load_config
 
     results_dir = Path(results_dir).resolve() if results_dir else load_config().results_path()
@@ -104,28 +113,13 @@ def resume(name: str, *, results_dir=None, address: str | None = None, storage: 
         tracking.reopen_parent(meta["tracking_uri"], meta["parent_run_id"])
         outcome = SweepOutcome(name, meta["parent_run_id"], meta["tracking_uri"], meta["experiment"], root)
         _run_phases(sweep, outcome, Path(meta.get("results_dir", results_dir)), meta.get("xi", 0.0),
-                    restore=True, restart_errored=restart_errored, verbose=verbose)
+                    restore=True, restart_errored=restart_errored, verbose=verbose,
+                    epoch_hooks=tuple(epoch_hooks))
     finally:
         if own_ray:
             ray.shutdown()
     outcome.wall_time_s = time.perf_counter() - started
     return outcome
-
-
-def init_ray(address: str | None) -> bool:
-    """Join `address`, or start a local Ray sized to this machine (no dashboard). Returns whether
-    this call started (and so should shut down) Ray; an already initialised Ray is used as it is."""
-    if ray.is_initialized():
-        return False
-    try:
-        if address:
-            ray.init(address=address, log_to_driver=False)
-        else:
-            # Ray counts this machine's CPUs and GPUs itself (cgroup limits included)
-            ray.init(include_dashboard=False, log_to_driver=False)
-    except ConnectionError as err:
-        raise LotteryError(f"cannot join the Ray cluster at {address}: {str(err).splitlines()[0]}") from None
-    return True
 
 
 def check_resources(sweep: Sweep, strict: bool) -> None:
@@ -143,9 +137,10 @@ def check_resources(sweep: Sweep, strict: bool) -> None:
     print(f"warning: {message} (unless the autoscaler adds bigger nodes)", flush=True)
 
 
-def trainable(sweep: Sweep, restart_errored: bool = False):
+def trainable(sweep: Sweep, restart_errored: bool = False, epoch_hooks: tuple[str, ...] = ()):
     """The trial function with the sweep's per-trial resources (same name on launch and restore)."""
-    return tune.with_resources(tune.with_parameters(trial, options={"restart_errored": restart_errored}),
+    options = {"restart_errored": restart_errored, "epoch_hooks": epoch_hooks}
+    return tune.with_resources(tune.with_parameters(trial, options=options),
                                {"cpu": sweep.resources["cpu"], "gpu": sweep.resources["gpu"]})
 
 
@@ -164,7 +159,8 @@ def trial_name(t) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", label) + f"_{t.trial_id}"
 
 
-def _tuner(sweep: Sweep, phase: int, points: list[dict], outcome: SweepOutcome, verbose: int) -> tune.Tuner:
+def _tuner(sweep: Sweep, phase: int, points: list[dict], outcome: SweepOutcome, verbose: int,
+           epoch_hooks: tuple[str, ...]) -> tune.Tuner:
     common = {"sweep": sweep.name, "parent_run_id": outcome.parent_run_id}
     total = len(points) or sweep.optuna["num_samples"]
     run_config = tune.RunConfig(
@@ -176,7 +172,8 @@ def _tuner(sweep: Sweep, phase: int, points: list[dict], outcome: SweepOutcome, 
     # reuse_actors: a worker that finished a trial takes the next one (torch, MLflow and the
     # pipeline are imported once per worker, not once per trial)
     if points:  # a grid phase (or the dense baseline of an Optuna search)
-        return tune.Tuner(trainable(sweep), param_space={"run": tune.grid_search(points), **common},
+        return tune.Tuner(trainable(sweep, epoch_hooks=epoch_hooks),
+                          param_space={"run": tune.grid_search(points), **common},
                           tune_config=tune.TuneConfig(max_concurrent_trials=limit, trial_name_creator=trial_name,
                                                       trial_dirname_creator=trial_name, reuse_actors=True),
                           run_config=run_config)
@@ -186,7 +183,7 @@ def _tuner(sweep: Sweep, phase: int, points: list[dict], outcome: SweepOutcome, 
     space = {key: _distribution(spec) for key, spec in o["space"].items()}
     metric, mode = (o["metrics"][0], o["modes"][0]) if len(o["metrics"]) == 1 else (o["metrics"], o["modes"])
     search = OptunaSearch(metric=metric, mode=mode, seed=o["seed"])
-    return tune.Tuner(trainable(sweep), param_space={"run": sweep.base, **common, **space},
+    return tune.Tuner(trainable(sweep, epoch_hooks=epoch_hooks), param_space={"run": sweep.base, **common, **space},
                       tune_config=tune.TuneConfig(search_alg=search, num_samples=o["num_samples"],
                                                   max_concurrent_trials=limit, trial_name_creator=trial_name,
                                                   trial_dirname_creator=trial_name, reuse_actors=True),
@@ -202,7 +199,7 @@ def _distribution(spec: dict):
 
 
 def _run_phases(sweep: Sweep, outcome: SweepOutcome, results_dir: Path, xi: float, *, restore: bool,
-                restart_errored: bool = False, verbose: int = 0) -> None:
+                restart_errored: bool = False, verbose: int = 0, epoch_hooks: tuple[str, ...] = ()) -> None:
     """Fit (or restore and fit) each phase in turn; a phase with errors or an interruption stops
     the sweep there (later phases compare against its runs). Then tidy MLflow and write the report."""
     if sweep.optuna is not None:
@@ -213,11 +210,11 @@ def _run_phases(sweep: Sweep, outcome: SweepOutcome, results_dir: Path, xi: floa
         for k, points in enumerate(sweep.phases()):
             path = f"{outcome.storage}/{sweep.name}/phase{k}"
             if restore and tune.Tuner.can_restore(path):
-                tuner = tune.Tuner.restore(path, trainable=trainable(sweep, restart_errored),
+                tuner = tune.Tuner.restore(path, trainable=trainable(sweep, restart_errored, epoch_hooks),
                                            resume_unfinished=True, resume_errored=not restart_errored,
                                            restart_errored=restart_errored)
             else:
-                tuner = _tuner(sweep, k, points, outcome, verbose)
+                tuner = _tuner(sweep, k, points, outcome, verbose, epoch_hooks)
             results = tuner.fit()
             outcome.trials += len(results)
             for r in results:

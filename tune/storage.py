@@ -13,10 +13,10 @@ serves a local folder, an NFS path and `s3://` / `gs://` URIs.
 """
 import json
 import os
-import socket
 from pathlib import Path
 
 from lottery_core.errors import LotteryError
+from tune.ray_cluster import probe_address
 
 CLOUD_SCHEMES = ("s3://", "gs://", "gcs://", "abfs://", "az://", "hdfs://")
 META = "sweep.json"
@@ -119,56 +119,7 @@ def check_cluster(address: str | None, root: str, shared: bool, uri: str) -> Non
                            f"pass --storage s3://bucket/sweeps (or gs://...), or a path every node mounts "
                            f"with --shared-storage")
     if not uri.startswith(("http://", "https://")):
-        raise LotteryError(f"on a cluster trials log to an MLflow tracking server, not {uri}: run `mlflow server "
-                           f"--host 0.0.0.0 --port 5000` on the head node and set "
+        raise LotteryError(f"on a cluster trials log to an MLflow tracking server, not {uri}: run one on the "
+                           f"head node (the launch files in tune/cluster/ do) and set "
                            f"MLFLOW_TRACKING_URI=http://<head>:5000 (or tracking.tracking_uri)")
     probe_address(address)
-
-
-def probe_address(address: str, timeout_s: float = 3.0) -> None:
-    """Fail within seconds when no Ray cluster answers at `address` (host:port or ray://host:port).
-
-    First a TCP connection (refused or timed out: nothing there), then, for a GCS address, a GCS
-    client in a thread with a time limit (a port that answers but is not Ray, e.g. a proxy).
-    `auto` (a cluster started on this machine with `ray start`) is left to `ray.init`.
-    """
-    if address in ("auto", "local"):
-        return
-    hostport = address.split("://", 1)[-1].rstrip("/")
-    host, _, port = hostport.rpartition(":")
-    if not host or not port.isdigit():
-        raise LotteryError(f"Ray address {address!r} is not host:port (or ray://host:port, or auto)")
-    hint = ("start one with `ray start --head` or `ray up tune/cluster/<file>.yaml`, or leave --address "
-            "and RAY_ADDRESS unset for a local Ray")
-    try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
-            pass
-    except OSError as err:
-        reason = err.strerror or type(err).__name__
-        raise LotteryError(f"no Ray cluster answers at {address} ({reason} after at most {timeout_s:.0f} s); "
-                           f"{hint}") from None
-    if "://" not in address:
-        problem = _gcs_problem(hostport, timeout_s)
-        if problem:
-            raise LotteryError(f"no Ray cluster answers at {address} ({problem}); {hint}")
-
-
-def _gcs_problem(hostport: str, timeout_s: float) -> str | None:
-    """None when a Ray GCS answers at host:port within the time limit, else what went wrong."""
-    import threading
-
-    outcome: list = []
-
-    def connect():
-        try:
-            import ray._raylet
-
-            ray._raylet.GcsClient(address=hostport)
-            outcome.append(None)
-        except Exception as err:
-            outcome.append(f"something answers, but not a Ray GCS: {str(err).splitlines()[0][:120]}")
-
-    worker = threading.Thread(target=connect, daemon=True)  # the GCS client retries for ~40 s
-    worker.start()
-    worker.join(timeout_s + 2)
-    return outcome[0] if outcome else f"no Ray GCS reply within {timeout_s + 2:.0f} s"

@@ -8,11 +8,10 @@ continues from that epoch. The MLflow run is found again by the config's identit
 trial, however often it is retried).
 """
 import fcntl
+import importlib
 import json
 import math
-import os
 import shutil
-import signal
 import tempfile
 import time
 from contextlib import contextmanager
@@ -27,8 +26,6 @@ from pipelines.config import RunConfig, build_config, set_dotted
 from pipelines.context import with_fingerprint
 from pipelines.runner import run
 from pipelines.tracking import sweep_member_tag
-
-DRILL_FILE = "DRILL_ONCE"  # fault drills: "<fail|kill> <epoch>" in <results_dir>/DRILL_ONCE, see `drill`
 
 
 class RayReporter:
@@ -51,15 +48,15 @@ class RayReporter:
                     if file.exists():
                         shutil.copy2(file, folder)
                 tune.report(result, checkpoint=tune.Checkpoint.from_directory(folder))
-        drill(epoch, state)
 
 
 def trial(config: dict, options: dict | None = None) -> dict:
     """Run one pipeline config and return its final metrics.
 
     `config`: {"run": nested config dict, "sweep": name, "parent_run_id": id} plus, for Optuna,
-    the sampled values under their dotted keys. `options`: {"restart_errored": True} when the
-    sweep was resumed with --restart-errored (a trial without a Ray checkpoint starts over).
+    the sampled values under their dotted keys. `options`: "restart_errored": True when the sweep
+    was resumed with --restart-errored (a trial without a Ray checkpoint starts over);
+    "epoch_hooks": import paths of extra epoch hooks (see `epoch_hook`), called after the reporter.
     """
     options = options or {}
     started = time.time()
@@ -76,8 +73,9 @@ def trial(config: dict, options: dict | None = None) -> dict:
         elif options.get("restart_errored") and checkpoint_dir.is_dir():
             shutil.rmtree(checkpoint_dir)  # --restart-errored: no Ray checkpoint means start over
         node_id = ray.get_runtime_context().get_node_id()
-        outcome = run(cfg, hooks=[RayReporter(node_id)], parent_run_id=config.get("parent_run_id"),
-                      checkpoint_dir=checkpoint_dir, tags=sweep_tags(config.get("sweep", "")))
+        hooks = [RayReporter(node_id), *(epoch_hook(path)() for path in options.get("epoch_hooks", ()))]
+        outcome = run(cfg, hooks=hooks, parent_run_id=config.get("parent_run_id"), checkpoint_dir=checkpoint_dir,
+                      tags=sweep_tags(config.get("sweep", "")), gpu_ids=gpus or None)
     final = {k: float(v) for k, v in outcome.metrics.items()
              if isinstance(v, int | float) and not isinstance(v, bool)}
     final.update({"threads": float(point["threads"]), "gpus_assigned": float(len(gpus)),
@@ -86,6 +84,25 @@ def trial(config: dict, options: dict | None = None) -> dict:
                   "mlflow_run_id": outcome.run_id, "identity": outcome.identity})
     tune.report(final)
     return final
+
+
+def epoch_hook(path: str):
+    """The factory named by an import path `package.module:name`: called with no arguments in the
+    trial's worker, it returns an epoch hook (`on_epoch_end(epoch, metrics, state)`, see
+    `lottery_core.train.EpochHook`) that runs after the trial's reporter, once per epoch. The
+    extension point for what a sweep's Python API adds to every trial without this module knowing
+    it (the fault drills in tests/drills.py use it). The module must be importable on every node."""
+    module, _, name = path.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module), name) if module and name else None
+    except ImportError as err:
+        raise LotteryError(f"epoch hook {path!r}: cannot import {module!r} ({err})") from None
+    except AttributeError:
+        factory = None
+    if not callable(factory):
+        raise LotteryError(f"epoch hook {path!r}: give an import path `package.module:name` of a callable "
+                           f"that returns an epoch hook")
+    return factory
 
 
 def sweep_tags(sweep: str) -> dict[str, str]:
@@ -138,24 +155,3 @@ def identity_lock(checkpoint_dir: Path):
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def drill(epoch: int, state) -> None:
-    """Fault drills: `<results_dir>/DRILL_ONCE` holding `fail k` raises, `kill k` SIGKILLs this
-    worker, in the first trial that finishes epoch k (0-based), once (the file is consumed)."""
-    if state.checkpoint_path is None:
-        return
-    file = Path(state.checkpoint_path).parents[2] / DRILL_FILE  # <results>/checkpoints/<identity>/...
-    try:
-        action, at = file.read_text().split()
-    except (OSError, ValueError):
-        return
-    if int(at) != epoch:
-        return
-    try:
-        file.unlink()
-    except FileNotFoundError:
-        return  # another trial took it
-    if action == "kill":
-        os.kill(os.getpid(), signal.SIGKILL)
-    raise LotteryError(f"drill: failure injected after epoch {epoch}")
