@@ -67,7 +67,7 @@ def _run(args: argparse.Namespace) -> None:
     prepare_store(cfg)              # an unreachable store is reported before any data is read
     cfg = with_fingerprint(cfg)     # the data is in the identity
     print(f"{cfg.describe()}  identity {cfg.identity()}", flush=True)
-    outcome = run(cfg, hooks=[EpochPrinter(cfg.training.epochs)])
+    outcome = run(cfg, hooks=[EpochPrinter(cfg.training.epochs)], wait=args.wait)
     if outcome.status == "existing":
         print(f"already finished: run {outcome.run_id} (identity {outcome.identity}); nothing trained")
     keys = ("acc", "delta_acc", "macs", "macs_reduction_pct", "speedup", "winning", "corruption_acc")
@@ -76,6 +76,7 @@ def _run(args: argparse.Namespace) -> None:
 
 
 def _report(args: argparse.Namespace) -> None:
+    from pipelines import layout
     from pipelines.config import load_config
     from pipelines.report import write_report
     from pipelines.tracking import check_sweep_name, existing_store
@@ -84,7 +85,7 @@ def _report(args: argparse.Namespace) -> None:
         check_sweep_name(args.name)
     cfg = load_config(None, _overrides(args) + [f"tracking.experiment={args.experiment}"])
     uri = existing_store(cfg)
-    out = Path(args.out or cfg.results_path() / "reports" / (args.name or args.experiment)).resolve()
+    out = Path(args.out or layout.reports_dir(cfg.results_path(), args.name or args.experiment)).resolve()
     files = write_report(uri, args.experiment, out, sweep=args.name, xi=args.xi)
     print(files.main_table)
     print(f"\nreport written to {out}")
@@ -94,6 +95,7 @@ def _ui(args: argparse.Namespace) -> None:
     """The MLflow UI of the store on 127.0.0.1 only (never another interface: the UI can delete runs),
     announced with the direct link to the experiment's runs table (a fresh browser opens MLflow 3's
     GenAI overview otherwise)."""
+    from pipelines import layout
     from pipelines.config import load_config
     from pipelines.secrets import without_credentials
     from pipelines.tracking import existing_store
@@ -109,7 +111,7 @@ def _ui(args: argparse.Namespace) -> None:
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
                "--host", "127.0.0.1", "--port", str(args.port)]
     if uri.startswith("sqlite:///"):
-        command += ["--default-artifact-root", (cfg.results_path() / "artifacts").as_uri()]
+        command += ["--default-artifact-root", layout.artifacts_dir(cfg.results_path()).as_uri()]
     page = _runs_page(f"http://127.0.0.1:{args.port}", uri, cfg)
     print(f"MLflow UI on {page} (store {uri}); Ctrl-C stops it", flush=True)
     subprocess.run(command, check=False)
@@ -159,6 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--fields", action="store_true", help="list every config field with its default and help")
     run.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a field (repeatable)")
     run.add_argument("--data-dir", default=None, help="data directory (else $LOTTERY_DATA_DIR, else download)")
+    run.add_argument("--wait", action="store_true", help="when another live process runs this config, wait "
+                     "for it (then reuse its finished run) instead of refusing")
     _add_results_dir(run)
     run.set_defaults(handler=_run)
 

@@ -12,6 +12,7 @@ from mlflow.tracking import MlflowClient
 
 from lottery_core.data import ImageData, load_data
 from lottery_core.errors import LotteryError
+from pipelines import layout
 from pipelines.config import RunConfig
 
 
@@ -42,7 +43,7 @@ class RunContext:
     @property
     def weights_dir(self) -> Path:
         """Where this run keeps θ_i snapshots (also logged to MLflow under `weights/`)."""
-        path = self.cfg.results_path() / "weights" / self.cfg.identity()
+        path = layout.weights_dir(self.cfg.results_path(), self.cfg.identity())
         path.mkdir(parents=True, exist_ok=True)
         return path
 
@@ -66,13 +67,14 @@ class RunContext:
     def log_file(self, path: Path, folder: str | None = None) -> None:
         self.client.log_artifact(self.run_id, str(path), folder)
 
-    def save_weights(self, model: nn.Module, name: str) -> Path:
-        """Save a state dict to the weights folder and log it under `weights/`."""
-        path = self.weights_dir / f"{name}.pt"
+    def save_weights(self, model: nn.Module, which: int | str) -> Path:
+        """Save `model`'s state dict as θ_which (`which` an epoch, or `layout.FINAL`) to the weights
+        folder and log it under `weights/` (names: `layout.weights_name`)."""
+        path = self.weights_dir / layout.weights_name(which)
         tmp = path.with_suffix(".tmp")
         torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
         os.replace(tmp, path)
-        self.log_file(path, "weights")
+        self.log_file(path, layout.WEIGHTS)
         return path
 
 

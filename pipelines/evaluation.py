@@ -14,7 +14,7 @@ import torch
 from lottery_core import accounting, robustness
 from lottery_core.evaluate import evaluate
 from lottery_core.similarity import feature_cka
-from pipelines import stages
+from pipelines import layout, stages
 from pipelines.comparison import COMPARISON_KEYS, ROBUSTNESS_PREFIXES, compare
 from pipelines.context import RunContext
 from pipelines.experiments import Trained
@@ -125,7 +125,7 @@ def _cka(ctx: RunContext, model, dense) -> float:
     from lottery_core.normalize import Normalize
 
     dense_model = stages.new_model(ctx)
-    dense_model.load_state_dict(stages.dense_weights(ctx, dense, "final"))
+    dense_model.load_state_dict(stages.dense_weights(ctx, dense, layout.FINAL))
     images, labels = _subset(ctx, ctx.cfg.evaluation.cka_images)
     normalize = Normalize(ctx.data.mean, ctx.data.std).to(images.device)
     batches = [(normalize(images[i:i + 250].float() / 255), None) for i in range(0, len(images), 250)]

@@ -3,11 +3,16 @@
     outcome = run(load_config("configs/quick/ticket_init.yaml"))
 
 - a FINISHED run with the same identity is returned as it is (nothing is trained twice);
-- an unfinished one (RUNNING after a crash, KILLED after Ctrl-C, FAILED) is reopened and training
-  continues from the newest checkpoint in <results_dir>/checkpoints/<identity>;
-- Ctrl-C marks the run KILLED, any other error FAILED; the checkpoint stays.
+- otherwise the identity is claimed first (`pipelines.claim`: one live process per identity,
+  across processes and nodes); a live claimant elsewhere means `ClaimBusy` (one line naming its
+  host, pid and last heartbeat), or, with `wait=True`, waiting until it finishes or dies;
+- under the claim, an unfinished run (RUNNING after a crash, KILLED after Ctrl-C, FAILED) is
+  reopened and training continues from the newest checkpoint in <results_dir>/checkpoints/<identity>:
+  a RUNNING run found then is abandoned (its claimant is gone), never one a live process holds;
+- Ctrl-C marks the run KILLED, any other error FAILED; the checkpoint stays; the claim is released.
 """
 import os
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -19,7 +24,8 @@ from mlflow.tracking import MlflowClient
 
 from lottery_core.emissions import EmissionsMeter
 from lottery_core.train.device import resolve_device
-from pipelines import plots
+from pipelines import layout, plots
+from pipelines.claim import EXPIRE_AFTER, Claim, ClaimLost
 from pipelines.config import RunConfig
 from pipelines.context import RunContext, with_fingerprint
 from pipelines.evaluation import evaluate_run
@@ -95,39 +101,85 @@ def membership_tags(tags: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in tags.items() if k.startswith(SWEEP_MEMBER_PREFIX)}
 
 
-def run(cfg: RunConfig, *, hooks=(), parent_run_id: str | None = None,
-        checkpoint_dir: Path | None = None, tags: dict[str, str] | None = None,
-        gpu_ids: list[int] | None = None) -> RunOutcome:
-    """Run `cfg` once (see module docstring); returns the run's final metrics. `gpu_ids`: the GPUs
-    this run was given (e.g. Ray's), the only ones its energy counts (None: the visible ones)."""
+def run(cfg: RunConfig, *, hooks=(), parent_run_id: str | None = None, tags: dict[str, str] | None = None,
+        claim: Claim | None = None, wait: bool = False, gpu_ids: list[int] | None = None) -> RunOutcome:
+    """Run `cfg` once (see module docstring); returns the run's final metrics.
+
+    `claim`: the identity's claim, already held by the caller (a Ray trial, which claims before it
+    restores Ray's checkpoint into the folder; the caller releases it); without one, `run` claims
+    the identity itself for the run's duration, waiting for a live claimant only with `wait`. `gpu_ids`: the GPUs this run was given (e.g. Ray's),
+    the only ones its energy counts (None: the visible ones).
+    """
     device = resolve_device(cfg.device)            # before anything is created
     uri, experiment_id = prepare_store(cfg)       # an unreachable server is reported here
     client = MlflowClient(uri)
     cfg = with_fingerprint(cfg)                    # the data is part of the identity
     identity = cfg.identity()
     done = finished_run(client, experiment_id, identity)
-    if done is not None:                           # reused: it joins the caller's sweep too
-        for key, value in membership_tags(tags or {}).items():
-            client.set_tag(done.info.run_id, key, value)
-        return RunOutcome(done.info.run_id, identity, dict(done.data.metrics), "existing")
+    if done is not None:
+        return _reused(client, done, identity, tags)
+    checkpoint_dir = layout.checkpoint_dir(cfg.results_path(), identity).resolve()
+    own_claim = claim is None
+    if own_claim:
+        claim = claim_identity(checkpoint_dir, identity, wait=wait)
+    try:
+        done = finished_run(client, experiment_id, identity)   # finished while we waited
+        if done is not None:
+            return _reused(client, done, identity, tags)
+        return _train(cfg, client, experiment_id, device, checkpoint_dir, claim, hooks, parent_run_id, tags, gpu_ids)
+    finally:
+        if own_claim:
+            claim.release()
+
+
+def claim_identity(checkpoint_dir: Path, identity: str, owner: str | None = None, wait: bool = False) -> Claim:
+    """Claim the run of `identity` whose checkpoints are `checkpoint_dir` (see `pipelines.claim`);
+    say on stderr whom it waits for (with `wait`) and whose claim it took over."""
+    def waiting(holder):
+        print(f"identity {identity} is claimed by {holder.describe()}: waiting until it finishes "
+              f"or misses {EXPIRE_AFTER} heartbeats", file=sys.stderr, flush=True)
+
+    claim = Claim(layout.claim_file(checkpoint_dir), owner=owner,
+                  label=f"identity {identity}").acquire(wait=wait, on_wait=waiting)
+    if claim.replaced is not None:
+        why = "a retry of the same owner" if claim.replaced.owner == claim.owner else "expired"
+        print(f"identity {identity}: took over the claim of {claim.replaced.describe()} ({why})",
+              file=sys.stderr, flush=True)
+    return claim
+
+
+def _reused(client: MlflowClient, done, identity: str, tags: dict[str, str] | None) -> RunOutcome:
+    """A FINISHED run returned as it is; it joins the caller's sweep too."""
+    for key, value in membership_tags(tags or {}).items():
+        client.set_tag(done.info.run_id, key, value)
+    return RunOutcome(done.info.run_id, identity, dict(done.data.metrics), "existing")
+
+
+def _train(cfg: RunConfig, client: MlflowClient, experiment_id: str, device, checkpoint_dir: Path, claim: Claim,
+           hooks, parent_run_id: str | None, tags: dict[str, str] | None,
+           gpu_ids: list[int] | None = None) -> RunOutcome:
+    """Open (or reopen) the run under the held claim, run the pipeline, evaluate, close the run."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    checkpoint_dir = Path(checkpoint_dir or cfg.results_path() / "checkpoints" / identity).resolve()
     ctx = RunContext(cfg, client, experiment_id, run_id="", device=device,
                      checkpoint_dir=checkpoint_dir)
     _ = ctx.data  # load (or fail on) the data before a run is opened
+    claim.refresh()  # still ours (loading the data may take long): else ClaimLost, nothing touched
     ctx.run_id = _open_run(client, experiment_id, cfg, parent_run_id, tags or {})
-    ctx.hooks = (MlflowEpochLogger(client, ctx.run_id), *hooks)
+    ctx.hooks = (claim, MlflowEpochLogger(client, ctx.run_id), *hooks)   # a lost claim stops first
     try:
         with EmissionsMeter(country_iso_code=cfg.evaluation.country_iso_code, gpu_ids=gpu_ids) as meter:
             trained = PIPELINES[cfg.pipeline](ctx)
         metrics, status_tags = evaluate_run(ctx, trained, meter.result)
         ctx.log_metrics(metrics)
         ctx.set_tags(status_tags)
-        ctx.save_weights(trained.model, "final")
+        ctx.save_weights(trained.model, layout.FINAL)
         _log_plots(ctx, trained)
         for warning in getattr(trained.result, "warnings", ()) or ():
             ctx.set_tags({"warning": str(warning)[:4000]})
+        claim.refresh()  # the run is still ours to close
+    except ClaimLost:
+        raise            # the run belongs to the claim's new holder: leave its status alone
     except KeyboardInterrupt:
         client.set_terminated(ctx.run_id, "KILLED")
         raise
@@ -135,11 +187,12 @@ def run(cfg: RunConfig, *, hooks=(), parent_run_id: str | None = None,
         client.set_terminated(ctx.run_id, "FAILED")
         raise
     client.set_terminated(ctx.run_id, "FINISHED")
-    return RunOutcome(ctx.run_id, identity, metrics, "finished")
+    return RunOutcome(ctx.run_id, cfg.identity(), metrics, "finished")
 
 
 def _open_run(client: MlflowClient, experiment_id: str, cfg: RunConfig, parent_run_id, extra_tags) -> str:
-    """Reopen the newest unfinished run of this identity (closing older ones as KILLED), or create one."""
+    """Reopen the newest unfinished run of this identity (closing older ones as KILLED), or create one.
+    Called under the identity's claim: no live process holds any of these runs."""
     unfinished = find_runs(client, experiment_id, cfg.identity(), UNFINISHED)
     tags = {**run_tags(cfg), **extra_tags}
     if parent_run_id:

@@ -13,6 +13,7 @@ from lottery_core import criteria, models, surgery
 from lottery_core.criteria import controls
 from lottery_core.errors import LotteryError
 from lottery_core.train import TrainResult, TrainSettings, train
+from pipelines import layout
 from pipelines.context import RunContext
 from pipelines.tracking import finished_run
 
@@ -112,15 +113,14 @@ def find_dense(ctx: RunContext) -> DenseRun | None:
 
 def dense_weights(ctx: RunContext, dense: DenseRun, epoch: int | str) -> dict[str, torch.Tensor]:
     """θ_i of a finished dense run (`epoch` an int, or 'final'), read from its MLflow artifacts."""
-    name = f"theta_{epoch}.pt" if isinstance(epoch, int) else f"{epoch}.pt"
-    local = ctx.cfg.results_path() / "weights" / dense.identity / name
+    local = layout.weights_dir(ctx.cfg.results_path(), dense.identity) / layout.weights_name(epoch)
     if not local.exists():
         try:
             with tempfile.TemporaryDirectory() as tmp:
-                path = Path(ctx.client.download_artifacts(dense.run_id, f"weights/{name}", tmp))
+                path = Path(ctx.client.download_artifacts(dense.run_id, layout.weights_artifact(epoch), tmp))
                 return torch.load(path, map_location=ctx.device, weights_only=True)
         except Exception:
-            raise LotteryError(f"dense run {dense.run_id} has no weights/{name}; add {epoch} to "
+            raise LotteryError(f"dense run {dense.run_id} has no {layout.weights_artifact(epoch)}; add {epoch} to "
                                f"training.keep_epochs and run the dense pipeline again") from None
     return torch.load(local, map_location=ctx.device, weights_only=True)
 
@@ -133,5 +133,5 @@ def trained_dense(ctx: RunContext) -> tuple[nn.Module, DenseRun]:
                            f"{ctx.cfg.dense().identity()}; run `lottery run` with pipeline=dense first "
                            f"(a sweep schedules it for you)")
     model = initial_model(ctx)
-    model.load_state_dict(dense_weights(ctx, dense, "final"))
+    model.load_state_dict(dense_weights(ctx, dense, layout.FINAL))
     return model, dense

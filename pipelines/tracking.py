@@ -4,7 +4,6 @@ The default store is `sqlite:///<results_dir>/mlflow.db` with artifacts in `<res
 (absolute paths: a Ray trial runs in its own working directory). `MLFLOW_TRACKING_URI` or
 `tracking.tracking_uri` points elsewhere; a server URI is probed before any training starts.
 """
-import fcntl
 import os
 import re
 import subprocess
@@ -18,7 +17,8 @@ from mlflow.entities import RunStatus
 from mlflow.tracking import MlflowClient
 
 from lottery_core.errors import LotteryError
-from pipelines import secrets
+from lottery_core.filelock import exclusive_lock
+from pipelines import layout, secrets
 from pipelines.config import RunConfig
 
 UNFINISHED = ("RUNNING", "FAILED", "KILLED", "SCHEDULED")
@@ -52,7 +52,7 @@ def tracking_uri(cfg: RunConfig) -> str:
             raise LotteryError(f"tracking URI {uri!r} is a plain path; MLflow's file store is deprecated: "
                                f"use sqlite:////abs/path/mlflow.db or http://host:port")
         return uri
-    return f"sqlite:///{cfg.results_path() / 'mlflow.db'}"
+    return f"sqlite:///{layout.store_database(cfg.results_path())}"
 
 
 def check_reachable(uri: str, timeout_s: float = 3.0) -> None:
@@ -133,14 +133,9 @@ def prepare_store(cfg: RunConfig) -> tuple[str, str]:
     except OSError as err:
         raise LotteryError(f"results folder {database.parent} cannot be created ({err.strerror}); "
                            "choose a writable --results-dir / tracking.results_dir") from None
-    # two processes migrating a new SQLite file at once race (MLflow creates its tables without a lock):
-    # one process at a time
-    with open(database.with_name(database.name + ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            return uri, _experiment(cfg, uri)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    # concurrent first-time migrations of one SQLite file race (MLflow creates its tables without a lock): one process at a time
+    with exclusive_lock(layout.store_lock(database)):
+        return uri, _experiment(cfg, uri)
 
 
 def _refusal(err: Exception) -> int | None:
@@ -170,7 +165,7 @@ def _experiment(cfg: RunConfig, uri: str) -> str:
         return experiment.experiment_id
     artifacts = None
     if uri.startswith("sqlite:///"):
-        artifacts = (cfg.results_path() / "artifacts").as_uri()
+        artifacts = layout.artifacts_dir(cfg.results_path()).as_uri()
     try:
         return client.create_experiment(cfg.tracking.experiment, artifact_location=artifacts)
     except mlflow.exceptions.MlflowException:  # created meanwhile by another process

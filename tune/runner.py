@@ -20,6 +20,7 @@ import ray
 from ray import tune
 
 from lottery_core.errors import LotteryError
+from pipelines import layout
 from pipelines.config import build_config
 from pipelines.tracking import prepare_store, tracking_uri
 from tune import storage as st
@@ -239,7 +240,7 @@ def _run_phases(sweep: Sweep, outcome: SweepOutcome, results_dir: Path, xi: floa
                               f"bring it back and resume")
         return  # the parent stays RUNNING until the resume closes it
     out = Path(outcome.storage) / sweep.name / "report" if not st.is_uri(outcome.storage) else \
-        results_dir / "reports" / sweep.name
+        layout.reports_dir(results_dir, sweep.name)
     outcome.report_dir, outcome.main_table = tracking.write_sweep_report(
         outcome.tracking_uri, outcome.experiment, sweep.name, out, outcome.parent_run_id, xi)
     status = "FINISHED" if outcome.ok else ("KILLED" if outcome.interrupted and not outcome.errors else "FAILED")

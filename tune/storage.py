@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 
 from lottery_core.errors import LotteryError
+from pipelines import layout
 from tune.ray_cluster import probe_address
 
 CLOUD_SCHEMES = ("s3://", "gs://", "gcs://", "abfs://", "az://", "hdfs://")
@@ -27,7 +28,7 @@ def storage_root(results_dir, storage: str | None = None) -> str:
     """Ray Tune's storage: a URI as given, a path made absolute, or `<results_dir>/ray`."""
     if storage:
         return storage.rstrip("/") if "://" in storage else str(Path(storage).expanduser().resolve())
-    return str(Path(results_dir).expanduser().resolve() / "ray")
+    return str(layout.ray_storage(Path(results_dir).expanduser().resolve()))
 
 
 def is_uri(root: str) -> bool:

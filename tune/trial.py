@@ -5,16 +5,17 @@ many torch threads as CPUs it was given, reports every epoch's metrics to Ray wi
 epoch's checkpoint, and, when Ray retries or restores the trial (after a failure, a lost node or
 a killed driver), puts Ray's checkpoint back into the run's checkpoint folder so that training
 continues from that epoch. The MLflow run is found again by the config's identity (one run per
-trial, however often it is retried).
+trial, however often it is retried). The trial claims its identity first (`pipelines.claim`, the
+owner being its Ray trial id): a retry or restore of the same trial takes the claim over at once,
+another trial of the same identity (an Optuna repeat) waits for it, then finds the finished run.
 """
-import fcntl
 import importlib
 import json
 import math
 import shutil
 import tempfile
 import time
-from contextlib import contextmanager
+import warnings
 from pathlib import Path
 
 import ray
@@ -22,9 +23,10 @@ import torch
 from ray import tune
 
 from lottery_core.errors import LotteryError
+from pipelines import layout
 from pipelines.config import RunConfig, build_config, set_dotted
 from pipelines.context import with_fingerprint
-from pipelines.runner import run
+from pipelines.runner import claim_identity, run
 from pipelines.tracking import sweep_member_tag
 
 
@@ -65,8 +67,8 @@ def trial(config: dict, options: dict | None = None) -> dict:
     point["device"] = "cuda" if gpus and torch.cuda.is_available() else "cpu"
     point["threads"] = max(1, int(cpus))
     cfg = with_fingerprint(build_config(point))  # the identity holds the data read on this node
-    checkpoint_dir = cfg.results_path() / "checkpoints" / cfg.identity()
-    with identity_lock(checkpoint_dir):
+    checkpoint_dir = layout.checkpoint_dir(cfg.results_path(), cfg.identity()).resolve()
+    with claim_identity(checkpoint_dir, cfg.identity(), owner=trial_owner(config), wait=True) as claim:
         restored = tune.get_checkpoint()
         if restored is not None:
             restore_into(restored, checkpoint_dir)
@@ -74,8 +76,8 @@ def trial(config: dict, options: dict | None = None) -> dict:
             shutil.rmtree(checkpoint_dir)  # --restart-errored: no Ray checkpoint means start over
         node_id = ray.get_runtime_context().get_node_id()
         hooks = [RayReporter(node_id), *(epoch_hook(path)() for path in options.get("epoch_hooks", ()))]
-        outcome = run(cfg, hooks=hooks, parent_run_id=config.get("parent_run_id"), checkpoint_dir=checkpoint_dir,
-                      tags=sweep_tags(config.get("sweep", "")), gpu_ids=gpus or None)
+        outcome = run(cfg, hooks=hooks, parent_run_id=config.get("parent_run_id"),
+                      tags=sweep_tags(config.get("sweep", "")), claim=claim, gpu_ids=gpus or None)
     final = {k: float(v) for k, v in outcome.metrics.items()
              if isinstance(v, int | float) and not isinstance(v, bool)}
     final.update({"threads": float(point["threads"]), "gpus_assigned": float(len(gpus)),
@@ -144,14 +146,11 @@ def restore_into(checkpoint: tune.Checkpoint, checkpoint_dir: Path) -> None:
                 shutil.copy2(file, checkpoint_dir / file.name)
 
 
-@contextmanager
-def identity_lock(checkpoint_dir: Path):
-    """One live attempt per identity on a node: a second trial of the same config (an Optuna
-    repeat) waits, then finds the finished run instead of training it again."""
-    checkpoint_dir.parent.mkdir(parents=True, exist_ok=True)
-    with open(checkpoint_dir.with_name(checkpoint_dir.name + ".lock"), "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def trial_owner(config: dict) -> str | None:
+    """The owner of a trial's claim: its sweep and Ray trial id, which Ray keeps when it retries
+    or restores the trial (so that the retry takes its own claim over at once); None (a claim of
+    this process alone) outside a Tune session."""
+    with warnings.catch_warnings():  # outside a Tune session: a warning, and None
+        warnings.simplefilter("ignore")
+        trial_id = tune.get_context().get_trial_id()
+    return f"ray-trial:{config.get('sweep', '')}:{trial_id}" if trial_id else None

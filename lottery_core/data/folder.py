@@ -9,7 +9,6 @@ else `~/.cache/lottery/data` (data trees are often read-only, so the cache is no
 Concurrent loaders of the same tree (parallel trials) wait on a file lock: one decodes, the others
 read its cache.
 """
-import contextlib
 import hashlib
 import io
 import os
@@ -22,6 +21,7 @@ import numpy as np
 import torch
 
 from lottery_core.errors import LotteryError
+from lottery_core.filelock import exclusive_lock
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", ".gif")
 SPLITS = ("train", "test")
@@ -116,7 +116,7 @@ def load_folder(root: str | os.PathLike, cache_dir: str | os.PathLike | None = N
         except OSError as err:
             raise LotteryError(f"cannot create the data cache folder {cache_dir} ({err.strerror}); "
                                f"set LOTTERY_CACHE_DIR or pass cache_dir") from None
-        with _locked(cache_dir / f"{prefix}.lock", root):
+        with exclusive_lock(cache_dir / f"{prefix}.lock", note=str(root)):  # the lock records its tree
             cached = _read_cache(path)  # another process may have written it while we waited
             if cached is None:
                 cached = _decode_tree(root, classes, files)
@@ -276,26 +276,6 @@ def forget_vanished(cache_dir: Path) -> list[Path]:
                 removed.append(stale)
             lock.unlink(missing_ok=True)
     return removed
-
-
-@contextlib.contextmanager
-def _locked(path: Path, root: Path):
-    """An exclusive lock on `path` (which then records `root`, see `forget_vanished`)."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows: no lock, atomic writes still keep the cache whole
-        yield
-        return
-    with open(path, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            handle.seek(0)
-            handle.truncate()
-            handle.write(f"{root}\n")
-            handle.flush()
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _safe(name: str) -> str:

@@ -24,4 +24,4 @@ class KeepWeights:
 
     def on_epoch_end(self, epoch: int, metrics: dict, state) -> None:
         if epoch + 1 in self.epochs:
-            self.ctx.save_weights(state.model, f"theta_{epoch + 1}")
+            self.ctx.save_weights(state.model, epoch + 1)

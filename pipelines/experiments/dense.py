@@ -8,6 +8,6 @@ def dense(ctx: RunContext) -> Trained:
     model = stages.initial_model(ctx)                       # θ_0
     keep = {e for e in ctx.cfg.training.keep_epochs if e < ctx.cfg.training.epochs}
     if 0 in keep:
-        ctx.save_weights(model, "theta_0")
+        ctx.save_weights(model, 0)
     result = stages.train_model(ctx, model, extra_hooks=[KeepWeights(ctx, keep)])
     return Trained(model, result)

@@ -27,6 +27,6 @@ def filter_ticket(ctx: RunContext) -> Trained:
     ctx.log_json({"match": ctx.cfg.pruning.filter_match, "target": target,
                   "filters": accounting.count_filters(ticket), "macs": accounting.count_macs(ticket, input_size),
                   "pruning_history": [list(h) for h in ticket.pruning_history]}, "filter_plan.json")
-    ctx.save_weights(ticket, "theta_0")
+    ctx.save_weights(ticket, 0)
     result = stages.train_model(ctx, ticket)
     return Trained(ticket, result, plan=block_plan)

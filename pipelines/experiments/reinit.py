@@ -23,6 +23,6 @@ def reinit(ctx: RunContext) -> Trained:
     plan = stages.plan_blocks(ctx, source)
     torch.manual_seed(ctx.cfg.seed + REINIT_SEED_OFFSET)    # ... with new random weights
     ticket = stages.remove(ctx, stages.new_model(ctx), plan)
-    ctx.save_weights(ticket, "theta_0")
+    ctx.save_weights(ticket, 0)
     result = stages.train_model(ctx, ticket)                # n epochs from epoch 0
     return Trained(ticket, result, plan=plan, dense=dense)

@@ -11,6 +11,6 @@ def ticket_rewind(ctx: RunContext) -> Trained:
     plan = stages.plan_blocks(ctx, trained)                 # 2. score the trained blocks
     ticket = stages.remove(ctx, trained, plan)              # 3. remove the p lowest → F′
     surgery.rewind_to(ticket, stages.dense_weights(ctx, dense, i))  # 4. weights ← θ_i
-    ctx.save_weights(ticket, f"theta_{i}")
+    ctx.save_weights(ticket, i)
     result = stages.train_model(ctx, ticket, start_epoch=i)  # 5. lr schedule from epoch i; n − i epochs
     return Trained(ticket, result, plan=plan, dense=dense)
