@@ -1,6 +1,6 @@
 """Run one pipeline as one MLflow run, found again by its identity.
 
-    outcome = run(load_config("configs/quick/ticket_init.yaml"))
+    outcome = run(load_config("configs/quick/resnet32_ticket_init.yaml"))
 
 - a FINISHED run with the same identity is returned as it is (nothing is trained twice);
 - otherwise the identity is claimed first (`pipelines.claim`: one live process per identity,

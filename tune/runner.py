@@ -25,10 +25,10 @@ from pipelines.config import build_config
 from pipelines.tracking import prepare_store, tracking_uri
 from tune import storage as st
 from tune import tracking
-from tune.progress import ProgressPrinter
+from tune.progress import ProgressPrinter, describe_trial
 from tune.ray_cluster import init_ray
 from tune.sweep_file import Sweep
-from tune.trial import epoch_hook, trial, trial_config, trial_point
+from tune.trial import epoch_hook, trial, trial_config
 
 
 @dataclass
@@ -146,16 +146,11 @@ def trainable(sweep: Sweep, restart_errored: bool = False, epoch_hooks: tuple[st
 
 
 def trial_name(t) -> str:
-    """A trial's name in Tune's output and folders, e.g. `ticket_init-resnet20-snip-p1-seed0_a1b2c_00003`
-    (read off the config dict: validating it again would build the model)."""
+    """A trial's name in Tune's output and folders: its run's one description (`RunConfig.describe()`,
+    via `tune.progress.describe_trial`), made folder-safe, e.g. `ticket_init-resnet20-snip-p-1-seed-0_a1b2c_00003`."""
     try:
-        point = trial_point(t.config)
-        parts = [point.get("pipeline", "ticket_init"), (point.get("model") or {}).get("name", "model")]
-        if parts[0] != "dense":
-            pruning = point.get("pruning") or {}
-            parts += [str(pruning.get("criterion", "grasp")), f"p{pruning.get('p', 1)}"]
-        label = "-".join(parts + [f"seed{point.get('seed', 0)}"])
-    except Exception:
+        label = describe_trial(t.config)
+    except Exception:  # a config that cannot be read is reported by the trial itself
         label = "trial"
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", label) + f"_{t.trial_id}"
 

@@ -1,6 +1,6 @@
 """Run configs: frozen dataclasses whose fields carry their declarations, loaded from YAML, validated once.
 
-    cfg = load_config("configs/quick/ticket_init.yaml", overrides=["pruning.p=3", "seed=1"])
+    cfg = load_config("configs/quick/resnet32_ticket_init.yaml", overrides=["pruning.p=3", "seed=1"])
     cfg.identity()      # hash of the non-default, identity-bearing fields: the run's name everywhere
     cfg.with_overrides({"pruning.p": 2})   # a new config, validated again
 

@@ -1,6 +1,6 @@
 """Loading a run config: a YAML file or a mapping, then `section.key=value` overrides, validated.
 
-    cfg = load_config("configs/quick/ticket_init.yaml", overrides=["pruning.p=3", "seed=1"])
+    cfg = load_config("configs/quick/resnet32_ticket_init.yaml", overrides=["pruning.p=3", "seed=1"])
     cfg.with_overrides({"pruning.p": 2})    # a new config, validated again
 """
 import json
