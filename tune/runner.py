@@ -169,7 +169,7 @@ def _tuner(sweep: Sweep, phase: int, points: list[dict], outcome: SweepOutcome, 
     # pipeline are imported once per worker, not once per trial)
     if points:  # a grid phase (or the dense baseline of an Optuna search)
         return tune.Tuner(trainable(sweep, epoch_hooks=epoch_hooks),
-                          param_space={"run": tune.grid_search(points), **common},
+                          param_space={"run": tune.grid_search([build_config(p) for p in points]), **common},
                           tune_config=tune.TuneConfig(max_concurrent_trials=limit, trial_name_creator=trial_name,
                                                       trial_dirname_creator=trial_name, reuse_actors=True),
                           run_config=run_config)
@@ -179,7 +179,7 @@ def _tuner(sweep: Sweep, phase: int, points: list[dict], outcome: SweepOutcome, 
     space = {key: _distribution(spec) for key, spec in o["space"].items()}
     metric, mode = (o["metrics"][0], o["modes"][0]) if len(o["metrics"]) == 1 else (o["metrics"], o["modes"])
     search = OptunaSearch(metric=metric, mode=mode, seed=o["seed"])
-    return tune.Tuner(trainable(sweep, epoch_hooks=epoch_hooks), param_space={"run": sweep.base, **common, **space},
+    return tune.Tuner(trainable(sweep, epoch_hooks=epoch_hooks), param_space={"run": build_config(sweep.base), **common, **space},
                       tune_config=tune.TuneConfig(search_alg=search, num_samples=o["num_samples"],
                                                   max_concurrent_trials=limit, trial_name_creator=trial_name,
                                                   trial_dirname_creator=trial_name, reuse_actors=True),

@@ -16,6 +16,7 @@ import shutil
 import tempfile
 import time
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import ray
@@ -24,7 +25,7 @@ from ray import tune
 
 from lottery_core.errors import LotteryError
 from pipelines import layout
-from pipelines.config import RunConfig, build_config, set_dotted
+from pipelines.config import RunConfig, build_config
 from pipelines.context import with_fingerprint
 from pipelines.runner import claim_identity, run
 from pipelines.tracking import sweep_member_tag
@@ -55,18 +56,18 @@ class RayReporter:
 def trial(config: dict, options: dict | None = None) -> dict:
     """Run one pipeline config and return its final metrics.
 
-    `config`: {"run": nested config dict, "sweep": name, "parent_run_id": id} plus, for Optuna,
-    the sampled values under their dotted keys. `options`: "restart_errored": True when the sweep
+    `config`: {"run": the validated, frozen RunConfig of the trial's grid point (or of the search's
+    base), "sweep": name, "parent_run_id": id} plus, for Optuna, the sampled values under their
+    dotted keys, applied by `RunConfig.with_overrides`, which validates the whole config again. `options`: "restart_errored": True when the sweep
     was resumed with --restart-errored (a trial without a Ray checkpoint starts over);
     "epoch_hooks": import paths of extra epoch hooks (see `epoch_hook`), called after the reporter.
     """
     options = options or {}
     started = time.time()
     gpus, cpus = assigned()
-    point = trial_point(config)
-    point["device"] = "cuda" if gpus and torch.cuda.is_available() else "cpu"
-    point["threads"] = max(1, int(cpus))
-    cfg = with_fingerprint(build_config(point))  # the identity holds the data read on this node
+    device = "cuda" if gpus and torch.cuda.is_available() else "cpu"
+    threads = max(1, int(cpus))
+    cfg = with_fingerprint(replace(trial_config(config), device=device, threads=threads))  # the data read on this node
     checkpoint_dir = layout.checkpoint_dir(cfg.results_path(), cfg.identity()).resolve()
     with claim_identity(checkpoint_dir, cfg.identity(), owner=trial_owner(config), wait=True) as claim:
         restored = tune.get_checkpoint()
@@ -80,7 +81,7 @@ def trial(config: dict, options: dict | None = None) -> dict:
                       tags=sweep_tags(config.get("sweep", "")), claim=claim, gpu_ids=gpus or None)
     final = {k: float(v) for k, v in outcome.metrics.items()
              if isinstance(v, int | float) and not isinstance(v, bool)}
-    final.update({"threads": float(point["threads"]), "gpus_assigned": float(len(gpus)),
+    final.update({"threads": float(threads), "gpus_assigned": float(len(gpus)),
                   "run_existed": float(outcome.status == "existing"), "node_id": node_id,
                   "trial_started_at": started, "trial_ended_at": time.time(),
                   "mlflow_run_id": outcome.run_id, "identity": outcome.identity})
@@ -112,18 +113,15 @@ def sweep_tags(sweep: str) -> dict[str, str]:
     return {"sweep": sweep, sweep_member_tag(sweep): "true"} if sweep else {}
 
 
-def trial_point(config: dict) -> dict:
-    """The nested config dict of a trial: `config["run"]` with the sampled dotted keys set."""
-    point = json.loads(json.dumps(config["run"]))
-    for key, value in config.items():
-        if key not in ("run", "sweep", "parent_run_id"):
-            set_dotted(point, key, value)
-    return point
-
-
 def trial_config(config: dict) -> RunConfig:
-    """The RunConfig of a trial (device and threads as in the sweep: the trial sets them)."""
-    return build_config(trial_point(config))
+    """The frozen RunConfig of a trial: `config["run"]` with the sampled dotted keys set (validated
+    again as a whole); device and threads as in the sweep, the trial sets them. A nested dict in
+    `config["run"]` (a sweep launched before configs travelled frozen) is built and validated."""
+    base = config["run"]
+    if not isinstance(base, RunConfig):
+        base = build_config(json.loads(json.dumps(base)))
+    sampled = {k: v for k, v in config.items() if k not in ("run", "sweep", "parent_run_id")}
+    return base.with_overrides(sampled) if sampled else base
 
 
 def assigned() -> tuple[list, float]:
