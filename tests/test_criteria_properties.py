@@ -95,12 +95,14 @@ def test_kl_ties_with_a_silenced_block_on_an_untrained_mobilenet():
     """In eval mode with θ_0's placeholder statistics, live blocks of an untrained MobileNetV2 change
     the logits below float32 resolution: KL is exactly 0 for some of them, as for the silenced one,
     which still goes first (select_blocks puts a silenced block before live blocks of equal score,
-    not the earlier block)."""
+    not the earlier block). Which live blocks underflow to exactly 0 depends on the CPU's float
+    kernels (features.10 on every machine seen; features.5 and others on some): at least one must
+    precede the silenced block, or the tie-break is not exercised."""
     model, min_blocks, dead = _silenced("mobilenet_v2")
     scores = _scores("mobilenet_v2", "kl", bn_mode="eval")
     tied_before = [n for n in scores if scores[n] == scores[dead] and n != dead
                    and list(scores).index(n) < list(scores).index(dead)]
-    assert scores[dead] == 0.0 and tied_before == ["features.10"]
+    assert scores[dead] == 0.0 and "features.10" in tied_before
     assert criteria.select_blocks(scores, 1, model=model, min_blocks_per_stage=min_blocks).removed == [dead]
 
 
