@@ -19,6 +19,7 @@ import pytest
 import yaml
 from conftest import write_image_folder
 from drills import DRILL_FILE
+from helpers import kill_group, lottery, tiny_sweep_file
 from mlflow.tracking import MlflowClient
 
 from pipelines.cli import main
@@ -36,27 +37,7 @@ def drill_data(tmp_path_factory) -> Path:
 
 
 def sweep_file(folder: Path, data: Path, results: Path, grid: dict, **extra) -> Path:
-    spec = {"base": {"model": {"name": "resnet20"}, "data": {"name": "folder", "root": str(data)},
-                     "training": {"epochs": EPOCHS, "batch_size": 32, "lr": 0.05, "keep_epochs": [0]},
-                     "pruning": {"images_per_class": 2},
-                     "evaluation": {"corruptions": [], "attacks": [], "cka_images": 0},
-                     "tracking": {"results_dir": str(results), "experiment": "drills"}},
-            "grid": grid, "resources": {"cpu": 1}, "max_concurrent": 2, "retries": 1, **extra}
-    path = folder / "sweep.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    return path
-
-
-def lottery(*args: str) -> list[str]:
-    return [sys.executable, "-m", "pipelines.cli", *args]
-
-
-def kill_group(process: subprocess.Popen) -> None:
-    """SIGKILL what is left of a driver's session (its local Ray's agents outlive it)."""
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+    return tiny_sweep_file(folder, data, results, grid, epochs=EPOCHS, experiment="drills", **extra)
 
 
 def run_states(db: Path) -> dict[str, dict]:

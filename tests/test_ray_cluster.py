@@ -18,8 +18,8 @@ from pathlib import Path
 
 import psutil
 import pytest
-import yaml
 from conftest import write_image_folder
+from helpers import kill_group, lottery, tiny_sweep_file
 from mlflow.tracking import MlflowClient
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,27 +55,7 @@ def environment(folder: Path, **extra) -> dict[str, str]:
 
 
 def sweep_file(folder: Path, data: Path, results: Path, grid: dict, epochs: int, **tracking) -> Path:
-    spec = {"base": {"model": {"name": "resnet20"}, "data": {"name": "folder", "root": str(data)},
-                     "training": {"epochs": epochs, "batch_size": 32, "lr": 0.05, "keep_epochs": [0]},
-                     "pruning": {"images_per_class": 2},
-                     "evaluation": {"corruptions": [], "attacks": [], "cka_images": 0},
-                     "tracking": {"results_dir": str(results), "experiment": "cluster", **tracking}},
-            "grid": grid, "resources": {"cpu": 1}, "max_concurrent": 2, "retries": 1}
-    path = folder / "sweep.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    return path
-
-
-def lottery(*args: str) -> list[str]:
-    return [sys.executable, "-m", "pipelines.cli", *args]
-
-
-def kill_group(process: subprocess.Popen) -> None:
-    """SIGKILL what is left of a driver's session (a local Ray it started, if it did not end it)."""
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+    return tiny_sweep_file(folder, data, results, grid, epochs=epochs, experiment="cluster", tracking=tracking)
 
 
 def test_the_local_default_never_joins_the_cluster_a_ray_start_left_behind(ray_home, tiny_folder):

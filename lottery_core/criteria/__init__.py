@@ -41,11 +41,10 @@ What a criterion can see:
 - KL, CKA, SNIP and SynFlow give a silenced block exactly 0 (SynFlow: not on ReLU6 networks such
   as MobileNetV2, where the positive all-ones pass saturates every ReLU6 and all scores are 0).
 """
-import importlib
-
 from lottery_core.criteria import expectabs, grasp, hrank, pls, random_score, synflow
 from lottery_core.criteria.registry import Criterion, describe, names, register
 from lottery_core.criteria.target import TARGETS
+from lottery_core.lazy import lazy_attributes
 
 # name -> the module that defines it; imported on first use (they import torch; the registry does not)
 _LAZY = {
@@ -56,14 +55,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str):
-    """`criteria.score_blocks` and the other torch-using functions, imported when first used."""
-    if name in _LAZY:
-        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
-    try:
-        return importlib.import_module(f"{__name__}.{name}")   # a submodule, e.g. criteria.controls
-    except ModuleNotFoundError:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 
 def _at(module: str, function: str) -> str:

@@ -4,8 +4,7 @@ Adding an architecture: write one file with a builder `f(num_classes, **options)
 add one `register(...)` line in `registry.py` and its line in `catalog.py` (the static table the
 run config reads without torch; a test checks the two agree).
 """
-import importlib
-
+from lottery_core.lazy import lazy_attributes
 from lottery_core.models.catalog import ARCHITECTURES, max_removable, names, options
 
 # name -> the module that defines it, imported on first use (torch, torchvision); names, options
@@ -14,13 +13,7 @@ _LAZY = {"build": "registry", "register": "registry", "BasicBlock": "cifar_resne
          "INITS": "cifar_resnet", "SHORTCUTS": "cifar_resnet"}
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
-    try:
-        return importlib.import_module(f"{__name__}.{name}")
-    except ModuleNotFoundError:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 
 __all__ = ["ARCHITECTURES", "build", "max_removable", "names", "options", "register", "BasicBlock", "CifarResNet",

@@ -7,8 +7,7 @@
 
 Hooks are any objects with `on_epoch_end(epoch, metrics, state)` (see `EpochHook`).
 """
-import importlib
-
+from lottery_core.lazy import lazy_attributes
 from lottery_core.train.settings import SCHEDULES, TrainSettings
 
 # name -> the module that defines it, imported on first use: `settings` is torch-free (the run
@@ -22,13 +21,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
-    try:
-        return importlib.import_module(f"{__name__}.{name}")   # a submodule, e.g. train.loop
-    except ModuleNotFoundError:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 
 __all__ = [
