@@ -185,11 +185,6 @@ def finished_run(client: MlflowClient, experiment_id: str, identity: str):
     return runs[0] if runs else None
 
 
-def close_run(client: MlflowClient, run_id: str, status: str) -> None:
-    """End a run with `status` (FINISHED, FAILED, KILLED); metrics and artifacts stay."""
-    client.set_terminated(run_id, status=status)
-
-
 def code_version() -> str:
     """The git commit of the code (with '-dirty' when the tree has changes), else 'unknown'."""
     root = Path(__file__).resolve().parents[1]
@@ -203,5 +198,5 @@ def code_version() -> str:
         return "unknown"
 
 
-__all__ = ["RunStatus", "check_driver", "check_reachable", "check_uri", "check_sweep_name", "existing_store", "close_run", "code_version", "find_runs", "finished_run",
+__all__ = ["RunStatus", "check_driver", "check_reachable", "check_uri", "check_sweep_name", "existing_store", "code_version", "find_runs", "finished_run",
            "prepare_store", "tracking_uri"]
