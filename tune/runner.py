@@ -157,7 +157,6 @@ def trial_name(t) -> str:
 
 def _tuner(sweep: Sweep, phase: int, points: list[dict], outcome: SweepOutcome, verbose: int,
            epoch_hooks: tuple[str, ...]) -> tune.Tuner:
-    common = {"sweep": sweep.name, "parent_run_id": outcome.parent_run_id}
     total = len(points) or sweep.optuna["num_samples"]
     run_config = tune.RunConfig(
         name=f"phase{phase}", storage_path=f"{outcome.storage}/{sweep.name}",
@@ -169,17 +168,16 @@ def _tuner(sweep: Sweep, phase: int, points: list[dict], outcome: SweepOutcome, 
     # pipeline are imported once per worker, not once per trial)
     if points:  # a grid phase (or the dense baseline of an Optuna search)
         return tune.Tuner(trainable(sweep, epoch_hooks=epoch_hooks),
-                          param_space={"run": tune.grid_search([build_config(p) for p in points]), **common},
+                          param_space=_param_space(sweep, points, outcome),
                           tune_config=tune.TuneConfig(max_concurrent_trials=limit, trial_name_creator=trial_name,
                                                       trial_dirname_creator=trial_name, reuse_actors=True),
                           run_config=run_config)
     from ray.tune.search.optuna import OptunaSearch
 
     o = sweep.optuna
-    space = {key: _distribution(spec) for key, spec in o["space"].items()}
     metric, mode = (o["metrics"][0], o["modes"][0]) if len(o["metrics"]) == 1 else (o["metrics"], o["modes"])
     search = OptunaSearch(metric=metric, mode=mode, seed=o["seed"])
-    return tune.Tuner(trainable(sweep, epoch_hooks=epoch_hooks), param_space={"run": build_config(sweep.base), **common, **space},
+    return tune.Tuner(trainable(sweep, epoch_hooks=epoch_hooks), param_space=_param_space(sweep, points, outcome),
                       tune_config=tune.TuneConfig(search_alg=search, num_samples=o["num_samples"],
                                                   max_concurrent_trials=limit, trial_name_creator=trial_name,
                                                   trial_dirname_creator=trial_name, reuse_actors=True),
@@ -194,6 +192,16 @@ def _distribution(spec: dict):
     return tune.choice(spec["choices"])
 
 
+def _param_space(sweep: Sweep, points: list[dict], outcome: SweepOutcome) -> dict:
+    """A phase's Tune param space: the frozen, validated RunConfig of each grid point (or the
+    search's base and its Optuna distributions), the sweep's name and its parent run."""
+    common = {"sweep": sweep.name, "parent_run_id": outcome.parent_run_id}
+    if points:
+        return {"run": tune.grid_search([build_config(p) for p in points]), **common}
+    space = {key: _distribution(spec) for key, spec in sweep.optuna["space"].items()}
+    return {"run": build_config(sweep.base), **common, **space}
+
+
 def _run_phases(sweep: Sweep, outcome: SweepOutcome, results_dir: Path, xi: float, *, restore: bool,
                 restart_errored: bool = False, verbose: int = 0, epoch_hooks: tuple[str, ...] = ()) -> None:
     """Fit (or restore and fit) each phase in turn; a phase with errors or an interruption stops
@@ -206,7 +214,9 @@ def _run_phases(sweep: Sweep, outcome: SweepOutcome, results_dir: Path, xi: floa
         for k, points in enumerate(sweep.phases()):
             path = f"{outcome.storage}/{sweep.name}/phase{k}"
             if restore and tune.Tuner.can_restore(path):
+                # the frozen RunConfigs are objects, which Ray stores as placeholders: give them back
                 tuner = tune.Tuner.restore(path, trainable=trainable(sweep, restart_errored, epoch_hooks),
+                                           param_space=_param_space(sweep, points, outcome),
                                            resume_unfinished=True, resume_errored=not restart_errored,
                                            restart_errored=restart_errored)
             else:
