@@ -26,8 +26,11 @@ from pipelines.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 EPOCHS = 5
+# RAY_AUTH_MODE=disabled: the drills' clusters run without token authentication whatever token
+# ~/.ray holds (else the driver, finding the token, turns token mode on for a cluster on this
+# machine, and a node the drill adds afterwards inherits it and refuses the head's calls)
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
-       "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
+       "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "RAY_AUTH_MODE": "disabled"}
 
 
 @pytest.fixture(scope="module")

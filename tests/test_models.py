@@ -51,6 +51,7 @@ def test_registry_is_one_line_per_architecture():
     models.register("tiny_test_net", lambda num_classes=10: torch.nn.Linear(3, num_classes))
     try:
         assert models.build("tiny_test_net", num_classes=4).out_features == 4
-        assert "tiny_test_net" in models.names()
+        assert "tiny_test_net" in models.registry.names()
+        assert "tiny_test_net" not in models.names()  # the run config knows only the catalog's models
     finally:
         models.registry._BUILDERS.pop("tiny_test_net")

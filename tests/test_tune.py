@@ -43,7 +43,8 @@ def local_ray():
     os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = "10"
     started = not ray.is_initialized()
     if started:
-        ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, log_to_driver=False)  # the GPU is declared only
+        # address="local": never join a cluster another test (or `ray start`) left on this machine
+        ray.init(address="local", num_cpus=2, num_gpus=1, include_dashboard=False, log_to_driver=False)  # GPU declared only
     yield ray
     if started:
         ray.shutdown()

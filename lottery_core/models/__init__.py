@@ -1,4 +1,5 @@
-"""Model registry. `build(name, num_classes=10, **options)`; `names()` lists what is registered.
+"""Model registry. `build(name, num_classes=10, **options)`; `names()` lists the catalog, the models a
+run config accepts (`registry.names()` adds whatever was `register`ed at run time).
 
 Adding an architecture: write one file with a builder `f(num_classes, **options) -> nn.Module`,
 add one `register(...)` line in `registry.py` and its line in `catalog.py` (the static table the
