@@ -22,7 +22,8 @@ class Option:
     """One setting. `kind`: int, float, str or bool. `low`/`high`: inclusive bounds unless
     `low_open`/`high_open`. `choices`: the allowed values of a str. `optional`: None is allowed
     (it means "automatic" or "all"). `sequence`: a tuple of `kind` values, each in range;
-    `increasing`: a sequence must be strictly increasing."""
+    `increasing`: a sequence must be strictly increasing; `min_distinct`: it needs at least that
+    many distinct values."""
 
     name: str
     kind: type
@@ -36,6 +37,7 @@ class Option:
     optional: bool = False
     sequence: bool = False
     increasing: bool = False
+    min_distinct: int = 0             # a sequence needs at least this many distinct values
     allowed_text: str | None = None   # how to say what is allowed, where the generated words are poor
 
     def __post_init__(self):
@@ -85,6 +87,8 @@ class Option:
             result = tuple(self._one(v, label, value) for v in items)
             if self.increasing and any(a > b for a, b in zip(result, result[1:], strict=False)):
                 raise self.refuse(value, label)
+            if len(set(result)) < self.min_distinct:
+                raise self.refuse(value, label)
             return result
         return self._one(value, label, value)
 
@@ -118,6 +122,8 @@ class Option:
 
     def boundary_values(self) -> list:
         """The extreme values this option accepts: inclusive ends, and just inside open ends."""
+        if self.choices is not None and self.sequence:   # the fewest and the most choices allowed
+            return [list(self.choices[:max(self.min_distinct, 1)]), list(self.choices)]
         if self.choices is not None:
             return list(self.choices)
         if self.kind is bool:

@@ -15,7 +15,7 @@ from lottery_core.normalize import CIFAR10_MEAN, CIFAR10_STD
 from lottery_core.options import Option
 
 WEIGHT_LEVEL = ["grasp", "magnitude", "random", "snip", "synflow"]
-BLOCK_LEVEL = ["cka", "expectabs", "grasp", "hrank", "kl", "magnitude", "pls", "random", "snip", "synflow"]
+BLOCK_LEVEL = ["cka", "consensus", "expectabs", "grasp", "hrank", "kl", "magnitude", "pls", "random", "snip", "synflow"]
 
 
 def _images(n_per_class=3, classes=10, seed=0):
@@ -60,7 +60,7 @@ def test_names_by_level():
 
 def test_registry_knows_which_criteria_read_labels_and_which_take_a_target():
     reads = [n for n in criteria.names("block") if registry.get(n, "block").reads_labels]
-    assert reads == ["grasp", "pls", "snip"]
+    assert reads == ["consensus", "grasp", "pls", "snip"]   # consensus: its default members include snip
     assert registry.get("hrank", "block").options == {"target": "branch"}
     assert registry.get("expectabs", "block").options == {"target": "branch"}
     assert registry.get("pls", "block").options == {"components": 2, "target": "branch"}
@@ -384,7 +384,7 @@ def test_p_above_the_budget_names_the_maximum():
 
 @pytest.mark.parametrize("call,message", [
     (lambda m, b: criteria.score_blocks(m, "grasp2", b),
-     "unknown criterion 'grasp2'; choose one of: cka, expectabs, grasp, hrank, kl, magnitude, pls, random, snip, synflow"),
+     "unknown criterion 'grasp2'; choose one of: cka, consensus, expectabs, grasp, hrank, kl, magnitude, pls, random, snip, synflow"),
     (lambda m, b: criteria.score_weights(m, "hrank", b), "criterion 'hrank' scores whole blocks, not weights"),
     (lambda m, b: criteria.names("filter"), "unknown criterion level 'filter'; choose one of: block, weight"),
     (lambda m, b: criteria.score_blocks(m, "snip", None), "criterion 'snip' needs data"),

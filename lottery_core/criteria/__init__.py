@@ -41,7 +41,7 @@ What a criterion can see:
 - KL, CKA, SNIP and SynFlow give a silenced block exactly 0 (SynFlow: not on ReLU6 networks such
   as MobileNetV2, where the positive all-ones pass saturates every ReLU6 and all scores are 0).
 """
-from lottery_core.criteria import expectabs, grasp, hrank, pls, random_score, synflow
+from lottery_core.criteria import consensus, expectabs, grasp, hrank, pls, random_score, synflow
 from lottery_core.criteria.registry import Criterion, describe, names, register
 from lottery_core.criteria.target import TARGETS
 from lottery_core.lazy import lazy_attributes
@@ -86,6 +86,10 @@ register("pls", _at("pls", "pls"), level="block", needs_data=True, reads_labels=
          summary="PLS-VIP of the block's pooled branch (Jordao et al. 2020); target='output': of its output")
 register("cka", _at("cka", "cka"), level="block", needs_data=True,
          summary="1 − linear CKA of penultimate features with the block switched off")
+# last: its members may be any criterion registered above (each scores in its own default mode)
+register("consensus", _at("consensus", "consensus"), level="block", needs_data=True, bn_mode=None, reads_labels=True,
+         options=consensus.declare(names("block")),
+         summary="rank fusion (borda | rrf) of several block criteria, default kl, cka, snip")
 
 __all__ = ["TARGETS", "Criterion", "Plan", "describe", "draw_seed", "inverted", "names", "random_inputs",
            "register", "same_stage_random", "scoring_batches", "score_blocks", "score_weights", "select_blocks",
