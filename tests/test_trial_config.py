@@ -1,4 +1,5 @@
-"""A trial gets its grid point as a frozen, validated RunConfig; sampled values are validated again."""
+"""A trial gets its grid point's validated RunConfig in nested JSON form (what Ray keeps through a
+restore) and builds back exactly that config; sampled values are validated again."""
 import json
 import pickle
 from dataclasses import replace
@@ -6,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from lottery_core.errors import LotteryError
-from pipelines.config import build_config
+from pipelines.config import build_config, load_config, nested
 from pipelines.config.loading import set_dotted
 from tune.sweep_file import load_sweep
 from tune.trial import trial_config
@@ -23,19 +24,34 @@ def rebuilt_identity(point: dict, sampled: dict) -> str:
 
 
 @pytest.mark.parametrize("index", range(len(DEMO.points)))
-def test_a_frozen_grid_point_is_the_trials_config_and_keeps_its_identity(index):
+def test_a_validated_grid_point_is_the_trials_config_and_keeps_its_identity(index):
     point = DEMO.points[index]
     frozen = build_config(point)
-    assert trial_config({"run": frozen, "sweep": "s", "parent_run_id": "r"}) is frozen  # nothing rebuilt
-    assert pickle.loads(pickle.dumps(frozen)) == frozen                                   # as Ray ships it
+    assert trial_config({"run": nested(frozen), "sweep": "s", "parent_run_id": "r"}) == frozen
+    assert trial_config({"run": frozen}) is frozen                      # a RunConfig is taken as it is
+    assert pickle.loads(pickle.dumps(frozen)) == frozen
     assert replace(frozen, device="cpu", threads=1).identity() == rebuilt_identity(point, {})
 
 
 def test_sampled_values_are_applied_and_validated_again():
     base = build_config(DEMO.points[-1])
     sampled = {"pruning.p": 2, "training.lr": 0.05, "seed": 4}
-    cfg = trial_config({"run": base, "sweep": "s", **sampled})
+    cfg = trial_config({"run": nested(base), "sweep": "s", **sampled})
     assert (cfg.pruning.p, cfg.training.lr, cfg.seed) == (2, 0.05, 4)
     assert replace(cfg, device="cpu", threads=1).identity() == rebuilt_identity(DEMO.points[-1], sampled)
     with pytest.raises(LotteryError, match="pruning.p"):
         trial_config({"run": base, "pruning.p": 10_000})
+
+
+@pytest.mark.parametrize("overrides", [
+    [],
+    ["pipeline=ticket_init", "pruning.criterion=consensus", "pruning.members=[kl,cka]", "pruning.p=2"],
+    ["pipeline=ticket_rewind", "pruning.criterion=pls", "pruning.components=3", "training.keep_epochs=[0,2]",
+     "training.milestones=[0.4,0.8]", "evaluation.corruptions=[]"],
+])
+def test_the_nested_json_form_builds_back_the_same_config(overrides):
+    """What Ray's param space carries (plain values) is the validated config, unchanged."""
+    cfg = load_config(None, overrides)
+    plain = json.loads(json.dumps(nested(cfg)))
+    assert build_config(plain) == cfg
+    assert trial_config({"run": plain, "sweep": "s"}) == cfg

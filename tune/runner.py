@@ -21,7 +21,7 @@ from ray import tune
 
 from lottery_core.errors import LotteryError
 from pipelines import layout
-from pipelines.config import build_config
+from pipelines.config import build_config, nested
 from pipelines.tracking import prepare_store, tracking_uri
 from tune import storage as st
 from tune import tracking
@@ -193,13 +193,14 @@ def _distribution(spec: dict):
 
 
 def _param_space(sweep: Sweep, points: list[dict], outcome: SweepOutcome) -> dict:
-    """A phase's Tune param space: the frozen, validated RunConfig of each grid point (or the
-    search's base and its Optuna distributions), the sweep's name and its parent run."""
+    """A phase's Tune param space: each grid point's validated RunConfig in its nested JSON form (or
+    the search's base and its Optuna distributions), the sweep's name and its parent run. Plain
+    values only: Ray stores any other object as a placeholder that a restore does not resolve."""
     common = {"sweep": sweep.name, "parent_run_id": outcome.parent_run_id}
     if points:
-        return {"run": tune.grid_search([build_config(p) for p in points]), **common}
+        return {"run": tune.grid_search([nested(build_config(p)) for p in points]), **common}
     space = {key: _distribution(spec) for key, spec in sweep.optuna["space"].items()}
-    return {"run": build_config(sweep.base), **common, **space}
+    return {"run": nested(build_config(sweep.base)), **common, **space}
 
 
 def _run_phases(sweep: Sweep, outcome: SweepOutcome, results_dir: Path, xi: float, *, restore: bool,
@@ -214,9 +215,7 @@ def _run_phases(sweep: Sweep, outcome: SweepOutcome, results_dir: Path, xi: floa
         for k, points in enumerate(sweep.phases()):
             path = f"{outcome.storage}/{sweep.name}/phase{k}"
             if restore and tune.Tuner.can_restore(path):
-                # the frozen RunConfigs are objects, which Ray stores as placeholders: give them back
                 tuner = tune.Tuner.restore(path, trainable=trainable(sweep, restart_errored, epoch_hooks),
-                                           param_space=_param_space(sweep, points, outcome),
                                            resume_unfinished=True, resume_errored=not restart_errored,
                                            restart_errored=restart_errored)
             else:
