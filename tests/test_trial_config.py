@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from lottery_core.errors import LotteryError
-from pipelines.config import build_config, load_config, nested
+from pipelines.config import build_config, load_config, to_raw
 from pipelines.config.loading import set_dotted
 from tune.sweep_file import load_sweep
 from tune.trial import trial_config
@@ -27,7 +27,7 @@ def rebuilt_identity(point: dict, sampled: dict) -> str:
 def test_a_validated_grid_point_is_the_trials_config_and_keeps_its_identity(index):
     point = DEMO.points[index]
     frozen = build_config(point)
-    assert trial_config({"run": nested(frozen), "sweep": "s", "parent_run_id": "r"}) == frozen
+    assert trial_config({"run": to_raw(frozen), "sweep": "s", "parent_run_id": "r"}) == frozen
     assert trial_config({"run": frozen}) is frozen                      # a RunConfig is taken as it is
     assert pickle.loads(pickle.dumps(frozen)) == frozen
     assert replace(frozen, device="cpu", threads=1).identity() == rebuilt_identity(point, {})
@@ -36,7 +36,7 @@ def test_a_validated_grid_point_is_the_trials_config_and_keeps_its_identity(inde
 def test_sampled_values_are_applied_and_validated_again():
     base = build_config(DEMO.points[-1])
     sampled = {"pruning.p": 2, "training.lr": 0.05, "seed": 4}
-    cfg = trial_config({"run": nested(base), "sweep": "s", **sampled})
+    cfg = trial_config({"run": to_raw(base), "sweep": "s", **sampled})
     assert (cfg.pruning.p, cfg.training.lr, cfg.seed) == (2, 0.05, 4)
     assert replace(cfg, device="cpu", threads=1).identity() == rebuilt_identity(DEMO.points[-1], sampled)
     with pytest.raises(LotteryError, match="pruning.p"):
@@ -52,6 +52,6 @@ def test_sampled_values_are_applied_and_validated_again():
 def test_the_nested_json_form_builds_back_the_same_config(overrides):
     """What Ray's param space carries (plain values) is the validated config, unchanged."""
     cfg = load_config(None, overrides)
-    plain = json.loads(json.dumps(nested(cfg)))
+    plain = json.loads(json.dumps(to_raw(cfg)))
     assert build_config(plain) == cfg
     assert trial_config({"run": plain, "sweep": "s"}) == cfg

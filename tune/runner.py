@@ -21,7 +21,7 @@ from ray import tune
 
 from lottery_core.errors import LotteryError
 from pipelines import layout
-from pipelines.config import build_config, nested
+from pipelines.config import build_config, to_raw
 from pipelines.tracking import prepare_store, tracking_uri
 from tune import storage as st
 from tune import tracking
@@ -198,9 +198,9 @@ def _param_space(sweep: Sweep, points: list[dict], outcome: SweepOutcome) -> dic
     values only: Ray stores any other object as a placeholder that a restore does not resolve."""
     common = {"sweep": sweep.name, "parent_run_id": outcome.parent_run_id}
     if points:
-        return {"run": tune.grid_search([nested(build_config(p)) for p in points]), **common}
+        return {"run": tune.grid_search([to_raw(build_config(p)) for p in points]), **common}
     space = {key: _distribution(spec) for key, spec in sweep.optuna["space"].items()}
-    return {"run": nested(build_config(sweep.base)), **common, **space}
+    return {"run": to_raw(build_config(sweep.base)), **common, **space}
 
 
 def _run_phases(sweep: Sweep, outcome: SweepOutcome, results_dir: Path, xi: float, *, restore: bool,

@@ -115,7 +115,7 @@ def sweep_tags(sweep: str) -> dict[str, str]:
 
 def trial_config(config: dict) -> RunConfig:
     """The RunConfig of a trial: `config["run"]`, the validated config of its grid point (or of the
-    search's base) in its nested JSON form (`pipelines.config.nested`; Ray keeps a param space of
+    search's base) in its nested JSON form (`pipelines.config.to_raw`; Ray keeps a param space of
     plain values through a restore, not objects), built back unchanged, with the sampled dotted
     keys set (validated again as a whole); device and threads as in the sweep, the trial sets them."""
     base = config["run"]

@@ -9,16 +9,16 @@ library's own for training settings and criterion options), then the rules that 
 every error names the field and what is allowed. Validation imports neither torch nor
 torchvision, MLflow or Ray. One job per module:
 
-    fields     a field's declaration, help text, flattening, the nested (JSON) form
+    fields     a field's declaration, help text, flattening
     schema     the sections and RunConfig
     identity   the identity hash and the settings a pipeline reads
-    building   nested mapping -> validated RunConfig
+    building   nested mapping -> validated RunConfig, and back (`to_raw`)
     checks     the rules that span fields
     loading    YAML files, `section.key=value` overrides, `with_overrides`
 """
-from pipelines.config.building import build_config
+from pipelines.config.building import build_config, to_raw
 from pipelines.config.checks import DEVICE
-from pipelines.config.fields import flatten, nested
+from pipelines.config.fields import flatten
 from pipelines.config.identity import IDENTITY_SCHEMA
 from pipelines.config.loading import apply_overrides, load_config, set_dotted, with_overrides
 from pipelines.config.schema import (
@@ -51,4 +51,4 @@ def help_text() -> list[str]:
 __all__ = ["CONTROLS", "CONTROL_PIPELINES", "DEVICE", "IDENTITY_SCHEMA", "PIPELINES", "RANDOM_CONTROLS",
            "TICKET_PIPELINES", "DataConfig", "EvaluationConfig", "ModelConfig", "PruningConfig", "RunConfig",
            "TrackingConfig", "TrainingConfig", "apply_overrides", "build_config", "flatten", "help_text",
-           "load_config", "nested", "set_dotted", "with_overrides"]
+           "load_config", "set_dotted", "to_raw", "with_overrides"]

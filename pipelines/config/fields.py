@@ -57,21 +57,5 @@ def flatten(obj, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def nested(obj) -> dict[str, Any]:
-    """The config as the nested mapping `build_config` reads (tuples as lists, the criterion options
-    as `pruning.NAME`): JSON, so that it travels where objects do not (Ray's param space) and
-    `build_config(nested(cfg)) == cfg`."""
-    out: dict[str, Any] = {}
-    for f in fields(obj):
-        value = getattr(obj, f.name)
-        if is_dataclass(value):
-            out[f.name] = nested(value)
-        elif f.metadata.get("spread"):   # pruning.options: (name, value) pairs set as pruning.NAME
-            out.update({name: _plain(v) for name, v in value})
-        else:
-            out[f.name] = _plain(value)
-    return out
-
-
 def _plain(value):
     return [_plain(v) for v in value] if isinstance(value, tuple) else value

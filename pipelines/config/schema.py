@@ -121,7 +121,7 @@ class PruningConfig:
     filter_match: str = option("filters", "filter_ticket: prune filters until the block ticket's filter "
                                "count (the paper's Table 3) or its MACs is matched", choices=("filters", "macs"))
     # other options the criteria declare, given as `pruning.NAME: value` (listed by `lottery run --fields`)
-    options: tuple[tuple[str, Any], ...] = field(default=(), metadata={"identity": True, "spread": True})
+    options: tuple[tuple[str, Any], ...] = field(default=(), metadata={"identity": True})
 
     def criterion_options(self) -> dict[str, Any]:
         """The criterion options this section sets: bn_mode, temperature, target and `options`."""
