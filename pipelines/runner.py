@@ -89,6 +89,7 @@ def run_tags(cfg: RunConfig) -> dict[str, str]:
             "control": p.control if ticket else "none", "draw": str(p.draw),
             "reinit_of": p.reinit_of if cfg.pipeline == "reinit" else "",
             "p": str(p.p if ticket else 0),
+            "planned_stage_counts": "/".join(map(str, p.stage_counts)) if ticket else "",   # "" = the criterion's choice
             "rewind_epoch": str(p.rewind_epoch if cfg.pipeline == "ticket_rewind" else 0),
             "seed": str(cfg.seed), "identity": cfg.identity(), "dense_identity": cfg.dense().identity(),
             "device_kind": cfg.device_kind(), "precision": cfg.precision(),

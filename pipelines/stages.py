@@ -68,7 +68,7 @@ def plan_blocks(ctx: RunContext, model: nn.Module):
                                        min_blocks_per_stage=p.min_blocks_per_stage, **criterion_options(ctx))
         chosen = controls.inverted(scores) if p.control == "inverted" else scores
         plan = criteria.select_blocks(chosen, p.p, model=model, min_blocks_per_stage=p.min_blocks_per_stage,
-                                      criterion=p.criterion)
+                                      criterion=p.criterion, stage_counts=p.stage_counts or None)
         removed = plan.removed
         if p.control == "same_stage_random":
             removed = controls.same_stage_random(plan.removed, model, draw_seed(ctx), p.min_blocks_per_stage)

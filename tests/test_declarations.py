@@ -167,9 +167,12 @@ def test_the_static_catalogues_equal_the_real_registries():
                 real = None
             try:
                 static = catalog.max_removable(name, keep)
+                budgets = catalog.stage_budgets(name, keep)
             except LotteryError:
-                static = None
+                static = budgets = None
             assert static == real, (name, keep)
+            if real is not None:   # per stage too (stage 1 first)
+                assert budgets == tuple(surgery.stage_budget(model, keep).values()), (name, keep)
     assert CORRUPTION_NAMES == robustness.CORRUPTIONS and ATTACK_NAMES == robustness.ATTACKS
 
 

@@ -109,7 +109,7 @@ def test_report_intervals_and_three_way_verdicts(store):
     assert "Verdict: wins when the interval's lower end ≥ −ξ, loses when its upper end < −ξ" in text
     assert "Tickets without a dense run" in text and "no finished dense run with identity d7" in text
     assert "filter ticket Δ" in text
-    assert {p.name for p in files.png} == {"delta_vs_p.png", "acc_vs_macs.png", "speedup_vs_p.png",
+    assert {p.name for p in files.png} == {"delta_vs_p.png", "acc_vs_macs.png", "pareto_front.png", "speedup_vs_p.png",
                                            "accuracy_per_corruption.png"}
     assert files.main_table.startswith("| pipeline | model |")
 

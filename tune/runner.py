@@ -45,6 +45,7 @@ class SweepOutcome:
     interrupted: bool = False            # stopped (Ctrl-C) before every trial ended
     reused: int = 0                      # trials that found their config already finished in MLflow
     report_dir: Path | None = None
+    confirmation: Path | None = None   # an Optuna search's front, to rerun over seeds (confirm.yaml)
     main_table: str = ""
     wall_time_s: float = 0.0
 
@@ -247,6 +248,10 @@ def _run_phases(sweep: Sweep, outcome: SweepOutcome, results_dir: Path, xi: floa
         layout.reports_dir(results_dir, sweep.name)
     outcome.report_dir, outcome.main_table = tracking.write_sweep_report(
         outcome.tracking_uri, outcome.experiment, sweep.name, out, outcome.parent_run_id, xi)
+    try:
+        outcome.confirmation = tracking.write_confirmation_sweep(sweep, outcome.report_dir)
+    except Exception as err:  # the search is done and reported; the follow-up file is a convenience
+        outcome.errors.append(f"the confirmation sweep of the front could not be written: {error_line(err)}")
     status = "FINISHED" if outcome.ok else ("KILLED" if outcome.interrupted and not outcome.errors else "FAILED")
     _try(tracking.close_parent, outcome.tracking_uri, outcome.parent_run_id, status)
 

@@ -85,3 +85,29 @@ def write_sweep_report(uri: str, experiment: str, name: str, out_dir: Path, pare
         log.warning("the report of sweep %s failed", name, exc_info=True)
         return None, f"(no report: {type(err).__name__}: {err}; try `lottery report {name}`)"
     return Path(out_dir), files.main_table
+
+
+def write_confirmation_sweep(sweep, report_dir: Path | None, seeds: int = 5) -> Path | None:
+    """After an Optuna search: `<report>/confirm.yaml`, a grid sweep with the search's base that
+    reruns every front configuration with per-stage counts over `seeds` seeds, each beside random
+    blocks of the same per-stage counts (`pipelines.report.pareto.confirmation_grid`); its report
+    names the smallest winning ticket. None when there is no front with stage counts."""
+    import pandas as pd
+    import yaml
+
+    from pipelines.report.pareto import confirmation_grid
+
+    front_csv = report_dir / "pareto.csv" if report_dir else None
+    if sweep.optuna is None or front_csv is None or not front_csv.is_file():
+        return None
+    front = pd.read_csv(front_csv, keep_default_na=False, dtype={"planned_stage_counts": str})
+    front["on_front"] = front["on_front"].astype(str) == "True"
+    grid = confirmation_grid(front, seeds)
+    if not grid:
+        return None
+    spec = {"name": f"{sweep.name}-confirm", "base": sweep.base, "grid": grid, "resources": sweep.resources,
+            "max_concurrent": sweep.max_concurrent, "retries": sweep.retries}
+    path = report_dir / "confirm.yaml"
+    path.write_text(f"# The front of search {sweep.name}, rerun over {seeds} seeds beside same-stage random "
+                    f"blocks:\n#   lottery sweep {path}\n" + yaml.safe_dump(spec, sort_keys=False))
+    return path

@@ -1,6 +1,6 @@
 """From block scores to a pruning plan: the p lowest-scoring blocks within each stage's budget."""
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch.nn as nn
@@ -47,12 +47,15 @@ class Plan:
 
 def select_blocks(scores: Mapping[str, float], p: int, model: nn.Module | None = None, *,
                   min_blocks_per_stage: int = DEFAULT_MIN_BLOCKS_PER_STAGE, criterion: str = "",
-                  stages: Mapping[str, int] | None = None, budget: Mapping[int, int] | None = None) -> Plan:
+                  stages: Mapping[str, int] | None = None, budget: Mapping[int, int] | None = None,
+                  stage_counts: Sequence[int] | None = None) -> Plan:
     """Remove the `p` lowest-scoring blocks, never more from a stage than its budget allows.
 
     The stage of each block and each stage's budget come from `model` (`surgery.stage_budget`
     with `min_blocks_per_stage`), or from `stages` (block -> stage) and `budget` (stage -> how many
-    may go); with neither, any `p` of the scored blocks may go.
+    may go); with neither, any `p` of the scored blocks may go. `stage_counts` (with `model`):
+    exactly that many blocks from each stage (stage 1 first), the lowest-scoring within each; `p`
+    must be their sum and each count within its stage's budget.
 
     Ties: with `model`, a silenced block (its last BatchNorm has γ = β = 0, see `silenced`: its
     branch outputs exactly 0, so removing it changes nothing) goes before a live block of equal
@@ -74,6 +77,10 @@ def select_blocks(scores: Mapping[str, float], p: int, model: nn.Module | None =
         order = [n for n in allowed if n in scores]
         stages, budget = block_stage(model), stage_budget(model, min_blocks_per_stage)
         label = _label(model)
+        if stage_counts is not None:
+            budget = _counts_as_budget(list(stage_counts), budget, p, min_blocks_per_stage)
+    elif stage_counts is not None:
+        raise LotteryError("select_blocks with stage_counts needs the model (its stages and budgets)")
     elif stages is not None or budget is not None:
         if stages is None or budget is None:
             raise LotteryError("select_blocks needs both stages and budget (or a model)")
@@ -105,6 +112,19 @@ def select_blocks(scores: Mapping[str, float], p: int, model: nn.Module | None =
     return Plan(criterion=criterion, p=p, removed=removed,
                 scores={n: float(scores[n]) for n in order}, min_blocks_per_stage=min_blocks_per_stage,
                 kept=[n for n in order if n not in removed])
+
+
+def _counts_as_budget(counts: list[int], budget: dict[int, int], p: int, min_blocks_per_stage: int) -> dict[int, int]:
+    """Per-stage counts as the budget of `select_blocks`: with p = their sum, every stage loses
+    exactly its count. LotteryError when they do not fit the model."""
+    limits = [budget[s] for s in sorted(budget)]
+    if len(counts) != len(limits) or any(not isinstance(c, int) or c < 0 or c > b
+                                         for c, b in zip(counts, limits, strict=False)):
+        raise LotteryError(f"stage_counts={counts} must give each of the {len(limits)} stages a count from 0 to "
+                           f"its budget {limits} (min_blocks_per_stage={min_blocks_per_stage})")
+    if sum(counts) != p:
+        raise LotteryError(f"p={p} must be the sum of stage_counts={counts}, {sum(counts)}")
+    return dict(zip(sorted(budget), counts, strict=True))
 
 
 def silenced(model: nn.Module, name: str) -> bool:

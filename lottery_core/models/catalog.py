@@ -3,6 +3,7 @@
     names()                          every architecture `models.build` takes
     options("resnet20")              {"shortcut", "init"}: its builder's options
     max_removable("resnet20", 2)     3: the largest p with 2 blocks kept per stage
+    stage_budgets("resnet20", 2)     (1, 1, 1): how many blocks each stage may lose
 
 A static table: `tests/test_models.py` checks it against the registered builders (names, options)
 and the built networks (block layout) so that it cannot drift. Adding an architecture: its
@@ -49,12 +50,18 @@ def options(name: str) -> set[str]:
 
 
 def max_removable(name: str, min_blocks_per_stage: int) -> int:
-    """The largest p for `name`: over stages, min(identity blocks, stage size - min_blocks_per_stage)
-    (the rule of `surgery.max_removable`, on the static layout). LotteryError for a network
-    without residual blocks."""
+    """The largest p for `name`: the sum of its `stage_budgets`. LotteryError for a network without
+    residual blocks."""
+    return sum(stage_budgets(name, min_blocks_per_stage))
+
+
+def stage_budgets(name: str, min_blocks_per_stage: int) -> tuple[int, ...]:
+    """How many blocks each stage of `name` may lose (stage 1 first): min(identity blocks, stage size
+    - min_blocks_per_stage), 0 for a stage of at most min_blocks_per_stage blocks (the rule of
+    `surgery.stage_budget`, on the static layout). LotteryError for a network without residual blocks."""
     choose("model", name, ARCHITECTURES)
     stages = ARCHITECTURES[name].stages
     if not stages:
         raise LotteryError(f"{name} has no removable residual blocks")
-    return sum(min(identity, size - min_blocks_per_stage) for size, identity in stages
-               if size > min_blocks_per_stage)
+    return tuple(min(identity, size - min_blocks_per_stage) if size > min_blocks_per_stage else 0
+                 for size, identity in stages)

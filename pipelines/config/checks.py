@@ -81,6 +81,32 @@ def check_pruning(cfg) -> None:
     if p.p > limit:
         raise LotteryError(f"pruning.p={p.p} exceeds the {limit} blocks {cfg.model.name} may lose "
                            f"(min_blocks_per_stage={p.min_blocks_per_stage})")
+    if p.stage_counts:
+        check_stage_counts(cfg)
+
+
+def check_stage_counts(cfg) -> None:
+    """Per-stage counts: one per stage, each within its stage's budget, p their sum, a control
+    that keeps them (none, inverted, same_stage_random)."""
+    from lottery_core.models import catalog
+
+    p, name = cfg.pruning, cfg.model.name
+    budgets = catalog.stage_budgets(name, p.min_blocks_per_stage)
+    counts = list(p.stage_counts)
+    if len(counts) != len(budgets):
+        raise LotteryError(f"pruning.stage_counts={counts} needs one count per stage: {name} has {len(budgets)} "
+                           f"stages, which may lose at most {list(budgets)} (min_blocks_per_stage="
+                           f"{p.min_blocks_per_stage})")
+    over = [i + 1 for i, (c, b) in enumerate(zip(counts, budgets, strict=True)) if c > b]
+    if over:
+        raise LotteryError(f"pruning.stage_counts={counts}: stage {over[0]} may lose at most {budgets[over[0] - 1]} "
+                           f"blocks; {name}'s stages may lose at most {list(budgets)} (min_blocks_per_stage="
+                           f"{p.min_blocks_per_stage})")
+    if sum(counts) != p.p:
+        raise LotteryError(f"pruning.p={p.p} must be the sum of pruning.stage_counts={counts}, {sum(counts)}")
+    if p.control not in ("none", "inverted", "same_stage_random"):
+        raise LotteryError(f"pruning.stage_counts applies with control none, inverted or same_stage_random, "
+                           f"not {p.control} (uniform spreads p evenly itself)")
 
 
 def check_control(cfg) -> None:

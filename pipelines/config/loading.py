@@ -4,6 +4,7 @@
     cfg.with_overrides({"pruning.p": 2})    # a new config, validated again
 """
 import json
+import re
 from pathlib import Path
 
 from lottery_core.errors import LotteryError
@@ -23,12 +24,32 @@ def load_config(source: str | Path | dict | None = None, overrides: list[str] | 
     return build_config(raw)
 
 
+STAGE_COUNT = re.compile(r"pruning\.stage_counts\.([0-9]+)")
+
+
 def with_overrides(cfg, overrides: dict):
-    """`cfg` with `{"section.key": value}` set, validated again as a whole (cross-section rules too)."""
+    """`cfg` with `{"section.key": value}` set, validated again as a whole (cross-section rules too).
+    Keys `pruning.stage_counts.N` (one per stage, as an Optuna search samples them) are gathered
+    by `gather_stage_counts`."""
     raw = to_raw(cfg)
-    for key, value in overrides.items():
+    for key, value in gather_stage_counts(overrides).items():
         set_dotted(raw, key, value)
     return build_config(raw)
+
+
+def gather_stage_counts(values: dict) -> dict:
+    """`{"pruning.stage_counts.1": a, ".2": b, ...}` (stage N, 1-based, every stage once) as
+    `{"pruning.stage_counts": [a, b, ...], "pruning.p": a + b + ...}`; other keys unchanged."""
+    stages = {int(m.group(1)): v for k, v in values.items() if (m := STAGE_COUNT.fullmatch(k))}
+    if not stages:
+        return dict(values)
+    if sorted(stages) != list(range(1, len(stages) + 1)):
+        raise LotteryError(f"pruning.stage_counts.N keys must name stages 1 to {max(stages)} each once, got "
+                           f"stages {sorted(stages)}")
+    counts = [stages[n] for n in sorted(stages)]
+    kept = {k: v for k, v in values.items() if not STAGE_COUNT.fullmatch(k)}
+    total = sum(c for c in counts if isinstance(c, int))   # a bad count: stage_counts' own check says so
+    return {**kept, "pruning.stage_counts": counts, "pruning.p": total}
 
 
 def apply_overrides(raw: dict, overrides) -> None:

@@ -98,6 +98,10 @@ SETTINGS_FIELDS = ("epochs", "batch_size", "lr", "momentum", "nesterov", "weight
 class PruningConfig:
     criterion: str = option("grasp", "criterion that scores blocks (or filters): see `lottery info --criteria`")
     p: int = option(1, "number of residual blocks removed (filter tickets: matched to this block ticket)", low=0)
+    stage_counts: tuple[int, ...] = option((), "blocks removed from each stage, stage 1 first (e.g. [2, 3, 1]), "
+                                           "the criterion choosing which within each stage; p must be their "
+                                           "sum. Empty: the criterion's p lowest, wherever they are",
+                                           kind=int, low=0, sequence=True)
     rewind_epoch: int = option(0, "ticket_rewind: rewind point i (weights θ_i, lr schedule from epoch i)", low=0)
     min_blocks_per_stage: int = option(2, "blocks every stage keeps at least (authors' code: 2)", low=1)
     images_per_class: int = option(10, "class-balanced scoring images per class", low=1)

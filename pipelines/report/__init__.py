@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from pipelines.report import figures, stats, tables
+from pipelines.report import figures, pareto, stats, tables
 from pipelines.report.runs import load_runs, paired
 
 TABLES = (
@@ -28,6 +28,10 @@ TABLES = (
      "Δ accuracy in points; filter tickets are pruned to the filter count of the p-block ticket."),
     ("table4_cost", "Table 4 analogue: cost reductions and training speed-up",
      "Reductions versus dense in %; speed-up = dense / ticket training time per epoch (×), beside the MACs ratio."),
+    ("pareto", "Pareto front: accuracy against MACs",
+     "One row per ticket configuration (mean over seeds; accuracy = validation accuracy when every ticket reports "
+     "it, else test accuracy), the dense network first; on_front: no other ticket is as accurate and cheaper. A "
+     "front found on one seed is a shortlist: rerun it with several seeds and read the summary's verdicts."),
     ("table5_robustness", "Table 5 analogue: robustness, Δ ticket − dense",
      "Points of accuracy on generated CIFAR-10-C corruptions (mean of 15 × 5 severities), shifted sets when "
      "given, and FGSM/PGD adversarial examples (ε = k/255)."),
@@ -64,14 +68,15 @@ def write_report(tracking_uri: str, experiment: str, out_dir, sweep: str | None 
     built = {"summary": tables.summary(runs, pairs, xi), "controls": tables.controls(pairs),
              "table1_rewind": tables.table1_rewind(pairs, xi), "table2_init": tables.table2_init(pairs, xi),
              "table3_filter_vs_block": tables.table3_filter_vs_block(pairs, xi),
-             "table4_cost": tables.table4_cost(pairs), "table5_robustness": tables.table5_robustness(pairs, xi)}
+             "table4_cost": tables.table4_cost(pairs), "pareto": pareto.table(runs),
+             "table5_robustness": tables.table5_robustness(pairs, xi)}
     seeds = sorted(runs.seed.unique())
     lines = [f"# Report: {sweep or experiment}", "",
              f"{len(runs)} finished runs (experiment `{experiment}`{f', sweep `{sweep}`' if sweep else ''}); "
              f"seeds {', '.join(map(str, seeds))}.", "",
              tables.test_set(runs), "",
              f"Verdict rule: {tables.VERDICT_RULE.format(xi=xi)}.", "",
-             f"Controls rule: {stats.CONTROL_RULE}.", ""]
+             f"Controls rule: {stats.CONTROL_RULE}.", "", pareto.smallest_winner(pairs, xi), ""]
     files = ReportFiles(markdown=out / "report.md")
     for key, title, note in TABLES:
         table = built[key]
@@ -90,6 +95,7 @@ def write_report(tracking_uri: str, experiment: str, out_dir, sweep: str | None 
         lines += ["## Tickets without a dense run", "", "Their comparisons are missing, not zero.", "",
                   markdown_table(missing), ""]
     for name, draw, source in (("delta_vs_p", figures.delta_vs_p, pairs), ("acc_vs_macs", figures.acc_vs_macs, runs),
+                               ("pareto_front", figures.pareto_front, built["pareto"]),
                                ("speedup_vs_p", figures.speedup_vs_p, pairs),
                                ("accuracy_per_corruption", figures.accuracy_per_corruption, runs)):
         png = draw(source, out / f"{name}.png")

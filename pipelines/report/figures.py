@@ -1,4 +1,5 @@
-"""The report's plots (PNG): Δ accuracy vs p, accuracy vs MACs, speed-up vs p, accuracy per corruption."""
+"""The report's plots (PNG): Δ accuracy vs p, accuracy vs MACs, the Pareto front, speed-up vs p,
+accuracy per corruption."""
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,6 +33,27 @@ def acc_vs_macs(runs: pd.DataFrame, path: Path) -> Path | None:
     ax.set_xlabel("MACs per 32×32 image (millions)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title("Accuracy against cost (mean ± std over seeds)")
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def pareto_front(front: pd.DataFrame | None, path: Path) -> Path | None:
+    """Accuracy against MACs of every ticket configuration (`pareto.table`), its front as a line,
+    the dense network as a square."""
+    if front is None or not len(front):
+        return None
+    fig, ax = plt.subplots(figsize=(6, 4))
+    tickets = front[front.pipeline != "dense"]
+    on = tickets[tickets.on_front].sort_values("macs")
+    ax.scatter(tickets.macs / 1e6, tickets.accuracy, s=18, color="tab:blue", alpha=0.6, label="ticket")
+    ax.plot(on.macs / 1e6, on.accuracy, "o-", color="tab:red", ms=6, label="Pareto front", drawstyle="steps-post")
+    dense = front[front.pipeline == "dense"]
+    if len(dense):
+        ax.plot(dense.macs / 1e6, dense.accuracy, "ks", ms=9, label="dense")
+    metric = front.attrs.get("accuracy", "acc")
+    ax.set_xlabel("MACs per 32×32 image (millions)")
+    ax.set_ylabel("validation accuracy (%)" if metric == "val_acc" else "test accuracy (%)")
+    ax.set_title("Smallest tickets: the accuracy/MACs front (mean over seeds)")
     ax.legend(fontsize=7)
     return _save(fig, path)
 

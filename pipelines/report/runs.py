@@ -7,7 +7,7 @@ from pipelines.comparison import compare
 from pipelines.tracking import sweep_member_tag
 
 TAGS = ("pipeline", "model", "criterion", "control", "draw", "reinit_of", "p", "rewind_epoch", "seed", "identity",
-        "dense_identity", "sweep", "stage_counts")
+        "dense_identity", "sweep", "stage_counts", "planned_stage_counts")
 
 
 def load_runs(tracking_uri: str, experiment: str, sweep: str | None = None) -> pd.DataFrame:
@@ -39,6 +39,7 @@ def load_runs(tracking_uri: str, experiment: str, sweep: str | None = None) -> p
         df[col] = pd.to_numeric(df[col], errors="coerce").fillna(0).astype(int)
     df["control"] = df["control"].fillna("none")
     df["reinit_of"] = df["reinit_of"].fillna("")
+    df["planned_stage_counts"] = df["planned_stage_counts"].fillna("")   # runs from before the setting
     return df
 
 

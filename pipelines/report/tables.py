@@ -13,7 +13,7 @@ import pandas as pd
 from pipelines.report import stats
 
 VERDICT_RULE = stats.VERDICT_RULE
-CONFIG_KEYS = ["pipeline", "model", "criterion", "control", "reinit_of", "p", "rewind_epoch"]
+CONFIG_KEYS = ["pipeline", "model", "criterion", "control", "reinit_of", "p", "planned_stage_counts", "rewind_epoch"]
 CONTROL_ORDER = ("random", "same_stage_random", "uniform", "inverted", "shuffled_labels", "random_inputs", "reinit")
 
 
@@ -143,7 +143,8 @@ def summary(runs: pd.DataFrame, pairs: pd.DataFrame, xi: float = 0.0) -> pd.Data
         verdict = "missing dense run" if not len(have) else s.verdict
         control = cfg["control"] if cfg["pipeline"] != "reinit" else f"reinit of {cfg['reinit_of'] or 'ticket_init'}"
         rows.append({"pipeline": cfg["pipeline"], "model": cfg["model"], "criterion": cfg["criterion"],
-                     "control": control, "p": cfg["p"],
+                     "control": control, "p": cfg["p"] if not cfg["planned_stage_counts"] else
+                     f"{cfg['p']} ({cfg['planned_stage_counts']})",
                      "rewind": f"θ{cfg['rewind_epoch']}" if cfg["pipeline"] == "ticket_rewind" else "—",
                      "acc %": cell(g.acc, sign=False), "Δ": s.mean_text(), "95% interval": s.interval(), "n": s.n,
                      "verdict": verdict, "seeds for 80%": _number(s.seeds_needed),

@@ -1,9 +1,8 @@
 """An Optuna search in a sweep file: its space (every end of every range validated against the
 base config), metrics that some run reports, modes, samples; the dense baseline shared by all."""
-import json
-
 from lottery_core.errors import LotteryError
-from pipelines.config import build_config, set_dotted
+from pipelines.config import build_config
+from pipelines.config.loading import STAGE_COUNT
 from tune.sweep_file.points import dense_point
 
 OPTUNA_KEYS = ("space", "metrics", "modes", "num_samples", "seed")
@@ -25,17 +24,14 @@ def check_optuna(raw, base: dict) -> dict:
     invalid = []
     for key, spec in space.items():
         _check_spec(key, spec)
-        values = spec["choices"] if spec["type"] == "categorical" else [spec["low"], spec["high"]]
-        for value in values:
-            probe = json.loads(json.dumps(base))
-            try:
-                set_dotted(probe, key, value)
-                cfg = build_config(probe)
-            except LotteryError as err:
-                invalid.append(f"{{{key}={value}}}: {err}")
-                continue
-            if cfg.dense().identity() != base_cfg.dense().identity():
-                changes_dense.append(key)
+    for key, probe in _probes(space):
+        try:
+            cfg = base_cfg.with_overrides(probe)
+        except LotteryError as err:
+            invalid.append(f"{{{', '.join(f'{k}={v}' for k, v in probe.items())}}}: {err}")
+            continue
+        if cfg.dense().identity() != base_cfg.dense().identity():
+            changes_dense.append(key)
     if invalid:
         raise LotteryError(f"{len(invalid)} value(s) of the optuna space are invalid: " + "; ".join(invalid))
     from pipelines.evaluation import metric_problem  # imports torch and MLflow
@@ -57,6 +53,21 @@ def check_optuna(raw, base: dict) -> dict:
     dense = dense_point(base) if base_cfg.pipeline != "dense" and not changes_dense else None
     return {"space": space, "metrics": metrics, "modes": modes, "num_samples": n,
             "seed": raw.get("seed", 0), "dense": dense}
+
+
+def _probes(space: dict) -> list[tuple[str, dict]]:
+    """The values that validate a space: every end of every range (every choice), each alone; the
+    per-stage counts `pruning.stage_counts.N` together, all at their low ends, then all at their high."""
+    stages = {k: spec for k, spec in space.items() if STAGE_COUNT.fullmatch(k)}
+    probes = []
+    for key, spec in space.items():
+        if key not in stages:
+            values = spec["choices"] if spec["type"] == "categorical" else [spec["low"], spec["high"]]
+            probes += [(key, {key: v}) for v in values]
+    for end in ("low", "high") if stages else ():
+        probes.append(("pruning.stage_counts", {k: spec[end] if spec["type"] != "categorical" else spec["choices"][0]
+                                                 for k, spec in stages.items()}))
+    return probes
 
 
 def _check_spec(key: str, spec) -> None:
