@@ -223,6 +223,8 @@ class RunConfig:
         p = self.read_settings().pruning
         if self.pipeline != "dense":
             parts += [p.criterion if p.control != "uniform" else "uniform", f"p={p.p}"]
+            if p.stage_counts:
+                parts.append("stages=" + "/".join(map(str, p.stage_counts)))
             if p.control not in ("none", "uniform"):
                 parts.append(p.control)
         if self.pipeline == "ticket_rewind":
