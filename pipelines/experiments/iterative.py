@@ -195,7 +195,7 @@ def _accuracies(ctx: RunContext, record: Round, model: nn.Module) -> None:
 def _child_run(ctx: RunContext, r: int, removed: list[str], now: list[str]):
     """The round's child run (found again on resume), FINISHED when the round is, else KILLED/FAILED."""
     found = ctx.client.search_runs([ctx.experiment_id], max_results=10, order_by=["attributes.start_time DESC"],
-                                   filter_string=f"tags.{PARENT_TAG} = '{ctx.run_id}' and tags.round = '{r}'")
+                                   filter_string=f"tags.{PARENT_TAG} = '{ctx.run_id}' AND tags.round = '{r}'")
     tags = {"mlflow.parentRunId": ctx.run_id, PARENT_TAG: ctx.run_id, "round": str(r),
             "iterative_identity": ctx.cfg.identity(), "model": ctx.cfg.model.name,
             "criterion": ctx.cfg.pruning.criterion, "iterative_mode": ctx.cfg.pruning.iterative_mode,
@@ -209,7 +209,8 @@ def _child_run(ctx: RunContext, r: int, removed: list[str], now: list[str]):
             ctx.client.set_tag(child, key, value)
     else:
         child = ctx.client.create_run(ctx.experiment_id, tags=tags, run_name=tags["mlflow.runName"]).info.run_id
-        for key, value in {"round": r, "blocks_removed": len(removed), "blocks_per_round": len(now)}.items():
+        for key, value in {"round": r, "blocks_removed": len(removed), "removed_this_round": len(now),
+                           "blocks_per_round": ctx.cfg.pruning.blocks_per_round}.items():
             ctx.client.log_param(child, key, value)
     try:
         yield child
