@@ -25,9 +25,11 @@ Resume: round r trains in `<checkpoints>/<identity>/round-<r>` and the last init
 come back from their last checkpoint at once, and each round's child run is found again by
 (parent run, round).
 
-Artifacts of the run: `rounds.json` and `rounds.csv` (one row per round, with the one-shot
-ticket of the same p and otherwise equal settings where it has finished in the experiment),
-`plan.json` (the removed blocks) and `plots/iterative_rounds.png`.
+The run logs `round_<x>` metrics (`ROUND_METRICS`) with step = round as each round ends (the
+last θ_0 round's accuracies once its ticket has trained). Its artifacts: `rounds.json` and
+`rounds.csv` (one row per round, with the one-shot ticket of the same p and otherwise equal
+settings where it has finished in the experiment), `plan.json` (the removed blocks) and
+`plots/iterative_rounds.png`.
 """
 import copy
 import csv
@@ -49,6 +51,8 @@ from pipelines.experiments.base import Trained
 from pipelines.tracking import finished_run
 
 PARENT_TAG = "iterative_parent"   # a round's child run names its iterative run by this tag (and mlflow.parentRunId)
+# logged on the iterative run as `round_<x>` with step = round, as each round ends (accuracies in %)
+ROUND_METRICS = ("blocks_removed", "macs", "params", "macs_fraction", "val_acc", "test_acc")
 
 
 @dataclass
@@ -91,6 +95,8 @@ def iterative(ctx: RunContext) -> Trained:
         dense_val = _dense_val_acc(dense)
     train_rounds = rewind or p.stop_xi is not None
     batches = stages.scoring_batches(ctx)
+    logged = {key: {m.step for m in ctx.client.get_metric_history(ctx.run_id, f"round_{key}")}
+              for key in ROUND_METRICS}                     # a resumed run logged some rounds already
     rounds: list[Round] = []
     kept = None                                             # (round, trained model, TrainResult) the run keeps
     removed: list[str] = []
@@ -122,6 +128,7 @@ def iterative(ctx: RunContext) -> Trained:
                 _accuracies(ctx, record, model)
                 record.loses = p.stop_xi is not None and record.val_acc + p.stop_xi < dense_val
             _log_child(ctx, record)
+        _log_round(ctx, record, logged)
         rounds.append(record)
         if record.loses:
             stop = (f"round {r} loses: val_acc {record.val_acc:.2f} + stop_xi {p.stop_xi:g} < dense val_acc "
@@ -140,6 +147,7 @@ def iterative(ctx: RunContext) -> Trained:
         result = stages.train_model(ctx, model, checkpoint_dir=ctx.checkpoint_dir / "final")
         _accuracies(ctx, record, model)
         _log_child(ctx, record)
+        _log_round(ctx, record, logged)
     elif rewind:
         ctx.save_weights(surgery.rewind_to(copy.deepcopy(model), theta_i), p.rewind_epoch)
     else:
@@ -248,20 +256,20 @@ def _find_oneshot(ctx: RunContext, rounds: list[Round]) -> None:
             record.oneshot_val_acc = found.data.metrics.get("val_acc")
 
 
-ROUND_METRICS = ("blocks_removed", "macs", "params", "macs_fraction", "val_acc", "test_acc")
+
+def _log_round(ctx: RunContext, record: Round, logged: dict[str, set[int]]) -> None:
+    """The round's metrics on this run as `round_<x>` with step = round, each once (`logged`: the
+    steps each already has)."""
+    for key in ROUND_METRICS:
+        value = getattr(record, key)
+        if value is not None and record.round not in logged[key]:
+            ctx.client.log_metric(ctx.run_id, f"round_{key}", float(value), step=record.round)
+            logged[key].add(record.round)
 
 
 def _log_rounds(ctx: RunContext, rounds: list[Round], kept: Round, stop: str, counts: dict) -> None:
-    """Per-round metrics on this run (`round_<x>`, step = round), the rounds table (JSON, CSV), the
-    plot, the plan and the tags that say what was kept and why the rounds stopped."""
-    logged = {m.step for m in ctx.client.get_metric_history(ctx.run_id, "round_blocks_removed")}
-    for record in rounds:
-        if record.round in logged:      # a resumed run that logged them before it stopped
-            continue
-        for key in ROUND_METRICS:
-            value = getattr(record, key)
-            if value is not None:
-                ctx.client.log_metric(ctx.run_id, f"round_{key}", float(value), step=record.round)
+    """The rounds table (JSON, CSV), the plot, the plan and the tags that say what was kept and why
+    the rounds stopped."""
     rows = [{**asdict(r), "blocks_removed": r.blocks_removed, "removed_now": ",".join(r.removed_now),
              "removed": ",".join(r.removed), "kept": r.round == kept.round} for r in rounds]
     ctx.log_json({"rounds": rows, "kept_round": kept.round, "stop_reason": stop}, "rounds.json")
