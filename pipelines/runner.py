@@ -90,11 +90,13 @@ def run_tags(cfg: RunConfig) -> dict[str, str]:
             "reinit_of": p.reinit_of if cfg.pipeline == "reinit" else "",
             "p": str(p.p if ticket else 0),
             "planned_stage_counts": "/".join(map(str, p.stage_counts)) if ticket else "",   # "" = the criterion's choice
-            "rewind_epoch": str(p.rewind_epoch if cfg.pipeline == "ticket_rewind" else 0),
+            "rewind_epoch": str(p.rewind_epoch),   # 0 where the pipeline does not rewind (read_settings)
             "seed": str(cfg.seed), "identity": cfg.identity(), "dense_identity": cfg.dense().identity(),
             "device_kind": cfg.device_kind(), "precision": cfg.precision(),
             "data_fingerprint": cfg.data.fingerprint or "",
-            "code_version": code_version(), "mlflow.runName": cfg.describe()}
+            "code_version": code_version(), "mlflow.runName": cfg.describe(),
+            **({"iterative_mode": p.iterative_mode, "blocks_per_round": str(p.blocks_per_round)}
+               if cfg.pipeline == "iterative" else {})}
 
 
 def membership_tags(tags: dict[str, str]) -> dict[str, str]:

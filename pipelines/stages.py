@@ -52,6 +52,15 @@ def criterion_options(ctx: RunContext) -> dict:
     return {**ctx.cfg.pruning.criterion_options(), "seed": draw_seed(ctx)}   # options the config validated
 
 
+def block_scores(ctx: RunContext, model: nn.Module, batches=None) -> dict[str, float]:
+    """Every removable block's score under the configured criterion and its options (higher = keep),
+    on `batches` (default: this run's `scoring_batches`)."""
+    p = ctx.cfg.pruning
+    return criteria.score_blocks(model, p.criterion, scoring_batches(ctx) if batches is None else batches,
+                                 aggregate=p.aggregate, min_blocks_per_stage=p.min_blocks_per_stage,
+                                 **criterion_options(ctx))
+
+
 def plan_blocks(ctx: RunContext, model: nn.Module):
     """Which blocks go: the criterion's p lowest, or the configured control (see README, Concepts).
 
@@ -64,8 +73,7 @@ def plan_blocks(ctx: RunContext, model: nn.Module):
                              kept=[b for b in surgery.removable_blocks(model, p.min_blocks_per_stage)
                                    if b not in removed])
     else:
-        scores = criteria.score_blocks(model, p.criterion, scoring_batches(ctx), aggregate=p.aggregate,
-                                       min_blocks_per_stage=p.min_blocks_per_stage, **criterion_options(ctx))
+        scores = block_scores(ctx, model)
         chosen = controls.inverted(scores) if p.control == "inverted" else scores
         plan = criteria.select_blocks(chosen, p.p, model=model, min_blocks_per_stage=p.min_blocks_per_stage,
                                       criterion=p.criterion, stage_counts=p.stage_counts or None)
@@ -89,10 +97,13 @@ def settings(ctx: RunContext) -> TrainSettings:
     return ctx.cfg.training.settings(threads=ctx.cfg.threads)
 
 
-def train_model(ctx: RunContext, model: nn.Module, start_epoch: int = 0, extra_hooks=()) -> TrainResult:
-    """Train epochs start_epoch..n-1 (start_epoch = i rewinds the schedule), checkpointing each epoch."""
+def train_model(ctx: RunContext, model: nn.Module, start_epoch: int = 0, extra_hooks=(), *,
+                checkpoint_dir: Path | None = None, hooks: tuple | None = None) -> TrainResult:
+    """Train epochs start_epoch..n-1 (start_epoch = i rewinds the schedule), checkpointing each epoch
+    into `checkpoint_dir` (default: the run's); `hooks` replace the run's own (`ctx.hooks`)."""
     return train(model, ctx.data, settings(ctx), seed=ctx.cfg.seed, start_epoch=start_epoch,
-                 checkpoint_dir=ctx.checkpoint_dir, hooks=(*ctx.hooks, *extra_hooks), device=ctx.device)
+                 checkpoint_dir=ctx.checkpoint_dir if checkpoint_dir is None else checkpoint_dir,
+                 hooks=(*(ctx.hooks if hooks is None else hooks), *extra_hooks), device=ctx.device)
 
 
 @dataclass(frozen=True)

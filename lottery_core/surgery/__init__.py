@@ -4,6 +4,7 @@
     stage_budget(model)                {stage: blocks it may lose}: the one rule for p (max_removable sums it)
     remove_blocks(model, names)        a new, physically shallower model (weights copied by name)
     rewind_to(ticket, dense_state)     load θ_i of the dense network into a ticket
+    ticket_block_names(model, names)   dense block name -> its name in the ticket (indices shift)
     prune_filters(model, scores, n)    filter tickets through Torch-Pruning's dependency graph
     prune_filters_to_count / _to_macs  filter tickets matched to a block ticket's filters or MACs
 """
@@ -30,12 +31,18 @@ from lottery_core.surgery.filters import (
     prune_filters_to_macs,
     replay_pruning,
 )
-from lottery_core.surgery.remove import load_by_key_map, remove_blocks, rewind_to, ticket_key_map
+from lottery_core.surgery.remove import (
+    load_by_key_map,
+    remove_blocks,
+    rewind_to,
+    ticket_block_names,
+    ticket_key_map,
+)
 
 __all__ = [
     "BLOCK_KINDS", "DEFAULT_MIN_BLOCKS_PER_STAGE", "Block", "BlockKind", "block_parameters",
     "block_stage", "bypass_blocks", "filter_scores", "last_bn", "load_by_key_map", "max_removable",
     "prunable_convs", "prune_filters", "prune_filters_to_count", "prune_filters_to_macs", "removable_blocks",
     "removable_by_stage", "replay_pruning", "remove_blocks",
-    "residual_blocks", "rewind_to", "stage_budget", "ticket_key_map",
+    "residual_blocks", "rewind_to", "stage_budget", "ticket_block_names", "ticket_key_map",
 ]

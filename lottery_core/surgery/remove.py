@@ -65,6 +65,22 @@ def ticket_key_map(model: nn.Module, names: Iterable[str]) -> dict[str, str]:
     return key_map
 
 
+def ticket_block_names(model: nn.Module, names: Iterable[str]) -> dict[str, str]:
+    """Map every residual block of `model` kept when `names` go to its name in the ticket
+    (`layer1.4` -> `layer1.3` when `layer1.2` goes; the same shift as `ticket_key_map`).
+    Removed blocks are absent. Invert it to name a ticket's blocks as the dense network's."""
+    removed = set(names)
+    blocks = residual_blocks(model)
+    gone = [b for b in blocks if b.name in removed]
+    out = {}
+    for b in blocks:
+        if b.name in removed:
+            continue
+        index = b.index - sum(1 for g in gone if g.container == b.container and g.index < b.index)
+        out[b.name] = f"{b.container}.{index}" if b.container else str(index)
+    return out
+
+
 def remove_blocks(model: nn.Module, names: Iterable[str],
                   min_blocks_per_stage: int = DEFAULT_MIN_BLOCKS_PER_STAGE) -> nn.Module:
     """Return a new model without blocks `names`; `model` is untouched.

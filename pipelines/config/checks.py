@@ -36,10 +36,11 @@ def check_run(cfg) -> None:
     if cfg.model.init != "kaiming" and "init" not in catalog.options(cfg.model.name):
         raise LotteryError(f"model.init={cfg.model.init!r} applies to the CIFAR ResNets; {cfg.model.name} keeps "
                            "torchvision's own init (leave model.init at kaiming)")
-    if cfg.pipeline == "ticket_rewind" and cfg.pruning.rewind_epoch >= t.epochs:
+    rewinds = cfg.pipeline == "ticket_rewind" or (cfg.pipeline == "iterative" and cfg.pruning.iterative_mode == "rewind")
+    if rewinds and cfg.pruning.rewind_epoch >= t.epochs:
         raise LotteryError(f"pruning.rewind_epoch={cfg.pruning.rewind_epoch} must be below "
                            f"training.epochs={t.epochs} (rewind point i < n)")
-    if cfg.pipeline == "ticket_rewind" and cfg.pruning.rewind_epoch not in t.keep_epochs:
+    if rewinds and cfg.pruning.rewind_epoch not in t.keep_epochs:
         raise LotteryError(f"pruning.rewind_epoch={cfg.pruning.rewind_epoch} is not one of training.keep_epochs="
                            f"{list(t.keep_epochs)}: the dense run keeps only those θ_i; add it there (the dense "
                            "run is then a new run) or rewind to a kept epoch")
@@ -83,6 +84,8 @@ def check_pruning(cfg) -> None:
                            f"(min_blocks_per_stage={p.min_blocks_per_stage})")
     if p.stage_counts:
         check_stage_counts(cfg)
+    if cfg.pipeline == "iterative":
+        check_iterative(cfg)
 
 
 def check_stage_counts(cfg) -> None:
@@ -91,6 +94,9 @@ def check_stage_counts(cfg) -> None:
     from lottery_core.models import catalog
 
     p, name = cfg.pruning, cfg.model.name
+    if cfg.pipeline == "iterative":
+        raise LotteryError("pruning.stage_counts applies to one-shot tickets; pipeline=iterative removes "
+                           "pruning.blocks_per_round blocks a round wherever the criterion scores lowest")
     budgets = catalog.stage_budgets(name, p.min_blocks_per_stage)
     counts = list(p.stage_counts)
     if len(counts) != len(budgets):
@@ -107,6 +113,19 @@ def check_stage_counts(cfg) -> None:
     if p.control not in ("none", "inverted", "same_stage_random"):
         raise LotteryError(f"pruning.stage_counts applies with control none, inverted or same_stage_random, "
                            f"not {p.control} (uniform spreads p evenly itself)")
+
+
+def check_iterative(cfg) -> None:
+    """Rounds of k blocks up to p; an accuracy stop needs a validation split to judge on."""
+    p = cfg.pruning
+    if p.p < 1:
+        raise LotteryError("pipeline=iterative needs pruning.p >= 1 (the most blocks its rounds remove in all)")
+    if p.blocks_per_round > p.p:
+        raise LotteryError(f"pruning.blocks_per_round={p.blocks_per_round} exceeds pruning.p={p.p}: one round "
+                           "would remove more than all rounds together; lower k or raise p")
+    if p.stop_xi is not None and cfg.data.val_size == 0:
+        raise LotteryError(f"pruning.stop_xi={p.stop_xi} judges each round on the validation split, but "
+                           "data.val_size=0; set data.val_size (e.g. 500) or drop pruning.stop_xi")
 
 
 def check_control(cfg) -> None:

@@ -16,6 +16,7 @@ from dataclasses import fields, is_dataclass, replace
 # 3: training drops a last partial batch, bf16 on CPUs with native bf16).
 IDENTITY_SCHEMA = 3
 SCORING = ("images_per_class", "bn_mode", "aggregate", "temperature", "target")
+ITERATIVE = ("iterative_mode", "blocks_per_round", "macs_budget", "stop_xi")   # read by pipeline=iterative only
 
 
 def identity(cfg) -> str:
@@ -35,7 +36,7 @@ def read_settings(cfg):
     """`cfg` with every setting its pipeline does not read put back to its default.
 
     Left out: the pruning section of a dense run; the rewind epoch of anything but
-    ticket_rewind; `reinit_of` outside reinit, `filter_match` outside filter_ticket; the
+    ticket_rewind and iterative rewind; the iterative settings outside iterative; `reinit_of` outside reinit, `filter_match` outside filter_ticket; the
     criterion and its scoring options of the uniform control; the scoring options of the
     random criterion; the draw index where nothing random is drawn; `target` of criteria
     that read no activations; the declared options (`pruning.options`) the criterion does not read."""
@@ -46,8 +47,10 @@ def read_settings(cfg):
         return replace(cfg, pruning=PruningConfig())
     p, default = cfg.pruning, PruningConfig()
     unread = set()
-    if cfg.pipeline != "ticket_rewind":
+    if cfg.pipeline != "ticket_rewind" and not (cfg.pipeline == "iterative" and p.iterative_mode == "rewind"):
         unread.add("rewind_epoch")
+    if cfg.pipeline != "iterative":
+        unread |= set(ITERATIVE)
     if cfg.pipeline != "reinit":
         unread.add("reinit_of")
     if cfg.pipeline != "filter_ticket":

@@ -14,8 +14,9 @@ from lottery_core.train.settings import OPTIONS as TRAIN_OPTIONS
 from pipelines.config import identity
 from pipelines.config.fields import declared, flatten, option
 
-PIPELINES = ("dense", "ticket_init", "ticket_rewind", "filter_ticket", "reinit")
-TICKET_PIPELINES = ("ticket_init", "ticket_rewind", "filter_ticket", "reinit")
+PIPELINES = ("dense", "ticket_init", "ticket_rewind", "filter_ticket", "reinit", "iterative")
+TICKET_PIPELINES = ("ticket_init", "ticket_rewind", "filter_ticket", "reinit", "iterative")
+ITERATIVE_MODES = ("init", "rewind")
 # Controls: how the removed blocks are chosen instead of "the p lowest scores" (see README, Concepts).
 CONTROLS = ("none", "inverted", "same_stage_random", "uniform", "shuffled_labels", "random_inputs")
 CONTROL_PIPELINES = ("ticket_init", "ticket_rewind")
@@ -102,7 +103,8 @@ class PruningConfig:
                                            "the criterion choosing which within each stage; p must be their "
                                            "sum. Empty: the criterion's p lowest, wherever they are",
                                            kind=int, low=0, sequence=True)
-    rewind_epoch: int = option(0, "ticket_rewind: rewind point i (weights θ_i, lr schedule from epoch i)", low=0)
+    rewind_epoch: int = option(0, "ticket_rewind and iterative_mode=rewind: rewind point i (weights θ_i, lr "
+                               "schedule from epoch i)", low=0)
     min_blocks_per_stage: int = option(2, "blocks every stage keeps at least (authors' code: 2)", low=1)
     images_per_class: int = option(10, "class-balanced scoring images per class", low=1)
     bn_mode: str = option("auto", "BatchNorm mode while scoring; auto = the criterion's own (train for "
@@ -124,6 +126,19 @@ class PruningConfig:
                             choices=("ticket_init", "ticket_rewind"))
     filter_match: str = option("filters", "filter_ticket: prune filters until the block ticket's filter "
                                "count (the paper's Table 3) or its MACs is matched", choices=("filters", "macs"))
+    iterative_mode: str = option("init", "iterative: init re-scores the current ticket at its θ_0 each round, "
+                                 "no training between rounds, then trains the last ticket n epochs; rewind "
+                                 "(Algorithm 1 per round) scores the trained ticket, removes k more, rewinds to "
+                                 "the dense run's θ_i and trains n − i epochs", choices=ITERATIVE_MODES)
+    blocks_per_round: int = option(1, "iterative: blocks removed per round, k (the last round removes fewer "
+                                   "when p is not a multiple of k)", low=1)
+    macs_budget: float | None = option(None, kind=float, help="iterative: stop after the first round whose "
+                                       "ticket has at most this fraction of the dense MACs (None = no budget)",
+                                       low=0.0, high=1.0, low_open=True)
+    stop_xi: float | None = option(None, kind=float, help="iterative: stop at the first round whose ticket loses "
+                                   "to dense by more than this many points of validation accuracy (needs "
+                                   "data.val_size > 0; in iterative_mode=init every round's ticket is then "
+                                   "trained n epochs); the run keeps the round before it (None = no accuracy stop)")
     # other options the criteria declare, given as `pruning.NAME: value` (listed by `lottery run --fields`)
     options: tuple[tuple[str, Any], ...] = field(default=(), metadata={"identity": True})
 
@@ -227,7 +242,13 @@ class RunConfig:
                 parts.append("stages=" + "/".join(map(str, p.stage_counts)))
             if p.control not in ("none", "uniform"):
                 parts.append(p.control)
-        if self.pipeline == "ticket_rewind":
+        if self.pipeline == "iterative":
+            parts += [f"k={p.blocks_per_round}", p.iterative_mode]
+            if p.macs_budget is not None:
+                parts.append(f"macs<={p.macs_budget:g}")
+            if p.stop_xi is not None:
+                parts.append(f"xi={p.stop_xi:g}")
+        if self.pipeline == "ticket_rewind" or (self.pipeline == "iterative" and p.iterative_mode == "rewind"):
             parts.append(f"i={p.rewind_epoch}")
         if self.pipeline == "reinit" and p.reinit_of == "ticket_rewind":
             parts.append("of=rewind")

@@ -10,7 +10,7 @@ import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from pipelines.report import figures, pareto, stats, tables
-from pipelines.report.runs import load_runs, paired
+from pipelines.report.runs import load_rounds, load_runs, paired
 
 TABLES = (
     ("summary", "Summary: every configuration", "Test accuracy (%, mean ± std over seeds) and Δ = ticket − dense "
@@ -32,6 +32,11 @@ TABLES = (
      "One row per ticket configuration (mean over seeds; accuracy = validation accuracy when every ticket reports "
      "it, else test accuracy), the dense network first; on_front: no other ticket is as accurate and cheaper. A "
      "front found on one seed is a shortlist: rerun it with several seeds and read the summary's verdicts."),
+    ("iterative", "Iterative tickets round by round, against one-shot tickets of the same p",
+     "Each round of the iterative runs (k blocks a round) by blocks removed: MACs left, test accuracy of the round's "
+     "ticket (at θ₀ only the last round is trained unless pruning.stop_xi judged every round) and of the one-shot "
+     "ticket (ticket_init, or ticket_rewind at the same θᵢ) with the same criterion, seed and dense run; "
+     "iterative − one-shot in points, paired by seed, 95 % interval."),
     ("table5_robustness", "Table 5 analogue: robustness, Δ ticket − dense",
      "Points of accuracy on generated CIFAR-10-C corruptions (mean of 15 × 5 severities), shifted sets when "
      "given, and FGSM/PGD adversarial examples (ε = k/255)."),
@@ -65,10 +70,13 @@ def write_report(tracking_uri: str, experiment: str, out_dir, sweep: str | None 
     out.mkdir(parents=True, exist_ok=True)
     runs = load_runs(tracking_uri, experiment, sweep)
     pairs = paired(runs, xi)
+    rounds = load_rounds(tracking_uri, runs)
+    rounds = rounds.assign(oneshot=tables.oneshot_acc(rounds, runs))
     built = {"summary": tables.summary(runs, pairs, xi), "controls": tables.controls(pairs),
              "table1_rewind": tables.table1_rewind(pairs, xi), "table2_init": tables.table2_init(pairs, xi),
              "table3_filter_vs_block": tables.table3_filter_vs_block(pairs, xi),
              "table4_cost": tables.table4_cost(pairs), "pareto": pareto.table(runs),
+             "iterative": tables.iterative(rounds, runs),
              "table5_robustness": tables.table5_robustness(pairs, xi)}
     seeds = sorted(runs.seed.unique())
     lines = [f"# Report: {sweep or experiment}", "",
@@ -97,7 +105,8 @@ def write_report(tracking_uri: str, experiment: str, out_dir, sweep: str | None 
     for name, draw, source in (("delta_vs_p", figures.delta_vs_p, pairs), ("acc_vs_macs", figures.acc_vs_macs, runs),
                                ("pareto_front", figures.pareto_front, built["pareto"]),
                                ("speedup_vs_p", figures.speedup_vs_p, pairs),
-                               ("accuracy_per_corruption", figures.accuracy_per_corruption, runs)):
+                               ("accuracy_per_corruption", figures.accuracy_per_corruption, runs),
+                               ("iterative_rounds", figures.iterative_rounds, rounds)):
         png = draw(source, out / f"{name}.png")
         if png is not None:
             files.png.append(png)
@@ -108,4 +117,4 @@ def write_report(tracking_uri: str, experiment: str, out_dir, sweep: str | None 
     return files
 
 
-__all__ = ["ReportFiles", "load_runs", "markdown_table", "paired", "write_report"]
+__all__ = ["ReportFiles", "load_rounds", "load_runs", "markdown_table", "paired", "write_report"]

@@ -1,5 +1,5 @@
 """The report's plots (PNG): Δ accuracy vs p, accuracy vs MACs, the Pareto front, speed-up vs p,
-accuracy per corruption."""
+accuracy per corruption, iterative rounds against one-shot tickets."""
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,7 +13,9 @@ import pandas as pd  # noqa: E402
 
 def delta_vs_p(pairs: pd.DataFrame, path: Path) -> Path | None:
     df = _criteria(pairs)
-    df = df[df.get("delta_acc", pd.Series(dtype=float)).notna()] if len(df) else df
+    if "delta_acc" not in df:            # no ticket has a dense run to compare with
+        return None
+    df = df[df.delta_acc.notna()]
     if not len(df):
         return None
     return _plot_vs_p(df, "delta_acc", "{}", path, ylabel="Δ test accuracy vs dense (points)",
@@ -92,6 +94,30 @@ def accuracy_per_corruption(runs: pd.DataFrame, path: Path) -> Path | None:
     ax.set_ylabel("accuracy (%), mean over severities 1–5")
     ax.set_title("Accuracy per CIFAR-10-C corruption (generated from the test images)")
     ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def iterative_rounds(rounds: pd.DataFrame, path: Path) -> Path | None:
+    """Iterative runs by blocks removed (mean over seeds): test accuracy of each trained round's
+    ticket (solid) beside the one-shot ticket of the same p (dashed, squares; column `oneshot`),
+    and the MACs left as a fraction of the dense network's."""
+    if not len(rounds):
+        return None
+    fig, (acc, macs) = plt.subplots(1, 2, figsize=(11, 4))
+    for (model, criterion, how), g in rounds.groupby(["model", "criterion", "iterative"]):
+        label = f"{model} {criterion} iterative {how}"
+        mean = g.groupby("blocks_removed")[["test_acc", "oneshot", "macs_fraction"]].mean()
+        line = acc.plot(mean.index, mean.test_acc, "o-", label=label)[0]
+        if mean.oneshot.notna().any():
+            acc.plot(mean.index, mean.oneshot, "s--", color=line.get_color(), label=f"{model} {criterion} one-shot")
+        macs.plot(mean.index, mean.macs_fraction, "o-", color=line.get_color(), label=label)
+    acc.set_xlabel("blocks removed")
+    acc.set_ylabel("test accuracy (%)")
+    acc.set_title("Iterative rounds against one-shot tickets of the same p")
+    acc.legend(fontsize=7)
+    macs.set_xlabel("blocks removed")
+    macs.set_ylabel("MACs / dense MACs")
+    macs.set_title("MACs left per round")
     return _save(fig, path)
 
 

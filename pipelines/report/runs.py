@@ -7,7 +7,10 @@ from pipelines.comparison import compare
 from pipelines.tracking import sweep_member_tag
 
 TAGS = ("pipeline", "model", "criterion", "control", "draw", "reinit_of", "p", "rewind_epoch", "seed", "identity",
-        "dense_identity", "sweep", "stage_counts", "planned_stage_counts")
+        "dense_identity", "sweep", "stage_counts", "planned_stage_counts", "iterative_mode", "blocks_per_round",
+        "blocks_removed")
+# what an iterative run logs per round (step = round): `round_<x>` (pipelines.experiments.iterative)
+ROUND_METRICS = ("blocks_removed", "macs_fraction", "test_acc", "val_acc")
 
 
 def load_runs(tracking_uri: str, experiment: str, sweep: str | None = None) -> pd.DataFrame:
@@ -40,7 +43,29 @@ def load_runs(tracking_uri: str, experiment: str, sweep: str | None = None) -> p
     df["control"] = df["control"].fillna("none")
     df["reinit_of"] = df["reinit_of"].fillna("")
     df["planned_stage_counts"] = df["planned_stage_counts"].fillna("")   # runs from before the setting
+    # iterative runs: how they went (mode, k), so that runs of another k are another configuration
+    df["iterative"] = [f"{mode} k={k}" if pipeline == "iterative" else ""
+                       for pipeline, mode, k in zip(df.pipeline, df.iterative_mode, df.blocks_per_round, strict=True)]
     return df
+
+
+def load_rounds(tracking_uri: str, runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per round of every iterative run in `runs`: its run's configuration columns and
+    the round's `ROUND_METRICS` (accuracies in %, NaN for a round that was not trained)."""
+    client = MlflowClient(tracking_uri)
+    rows = []
+    for _, run in runs[runs.pipeline == "iterative"].iterrows():
+        history: dict[int, dict] = {}
+        for key in ROUND_METRICS:
+            for m in client.get_metric_history(run.run_id, f"round_{key}"):
+                history.setdefault(m.step, {})[key] = m.value
+        for step, values in sorted(history.items()):
+            rows.append({"run_id": run.run_id, "model": run.model, "criterion": run.criterion,
+                         "iterative": run.iterative, "rewind_epoch": run.rewind_epoch, "seed": run.seed,
+                         "dense_identity": run.dense_identity, "round": step, **values})
+    columns = ["run_id", "model", "criterion", "iterative", "rewind_epoch", "seed", "dense_identity", "round",
+               *ROUND_METRICS]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def paired(df: pd.DataFrame, xi: float = 0.0) -> pd.DataFrame:

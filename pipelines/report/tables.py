@@ -13,7 +13,8 @@ import pandas as pd
 from pipelines.report import stats
 
 VERDICT_RULE = stats.VERDICT_RULE
-CONFIG_KEYS = ["pipeline", "model", "criterion", "control", "reinit_of", "p", "planned_stage_counts", "rewind_epoch"]
+CONFIG_KEYS = ["pipeline", "model", "criterion", "control", "reinit_of", "p", "planned_stage_counts", "rewind_epoch",
+               "iterative"]
 CONTROL_ORDER = ("random", "same_stage_random", "uniform", "inverted", "shuffled_labels", "random_inputs", "reinit")
 
 
@@ -145,7 +146,8 @@ def summary(runs: pd.DataFrame, pairs: pd.DataFrame, xi: float = 0.0) -> pd.Data
         rows.append({"pipeline": cfg["pipeline"], "model": cfg["model"], "criterion": cfg["criterion"],
                      "control": control, "p": cfg["p"] if not cfg["planned_stage_counts"] else
                      f"{cfg['p']} ({cfg['planned_stage_counts']})",
-                     "rewind": f"θ{cfg['rewind_epoch']}" if cfg["pipeline"] == "ticket_rewind" else "—",
+                     "rewind": f"θ{cfg['rewind_epoch']}" if cfg["pipeline"] == "ticket_rewind" or
+                     cfg["iterative"].startswith("rewind") else "—", "rounds": cfg["iterative"] or "—",
                      "acc %": cell(g.acc, sign=False), "Δ": s.mean_text(), "95% interval": s.interval(), "n": s.n,
                      "verdict": verdict, "seeds for 80%": _number(s.seeds_needed),
                      "detectable |Δ|": _number(s.detectable, 2), "seeds won": _won(have),
@@ -153,6 +155,42 @@ def summary(runs: pd.DataFrame, pairs: pd.DataFrame, xi: float = 0.0) -> pd.Data
                      "speed-up ×": cell(have.get("speedup", []), sign=False),
                      "stage counts": ", ".join(sorted(set(g.get("stage_counts", pd.Series(dtype=str)).dropna())))})
     return pd.DataFrame(rows)
+
+
+def oneshot_acc(rounds: pd.DataFrame, runs: pd.DataFrame) -> pd.Series:
+    """For each round, the test accuracy (%) of the one-shot ticket that removes as many blocks with
+    the same criterion, seed, model, data and training (the same dense identity): ticket_init for
+    iterative runs at θ_0, ticket_rewind at the same θ_i for rewinding ones; NaN when there is none."""
+    tickets = runs[runs.pipeline.isin(["ticket_init", "ticket_rewind"]) & (runs.control == "none") & (runs.draw == 0)]
+    index = {(r.pipeline, r.criterion, r.dense_identity, int(r.p), int(r.rewind_epoch) if r.pipeline ==
+              "ticket_rewind" else 0): r.acc for r in tickets.itertuples()}
+    out = []
+    for r in rounds.itertuples():
+        rewind = r.iterative.startswith("rewind")
+        key = ("ticket_rewind" if rewind else "ticket_init", r.criterion, r.dense_identity, int(r.blocks_removed),
+               int(r.rewind_epoch) if rewind else 0)
+        out.append(index.get(key, math.nan))
+    return pd.Series(out, index=rounds.index, dtype=float)
+
+
+def iterative(rounds: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame | None:
+    """Iterative runs round by round against one-shot tickets of the same p: MACs left (% of dense),
+    test accuracy of the round's ticket (rounds at θ_0 are trained only when they are the last or
+    when pruning.stop_xi judges every round) and of the one-shot ticket, and iterative − one-shot
+    per seed with its 95 % interval (points)."""
+    if not len(rounds):
+        return None
+    df = rounds.assign(oneshot=oneshot_acc(rounds, runs), diff=lambda d: d.test_acc - d.oneshot)
+    rows = []
+    for (model, criterion, how, rewind, removed), g in df.groupby(["model", "criterion", "iterative", "rewind_epoch",
+                                                                    "blocks_removed"]):
+        s = stats.paired(per_seed(g, "diff").tolist(), 0.0, ("iterative better", "one-shot better", "undecided"))
+        rows.append({"model": model, "criterion": criterion, "rounds": how,
+                     "rewind": f"θ{rewind}" if how.startswith("rewind") else "—", "blocks removed": int(removed),
+                     "MACs left %": cell(100 * g.macs_fraction, sign=False), "iterative acc %": cell(g.test_acc, sign=False),
+                     "one-shot acc %": cell(g.oneshot, sign=False), "iterative − one-shot": s.mean_text(),
+                     "95% interval": s.interval(), "n": s.n, "verdict": s.verdict if s.n else "no one-shot ticket"})
+    return pd.DataFrame(rows).set_index(["model", "criterion", "rounds", "rewind", "blocks removed"])
 
 
 def controls(pairs: pd.DataFrame) -> pd.DataFrame | None:
