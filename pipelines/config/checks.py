@@ -77,10 +77,28 @@ def check_pruning(cfg) -> None:
         registry.check_options(criterion, p.criterion_options())
     except LotteryError as err:
         raise LotteryError(f"pruning: {err}") from None
+    check_applicability(cfg, criterion)
     limit = catalog.max_removable(cfg.model.name, p.min_blocks_per_stage)
     if p.p > limit:
         raise LotteryError(f"pruning.p={p.p} exceeds the {limit} blocks {cfg.model.name} may lose "
                            f"(min_blocks_per_stage={p.min_blocks_per_stage})")
+
+
+def check_applicability(cfg, criterion) -> None:
+    """The criterion (a consensus: each member) and the pipeline must apply to the model's kind
+    (`lottery_core.criteria.applicability`, the rule `score_blocks` applies to the built model)."""
+    from lottery_core.criteria.applicability import refusal
+    from lottery_core.models import catalog
+
+    traits = catalog.traits(cfg.model.name)
+    if cfg.pipeline == "filter_ticket" and "token_blocks" in traits:
+        raise LotteryError(f"pipeline=filter_ticket prunes conv filters inside residual blocks; {cfg.model.name}'s "
+                           "encoder layers have none (choose ticket_init or ticket_rewind)")
+    members = cfg.pruning.criterion_options().get("members", criterion.options.get("members", ()))
+    for name in (criterion.name, *(members if "members" in criterion.options else ())):
+        reason = refusal(name, traits)
+        if reason is not None:
+            raise LotteryError(f"pruning.criterion={criterion.name} on model.name={cfg.model.name}: {reason}")
 
 
 def check_control(cfg) -> None:
