@@ -2,11 +2,18 @@
 
 MACs are multiply-accumulates of one forward pass over one image, counted by
 `torch.utils.flop_counter` (which counts FLOPs = 2 x MACs for convolutions and matrix products;
-BatchNorm, ReLU and pooling are not counted, as in the paper).
+BatchNorm, ReLU and pooling are not counted, as in the paper). Attention is counted: the
+projections as matrix products and, in scaled dot-product attention, QKᵀ and attention·V
+(N²·d MACs each for N tokens of width d; softmax, LayerNorm and GELU are not counted). Counting
+runs MultiheadAttention on its plain path (not the fused inference kernel, which the counter
+cannot see into) and counts CPU flash attention with torch's own attention formula.
 
 Memory follows the authors' count, 4 bytes per value: the parameters plus the activations of one
 image. *Activations* are the values output by every call of a convolution, BatchNorm, ReLU/ReLU6
-(Hardtanh), linear or pooling operation (max, average, adaptive). They are counted where the forward
+(Hardtanh), linear or pooling operation (max, average, adaptive), and, in transformers, of every
+LayerNorm and GELU, and of every multi-head attention as its parts: the query, key and value
+projections, the attention output and the output projection (5 x N x d values for N tokens of
+width d in self-attention; the N x N attention weights inside are not counted). They are counted where the forward
 pass calls the operation in `torch.nn.functional` (a `TorchFunctionMode`), not through module hooks,
 so the count does not depend on the model's code style: an `nn.ReLU` module, `F.relu`,
 `torch.relu` and `x.relu_()` count alike, and one module called twice (torchvision's BasicBlock
@@ -22,7 +29,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 BYTES_PER_VALUE = 4
 # Every entry point of the counted operations that a forward pass may call (module forwards call
@@ -35,6 +42,7 @@ ACTIVATION_FUNCTIONS = frozenset({
     F.linear,
     F.max_pool2d, torch.max_pool2d, F.avg_pool2d, F.adaptive_avg_pool2d,
     F.max_pool2d_with_indices, F.adaptive_max_pool2d, F.adaptive_max_pool2d_with_indices,
+    F.layer_norm, F.gelu,
 })
 
 
@@ -57,10 +65,21 @@ class Cost:
                 for k in ("macs", "params", "memory_bytes", "filters") if getattr(dense, k)}
 
 
+def _cpu_flash_attention_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+    """FLOPs of CPU flash attention: torch's formula for its other attention kernels (QKᵀ and A·V)."""
+    return sdpa_flop_count(query_shape, key_shape, value_shape)
+
+
+# attention kernels the flop counter has no formula for (it counts them as 0 otherwise)
+_ATTENTION_FLOPS = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_flash_attention_flops}
+
+
 def count_macs(model: nn.Module, input_size: tuple[int, ...] = (3, 32, 32)) -> int:
-    """Multiply-accumulates of one forward pass over one image of `input_size` (C, H, W)."""
+    """Multiply-accumulates of one forward pass over one image of `input_size` (C, H, W),
+    attention included (module docstring)."""
     x = _example(model, input_size)
-    with _eval(model), torch.no_grad(), FlopCounterMode(display=False) as counter:
+    with (_eval(model), torch.no_grad(), _plain_attention(),
+          FlopCounterMode(display=False, custom_mapping=_ATTENTION_FLOPS) as counter):
         model(x)
     return counter.get_total_flops() // 2
 
@@ -71,14 +90,16 @@ def count_params(model: nn.Module) -> int:
 
 
 def count_filters(model: nn.Module) -> int:
-    """Number of convolution filters (output channels of every Conv2d), as the paper counts them."""
+    """Number of convolution filters (output channels of every Conv2d), as the paper counts them;
+    a vision transformer has only its patch embedding's (its hidden width)."""
     return sum(m.out_channels for m in model.modules() if isinstance(m, nn.Conv2d))
 
 
 def count_activations(model: nn.Module, input_size: tuple[int, ...] = (3, 32, 32)) -> int:
-    """Values output by every conv/BN/ReLU/ReLU6/linear/pool call for one image (module docstring)."""
+    """Values output by every conv/BN/ReLU/ReLU6/linear/pool call (and LayerNorm, GELU, attention in
+    transformers) for one image (module docstring)."""
     model = getattr(model, "_orig_mod", model)  # a torch.compile wrapper: count the eager model
-    with _eval(model), torch.no_grad(), _ActivationCounter() as counter:
+    with _eval(model), torch.no_grad(), _plain_attention(), _ActivationCounter() as counter:
         model(_example(model, input_size))
     return counter.total
 
@@ -128,7 +149,23 @@ class _ActivationCounter(TorchFunctionMode):
             counted = False
         if counted:  # max pooling with return_indices: count the values only
             self.total += (out[0] if isinstance(out, tuple) else out).numel()
+        elif func is F.multi_head_attention_forward:  # its inner calls are not seen: count its parts
+            query, key, width = args[0], args[1], out[0].shape[-1]   # q: (L, N, ·), k and v: (S, N, ·)
+            projected = (query.numel() // query.shape[-1] + 2 * (key.numel() // key.shape[-1])) * width
+            self.total += projected + 2 * out[0].numel()
         return out
+
+
+class _plain_attention:
+    """Context: MultiheadAttention takes its plain path (in-projection, scaled dot-product attention,
+    out-projection, each visible to the counters) instead of the fused inference kernel."""
+
+    def __enter__(self):
+        self.was_enabled = torch.backends.mha.get_fastpath_enabled()
+        torch.backends.mha.set_fastpath_enabled(False)
+
+    def __exit__(self, *exc):
+        torch.backends.mha.set_fastpath_enabled(self.was_enabled)
 
 
 class _eval:

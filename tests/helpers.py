@@ -13,11 +13,13 @@ from lottery_core import surgery
 
 
 def silence(model, name):
-    """Zero the last BN (γ and β) of block `name`: its residual branch then outputs 0."""
-    bn = surgery.last_bn(model, name)
+    """Zero the weight and bias of block `name`'s silencers (a conv block's last BN, γ and β; a
+    transformer layer's attention output projection and last MLP Linear): its residual branches
+    then output 0."""
     with torch.no_grad():
-        bn.weight.zero_()
-        bn.bias.zero_()
+        for module in surgery.silencers(model, name):
+            module.weight.zero_()
+            module.bias.zero_()
 
 
 def randomize_bn_stats(model):

@@ -10,6 +10,7 @@ import pytest
 
 from lottery_core import criteria, models, robustness, surgery
 from lottery_core.criteria import registry
+from lottery_core.criteria.applicability import model_traits
 from lottery_core.errors import LotteryError
 from lottery_core.models import catalog
 from lottery_core.options import Option
@@ -160,6 +161,7 @@ def test_the_static_catalogues_equal_the_real_registries():
     for name in catalog.names():
         assert catalog.options(name) == models.registry.options(name), name
         model = models.build(name)
+        assert catalog.traits(name) == model_traits(model), name
         for keep in (1, 2, 3, 4):
             try:
                 real = surgery.max_removable(model, keep)
@@ -187,7 +189,8 @@ from pipelines.config import load_config
 for extra in ([], ["pipeline=dense"], ["pipeline=filter_ticket", "pruning.criterion=snip"],
               ["pipeline=ticket_rewind", "pruning.rewind_epoch=25", "pruning.criterion=hrank"],
               ["pruning.control=uniform", "pruning.p=3"], ["pruning.criterion=pls", "pruning.components=3"],
-              ["model.name=resnet50", "pruning.p=2"], ["evaluation.corruptions=[fog]"]):
+              ["model.name=resnet50", "pruning.p=2"], ["evaluation.corruptions=[fog]"],
+              ["model.name=vit_tiny", "pruning.criterion=consensus", "pruning.p=4"]):
     load_config(None, extra)
 from pipelines.cli import main
 rc = main(["run", "--set", "training.momentum=1.0"])

@@ -40,6 +40,11 @@ What a criterion can see:
   lowest score when other blocks are negative.
 - KL, CKA, SNIP and SynFlow give a silenced block exactly 0 (SynFlow: not on ReLU6 networks such
   as MobileNetV2, where the positive all-ones pass saturates every ReLU6 and all scores are 0).
+- On a vision transformer a block is an encoder layer (silenced: its attention output projection
+  and last MLP Linear zero). KL, CKA, SNIP, GraSP, magnitude and random (the weights: the packed
+  q/k/v projection, the output projection, both MLP Linears) and the consensus score it; SynFlow
+  (degenerate under LayerNorm) and the activation criteria (they read conv feature maps) are
+  refused with the reason (`applicability`), by `score_blocks` and by the run config.
 """
 from lottery_core.criteria import consensus, expectabs, grasp, hrank, pls, random_score, synflow
 from lottery_core.criteria.registry import Criterion, describe, names, register

@@ -55,9 +55,20 @@ def scoring_copy(model: nn.Module, bn_mode: str | None) -> nn.Module:
 
 
 def weight_parameters(model: nn.Module) -> dict[str, nn.Parameter]:
-    """The scored weights: `.weight` of every Conv2d and Linear layer, keyed like named_parameters()."""
-    return {f"{name}.weight" if name else "weight": m.weight for name, m in model.named_modules()
-            if isinstance(m, nn.Conv2d | nn.Linear)}
+    """The scored weights, keyed like named_parameters(): `.weight` of every Conv2d and Linear
+    layer, and the packed query/key/value projection of every MultiheadAttention
+    (`in_proj_weight`, or `q/k/v_proj_weight` when its key and value dimensions differ), which is
+    a Linear in all but name (its output projection `out_proj` is a Linear)."""
+    found = {}
+    for name, m in model.named_modules():
+        prefix = f"{name}." if name else ""
+        if isinstance(m, nn.Conv2d | nn.Linear):
+            found[f"{prefix}weight"] = m.weight
+        elif isinstance(m, nn.MultiheadAttention):
+            for attr in ("in_proj_weight", "q_proj_weight", "k_proj_weight", "v_proj_weight"):
+                if getattr(m, attr, None) is not None:
+                    found[f"{prefix}{attr}"] = getattr(m, attr)
+    return found
 
 
 def mean_losses(model: nn.Module, batches: list[Batch], temperature: float = 1.0) -> Iterator[torch.Tensor]:
@@ -81,7 +92,8 @@ def grad_of_mean_loss(model: nn.Module, weights: list[torch.Tensor], batches: li
 
 
 def hooked_module(model: nn.Module, name: str, target: str) -> nn.Module:
-    """The module whose forward output is `target` ("branch" or "output", see TARGETS) of block `name`."""
+    """The module whose forward output is `target` ("branch" or "output", see TARGETS) of block `name`
+    (a conv block; transformer layers are refused before, `applicability`)."""
     choose("target", target, TARGETS)
     return last_bn(model, name) if target == "branch" else model.get_submodule(name)
 

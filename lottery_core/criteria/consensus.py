@@ -47,8 +47,10 @@ def declare(members: list[str]) -> tuple[Option, ...]:
 def consensus(model, blocks: list[str], batches, *, members: tuple[str, ...] = DEFAULT_MEMBERS,
               fusion: str = "borda", rrf_k: float = DEFAULT_RRF_K, member_aggregate: str = "mean") -> dict[str, float]:
     """The fused score of each block in `blocks` (see the module docstring)."""
-    from lottery_core.criteria.score import score_blocks
+    from lottery_core.criteria.score import check_applies, score_blocks
 
+    for member in dict.fromkeys(members):   # refuse before any member has scored
+        check_applies(member, model)
     tables = []
     for member in dict.fromkeys(members):
         # min_blocks_per_stage=1 scores a superset of `blocks`; ranks are taken among `blocks` only

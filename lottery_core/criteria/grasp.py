@@ -26,7 +26,17 @@ OPTIONS = (Option("temperature", float, 200.0, "GraSP softmax temperature: logit
 
 def grasp(model: nn.Module, batches, *, temperature: float = 200.0) -> dict[str, torch.Tensor]:
     """θ ⊙ Hg with H, g the Hessian and gradient of the mean loss of logits / `temperature`
-    with respect to the conv and linear weights (other parameters held fixed)."""
+    with respect to the conv and linear weights (other parameters held fixed).
+
+    Attention runs on torch's math kernel here: the fused (flash) kernels have no second
+    derivative, which the Hessian-vector product needs (same values, up to rounding)."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    with sdpa_kernel(SDPBackend.MATH):
+        return _grasp(model, batches, temperature)
+
+
+def _grasp(model: nn.Module, batches, temperature: float) -> dict[str, torch.Tensor]:
     import torch
 
     from lottery_core.criteria.common import grad_of_mean_loss, mean_losses, weight_parameters

@@ -5,6 +5,7 @@ import torch
 import torch.nn as nn
 
 from lottery_core.criteria import registry
+from lottery_core.criteria.applicability import model_traits, refusal
 from lottery_core.criteria.common import Batch, check_batches, scoring_copy
 from lottery_core.errors import LotteryError, choose
 from lottery_core.surgery import DEFAULT_MIN_BLOCKS_PER_STAGE, block_parameters, removable_blocks
@@ -24,8 +25,11 @@ def score_weights(model: nn.Module, criterion: str, batches: Iterable[Batch] | N
     where eval mode would not normalize at all (see `default_bn_mode`). Options a criterion
     does not read are ignored, unknown ones raise. The model, its .grad, buffers and mode are left
     as they were (scoring runs on a copy with cleared gradients). Scores are detached tensors on
-    the model's device (float64 for synflow and random)."""
+    the model's device (float64 for synflow and random). A criterion that cannot score this kind
+    of network (`applicability`: SynFlow on LayerNorm networks, activation criteria on transformer
+    layers) raises a LotteryError that says why."""
     c = registry.get(criterion, "weight")
+    check_applies(c.name, model)
     return _weights(c, model, batches, bn_mode, options)
 
 
@@ -44,6 +48,7 @@ def score_blocks(model: nn.Module, criterion: str, batches: Iterable[Batch] | No
     Other arguments as `score_weights`."""
     choose("aggregate", aggregate, AGGREGATES)
     c = registry.get(criterion, "block")
+    check_applies(c.name, model)
     blocks = removable_blocks(model, min_blocks_per_stage)
     if not blocks:
         raise LotteryError(f"no block of {type(model).__name__} is removable with "
@@ -61,6 +66,13 @@ def score_blocks(model: nn.Module, criterion: str, batches: Iterable[Batch] | No
     scored = scoring_copy(model, mode)
     result = c.fn(scored, blocks, data, **kwargs)
     return {b: float(result[b]) for b in blocks}
+
+
+def check_applies(criterion: str, model: nn.Module) -> None:
+    """LotteryError with the reason if `criterion` cannot score `model` (`applicability.refusal`)."""
+    reason = refusal(criterion, model_traits(model))
+    if reason is not None:
+        raise LotteryError(reason)
 
 
 def _weights(c: registry.Criterion, model: nn.Module, batches, bn_mode, options) -> dict[str, torch.Tensor]:

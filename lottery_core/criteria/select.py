@@ -10,7 +10,7 @@ from lottery_core.models.cifar_resnet import CifarResNet
 from lottery_core.surgery import (
     DEFAULT_MIN_BLOCKS_PER_STAGE,
     block_stage,
-    last_bn,
+    is_silenced,
     removable_blocks,
     stage_budget,
 )
@@ -57,8 +57,9 @@ def select_blocks(scores: Mapping[str, float], p: int, model: nn.Module | None =
     exactly that many blocks from each stage (stage 1 first), the lowest-scoring within each; `p`
     must be their sum and each count within its stage's budget.
 
-    Ties: with `model`, a silenced block (its last BatchNorm has γ = β = 0, see `silenced`: its
-    branch outputs exactly 0, so removing it changes nothing) goes before a live block of equal
+    Ties: with `model`, a silenced block (its last BatchNorm has γ = β = 0, or a transformer
+    layer's two branch-ending Linears are zero, see `silenced`: its branches output exactly 0,
+    so removing it changes nothing) goes before a live block of equal
     score (e.g. KL is exactly 0 both for a silenced block and for a live one whose effect on the
     logits is below float32 resolution, as on an untrained MobileNetV2); otherwise ties go to
     the earlier block (forward order: the model's, else the order of `scores`)."""
@@ -128,9 +129,10 @@ def _counts_as_budget(counts: list[int], budget: dict[int, int], p: int, min_blo
 
 
 def silenced(model: nn.Module, name: str) -> bool:
-    """Whether block `name`'s residual branch is provably 0: its last BatchNorm has γ = β = 0."""
-    bn = last_bn(model, name)
-    return bn.weight is not None and bn.bias is not None and not bn.weight.any() and not bn.bias.any()
+    """Whether block `name`'s residual branches are provably 0 (`surgery.is_silenced`: its last
+    BatchNorm has γ = β = 0; a transformer layer's attention output projection and last MLP
+    Linear are zero)."""
+    return is_silenced(model, name)
 
 
 def _label(model: nn.Module) -> str:

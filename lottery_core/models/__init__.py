@@ -6,7 +6,7 @@ add one `register(...)` line in `registry.py` and its line in `catalog.py` (the 
 run config reads without torch; a test checks the two agree).
 """
 from lottery_core.lazy import lazy_attributes
-from lottery_core.models.catalog import ARCHITECTURES, max_removable, names, options
+from lottery_core.models.catalog import ARCHITECTURES, max_removable, names, options, traits
 
 # name -> the module that defines it, imported on first use (torch, torchvision); names, options
 # and layouts come from the static catalog, which the run config reads before torch is imported
@@ -17,5 +17,5 @@ _LAZY = {"build": "registry", "register": "registry", "BasicBlock": "cifar_resne
 __getattr__ = lazy_attributes(__name__, _LAZY)
 
 
-__all__ = ["ARCHITECTURES", "build", "max_removable", "names", "options", "register", "BasicBlock", "CifarResNet",
-           "INITS", "SHORTCUTS"]
+__all__ = ["ARCHITECTURES", "build", "max_removable", "names", "options", "register", "traits", "BasicBlock",
+           "CifarResNet", "INITS", "SHORTCUTS"]

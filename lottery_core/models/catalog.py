@@ -2,6 +2,7 @@
 
     names()                          every architecture `models.build` takes
     options("resnet20")              {"shortcut", "init"}: its builder's options
+    traits("vit_tiny")               {"layernorm", "token_blocks"}: what some criteria refuse
     max_removable("resnet20", 2)     3: the largest p with 2 blocks kept per stage
     stage_budgets("resnet20", 2)     (1, 1, 1): how many blocks each stage may lose
 
@@ -17,10 +18,12 @@ from lottery_core.errors import LotteryError, choose
 @dataclass(frozen=True)
 class Architecture:
     """`options`: builder options besides num_classes. `stages`: per stage (forward order), its
-    residual blocks and how many of them have an identity shortcut (may be removed)."""
+    residual blocks and how many of them have an identity shortcut (may be removed). `traits`:
+    what some criteria and pipelines cannot work with (`lottery_core.criteria.applicability`)."""
 
     options: tuple[str, ...]
     stages: tuple[tuple[int, int], ...]
+    traits: tuple[str, ...] = ()
 
 
 def _cifar(depth: int) -> Architecture:
@@ -35,6 +38,8 @@ ARCHITECTURES: dict[str, Architecture] = {
     "resnet50": Architecture((), ((3, 2), (4, 3), (6, 5), (3, 2))),
     "mobilenet_v2": Architecture((), ((1, 0), (2, 1), (3, 2), (4, 3), (3, 2), (3, 2), (1, 0))),
     "vgg11_bn": Architecture((), ()),
+    # one stage of identity encoder layers (models/vit.py); LayerNorm, token blocks (see traits)
+    "vit_tiny": Architecture((), ((6, 6),), ("layernorm", "token_blocks")),
 }
 
 
@@ -47,6 +52,12 @@ def options(name: str) -> set[str]:
     """Keyword options the builder of `name` takes besides num_classes (e.g. {"shortcut", "init"})."""
     choose("model", name, ARCHITECTURES)
     return set(ARCHITECTURES[name].options)
+
+
+def traits(name: str) -> set[str]:
+    """Traits of `name` that some criteria or pipelines refuse (`criteria.applicability.TRAITS`)."""
+    choose("model", name, ARCHITECTURES)
+    return set(ARCHITECTURES[name].traits)
 
 
 def max_removable(name: str, min_blocks_per_stage: int) -> int:

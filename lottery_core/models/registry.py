@@ -43,11 +43,14 @@ def build(name: str, num_classes: int = 10, **options) -> nn.Module:
 def _register_shipped() -> None:
     from lottery_core.models.cifar_resnet import cifar_resnet
     from lottery_core.models.torchvision_nets import torchvision_model
+    from lottery_core.models.vit import VIT_SIZES, vit
 
     for depth in (20, 32, 44, 56, 110):
         register(f"resnet{depth}", cifar_resnet(depth))
     for name in ("resnet18", "resnet34", "resnet50", "mobilenet_v2", "vgg11_bn"):
         register(name, torchvision_model(name))
+    for name in VIT_SIZES:
+        register(name, vit(name))
 
 
 _register_shipped()

@@ -1,7 +1,10 @@
 """The block view of a network: which residual blocks exist, which stage they belong to, which may go.
 
-A *block kind* says, for one residual block class, whether an instance has an identity shortcut
-and which BatchNorm ends its residual branch. Registering a new class is one `BLOCK_KINDS` line.
+A *block kind* says, for one residual block class, whether an instance has an identity shortcut,
+which modules silence it (zeroing their weight and bias makes every residual branch output 0,
+so the block becomes the identity) and which BatchNorm ends its residual branch (the conv blocks;
+a transformer encoder layer has two branches ending in a Linear each, and no such BatchNorm).
+Registering a new class is one `BLOCK_KINDS` line.
 """
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,6 +14,7 @@ import torch.nn as nn
 from torchvision.models.mobilenetv2 import InvertedResidual
 from torchvision.models.resnet import BasicBlock as TvBasicBlock
 from torchvision.models.resnet import Bottleneck as TvBottleneck
+from torchvision.models.vision_transformer import EncoderBlock
 
 from lottery_core.errors import LotteryError
 from lottery_core.models.cifar_resnet import BasicBlock as CifarBasicBlock
@@ -20,10 +24,17 @@ DEFAULT_MIN_BLOCKS_PER_STAGE = 2  # the authors' code keeps at least two blocks 
 
 @dataclass(frozen=True)
 class BlockKind:
-    """How to read one residual block class."""
+    """How to read one residual block class.
+
+    `has_identity_shortcut`: the block adds its input unchanged (it may be removed).
+    `silencers`: the modules whose weight and bias, all zero, make every residual branch output
+    exactly 0 (the block is then the identity on its input, or relu of it).
+    `last_bn`: the BatchNorm that ends the single residual branch of a conv block (activation
+    criteria hook its output); None for blocks without one (transformer encoder layers)."""
 
     has_identity_shortcut: Callable[[nn.Module], bool]
-    last_bn: Callable[[nn.Module], nn.BatchNorm2d]
+    silencers: Callable[[nn.Module], tuple[nn.Module, ...]]
+    last_bn: Callable[[nn.Module], nn.BatchNorm2d] | None
 
 
 def _resnet_identity(block: nn.Module) -> bool:
@@ -31,11 +42,21 @@ def _resnet_identity(block: nn.Module) -> bool:
     return block.downsample is None and conv.stride == (1, 1)
 
 
+def _conv_kind(has_identity_shortcut: Callable[[nn.Module], bool],
+               bn: Callable[[nn.Module], nn.BatchNorm2d]) -> BlockKind:
+    """A conv block with one residual branch ending in BatchNorm `bn`: zeroing its γ and β silences it."""
+    return BlockKind(has_identity_shortcut, lambda b: (bn(b),), bn)
+
+
+# torchvision's EncoderBlock: x = x + attn(ln_1(x)); y = x + mlp(ln_2(x)). Its residual branches
+# end in the attention's output projection and the MLP's last Linear (mlp[3]): both zero, the
+# layer is the identity. Every encoder layer keeps the token shape: all have identity shortcuts.
 BLOCK_KINDS: dict[type, BlockKind] = {
-    CifarBasicBlock: BlockKind(_resnet_identity, lambda b: b.bn2),
-    TvBasicBlock: BlockKind(_resnet_identity, lambda b: b.bn2),
-    TvBottleneck: BlockKind(_resnet_identity, lambda b: b.bn3),
-    InvertedResidual: BlockKind(lambda b: bool(b.use_res_connect), lambda b: b.conv[-1]),
+    CifarBasicBlock: _conv_kind(_resnet_identity, lambda b: b.bn2),
+    TvBasicBlock: _conv_kind(_resnet_identity, lambda b: b.bn2),
+    TvBottleneck: _conv_kind(_resnet_identity, lambda b: b.bn3),
+    InvertedResidual: _conv_kind(lambda b: bool(b.use_res_connect), lambda b: b.conv[-1]),
+    EncoderBlock: BlockKind(lambda b: True, lambda b: (b.self_attention.out_proj, b.mlp[3]), None),
 }
 
 
@@ -66,11 +87,14 @@ def residual_blocks(model: nn.Module) -> list[Block]:
         if not isinstance(container, nn.Sequential):
             continue
         previous_was_block = False
-        for index, child in enumerate(container):
+        for index, (child_name, child) in enumerate(container.named_children()):
             kind = _kind(child)
             if kind is None:
                 previous_was_block = False
                 continue
+            if child_name != str(index):
+                raise LotteryError(f"block {container_name}.{child_name} is named, not numbered: surgery maps weights "
+                                   f"by index; hold the blocks in nn.Sequential(*blocks) (as models.build does)")
             identity = kind.has_identity_shortcut(child)
             if not (previous_was_block and identity):
                 stage += 1
@@ -170,13 +194,40 @@ def block_stage(model: nn.Module) -> dict[str, int]:
     return {b.name: b.stage for b in residual_blocks(model)}
 
 
-def last_bn(model: nn.Module, name: str) -> nn.BatchNorm2d:
-    """The BatchNorm that ends the residual branch of block `name` (zero it to silence the block)."""
+def _block_kind(model: nn.Module, name: str) -> tuple[nn.Module, BlockKind]:
     block = model.get_submodule(name)
     kind = _kind(block)
     if kind is None:
         raise LotteryError(f"{name!r} is not a residual block")
+    return block, kind
+
+
+def last_bn(model: nn.Module, name: str) -> nn.BatchNorm2d:
+    """The BatchNorm that ends the residual branch of block `name` (zero it to silence the block).
+    LotteryError for a block without one (a transformer encoder layer: see `silencers`)."""
+    block, kind = _block_kind(model, name)
+    if kind.last_bn is None:
+        raise LotteryError(f"block {name!r} ({type(block).__name__}) has no BatchNorm ending a residual branch")
     return kind.last_bn(block)
+
+
+def has_branch_bn(model: nn.Module, name: str) -> bool:
+    """Whether block `name` has one residual branch ending in a BatchNorm (`last_bn`): the conv blocks."""
+    return _block_kind(model, name)[1].last_bn is not None
+
+
+def silencers(model: nn.Module, name: str) -> tuple[nn.Module, ...]:
+    """The modules whose weight and bias, zeroed, make block `name` the identity (its residual
+    branches output exactly 0): the last BatchNorm of a conv block; the attention output
+    projection and the last MLP Linear of a transformer encoder layer."""
+    block, kind = _block_kind(model, name)
+    return kind.silencers(block)
+
+
+def is_silenced(model: nn.Module, name: str) -> bool:
+    """Whether block `name` is provably the identity: every silencer has weight and bias all zero."""
+    return all(m.weight is not None and m.bias is not None and not m.weight.any() and not m.bias.any()
+               for m in silencers(model, name))
 
 
 def block_parameters(model: nn.Module, name: str) -> dict[str, nn.Parameter]:

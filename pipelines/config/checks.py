@@ -78,6 +78,7 @@ def check_pruning(cfg) -> None:
         registry.check_options(criterion, p.criterion_options())
     except LotteryError as err:
         raise LotteryError(f"pruning: {err}") from None
+    check_applicability(cfg, criterion)
     limit = catalog.max_removable(cfg.model.name, p.min_blocks_per_stage)
     if p.p > limit:
         raise LotteryError(f"pruning.p={p.p} exceeds the {limit} blocks {cfg.model.name} may lose "
@@ -126,6 +127,23 @@ def check_iterative(cfg) -> None:
     if p.stop_xi is not None and cfg.data.val_size == 0:
         raise LotteryError(f"pruning.stop_xi={p.stop_xi} judges each round on the validation split, but "
                            "data.val_size=0; set data.val_size (e.g. 500) or drop pruning.stop_xi")
+
+
+def check_applicability(cfg, criterion) -> None:
+    """The criterion (a consensus: each member) and the pipeline must apply to the model's kind
+    (`lottery_core.criteria.applicability`, the rule `score_blocks` applies to the built model)."""
+    from lottery_core.criteria.applicability import refusal
+    from lottery_core.models import catalog
+
+    traits = catalog.traits(cfg.model.name)
+    if cfg.pipeline == "filter_ticket" and "token_blocks" in traits:
+        raise LotteryError(f"pipeline=filter_ticket prunes conv filters inside residual blocks; {cfg.model.name}'s "
+                           "encoder layers have none (choose ticket_init or ticket_rewind)")
+    members = cfg.pruning.criterion_options().get("members", criterion.options.get("members", ()))
+    for name in (criterion.name, *(members if "members" in criterion.options else ())):
+        reason = refusal(name, traits)
+        if reason is not None:
+            raise LotteryError(f"pruning.criterion={criterion.name} on model.name={cfg.model.name}: {reason}")
 
 
 def check_control(cfg) -> None:

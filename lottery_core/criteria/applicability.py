@@ -1,0 +1,53 @@
+"""Which criteria cannot score which networks, and why: one home for the rule and its reason.
+
+A network has *traits* (the static catalog lists them per architecture for the run config,
+`models.catalog.traits`; `model_traits` reads them off a built model):
+
+    "layernorm"     it normalizes with LayerNorm (a vision transformer)
+    "token_blocks"  its residual blocks work on token sequences (N × tokens × d) and have two
+                    residual branches each ending in a Linear, no BatchNorm-ended conv branch
+
+    refusal("synflow", {"layernorm"})   the one-line reason, or None where the criterion applies
+
+Torch-free: the run config refuses a combination before anything heavy is imported, and
+`score_weights` / `score_blocks` ask the same function on the model they are given.
+"""
+TRAITS = ("layernorm", "token_blocks")
+
+_SYNFLOW = ("synflow cannot score a network with LayerNorm (a vision transformer): SynFlow credits each weight "
+            "with its share of positive path products from an all-ones input, but LayerNorm centres every token "
+            "and divides out its scale (LN(a·z) = LN(z)), so the weights before it get no credit for their size "
+            "and that all-ones pass is degenerate; use snip, grasp, kl, cka or consensus")
+_ACTIVATION = ("{criterion} reads conv feature maps (a block's residual branch where its last BatchNorm ends "
+               "it, N×C×H×W); a transformer encoder layer has two residual branches ending in Linears over a "
+               "token sequence (N×tokens×d), with no such map (HRank's H×W rank, PLS's spatial pooling); use "
+               "kl, cka, snip, grasp or consensus")
+ACTIVATION_CRITERIA = ("hrank", "expectabs", "pls")
+
+REFUSED: dict[str, dict[str, str]] = {   # trait -> {criterion: reason}
+    "layernorm": {"synflow": _SYNFLOW},
+    "token_blocks": {c: _ACTIVATION.format(criterion=c) for c in ACTIVATION_CRITERIA},
+}
+
+
+def refusal(criterion: str, traits: set[str] | frozenset[str]) -> str | None:
+    """Why `criterion` cannot score a network with `traits` (one line), or None if it can."""
+    for trait in TRAITS:
+        if trait in traits and criterion in REFUSED[trait]:
+            return REFUSED[trait][criterion]
+    return None
+
+
+def model_traits(model) -> frozenset[str]:
+    """The traits of a built model (imports torch): "layernorm" if it has an nn.LayerNorm,
+    "token_blocks" if some residual block has no BatchNorm-ended branch (`surgery.has_branch_bn`)."""
+    import torch.nn as nn
+
+    from lottery_core.surgery import has_branch_bn, residual_blocks
+
+    found = set()
+    if any(isinstance(m, nn.LayerNorm) for m in model.modules()):
+        found.add("layernorm")
+    if any(not has_branch_bn(model, b.name) for b in residual_blocks(model)):
+        found.add("token_blocks")
+    return frozenset(found)
