@@ -45,6 +45,8 @@ def tracking_store(uri: str) -> Iterator[None]:
     """Point MLflow's fluent API (which `mlflow.pytorch.log_model` and `load_model` use) at `uri`
     for the block, then restore exactly what was set before, `$MLFLOW_TRACKING_URI` included
     (`mlflow.set_tracking_uri` writes that variable, and `pipelines.tracking` reads it)."""
+    # the URI that `mlflow.set_tracking_uri` set, or None: MLflow has no public getter that says
+    # "none set" (`get_tracking_uri` answers its default then), and exactly that is restored
     previous, variable = _tracking_state._tracking_uri, os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(uri)
     try:
@@ -75,10 +77,7 @@ def network_record(model: nn.Module, plan: Mapping | None = None, input_size: tu
     """What the logged model's metadata says: removed blocks, blocks kept and of the dense
     network, the plan, and the input (normalized float32 images (batch, C, H, W))."""
     removed = list(getattr(model, "removed_blocks", ()) or ())
-    try:
-        blocks = len(surgery.residual_blocks(model))
-    except Exception:          # a network without residual blocks (vgg11_bn): none to count
-        blocks = 0
+    blocks = len(surgery.residual_blocks(model))   # 0 for a network without residual blocks (vgg11_bn)
     record = {"architecture": type(model).__name__, "removed_blocks": removed, "blocks": blocks,
               "dense_blocks": blocks + len(removed),
               "input": {"shape": ["batch", *input_size], "dtype": "float32",
