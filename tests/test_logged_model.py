@@ -90,3 +90,17 @@ def test_tracking_store_restores_the_uri_and_the_variable(monkeypatch, tmp_path)
         with tracking_store(f"sqlite:///{tmp_path / 'store.db'}"):
             assert mlflow.get_tracking_uri() == f"sqlite:///{tmp_path / 'store.db'}"
         assert os.environ.get("MLFLOW_TRACKING_URI") == variable and mlflow.get_tracking_uri() == before
+
+
+def test_a_network_that_cannot_be_exported_leaves_a_tag_and_the_run_goes_on(ran, capsys):
+    from types import SimpleNamespace
+
+    from pipelines.logged_model import log_trained
+
+    tags = {}
+    ctx = SimpleNamespace(cfg=SimpleNamespace(pipeline="dense", tracking=SimpleNamespace(log_model=False, export_onnx=True)),
+                          data=SimpleNamespace(test_images=torch.zeros(1, 3, 32, 32)), client=ran["client"],
+                          run_id="unused", set_tags=tags.update)
+    log_trained(ctx, SimpleNamespace(model=torch.nn.Linear(5, 2), plan=None))
+    assert tags["onnx"].startswith("failed: Linear does not take input (batch, 3, 32, 32): ")
+    assert "warning: ONNX export skipped: Linear does not take input" in capsys.readouterr().err
