@@ -14,7 +14,8 @@ from pathlib import Path
 import torch
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ("criteria_cost", "engine_step", "engine_throughput", "ticket_speedup", "sweep_overhead", "emissions_overhead")
+BENCHMARKS = ("criteria_cost", "engine_step", "engine_throughput", "ticket_speedup", "latency", "sweep_overhead",
+              "emissions_overhead")
 
 
 def machine() -> dict:

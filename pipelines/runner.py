@@ -30,6 +30,7 @@ from pipelines.config import RunConfig
 from pipelines.context import RunContext, with_fingerprint
 from pipelines.evaluation import evaluate_run
 from pipelines.experiments import PIPELINES
+from pipelines.logged_model import log_trained
 from pipelines.tracking import (
     SWEEP_MEMBER_PREFIX,
     UNFINISHED,
@@ -177,6 +178,7 @@ def _train(cfg: RunConfig, client: MlflowClient, experiment_id: str, device, che
         ctx.log_metrics(metrics)
         ctx.set_tags(status_tags)
         ctx.save_weights(trained.model, layout.FINAL)
+        log_trained(ctx, trained)   # tracking.log_model, tracking.export_onnx (off by default)
         _log_plots(ctx, trained)
         for warning in getattr(trained.result, "warnings", ()) or ():
             ctx.set_tags({"warning": str(warning)[:4000]})

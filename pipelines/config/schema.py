@@ -171,6 +171,10 @@ class TrackingConfig:
     experiment: str = option("block-tickets", "MLflow experiment name", identity=False)
     results_dir: str = option("lottery-runs", "folder for the SQLite store, artifacts, checkpoints (made absolute)", identity=False)
     tracking_uri: str | None = option(None, kind=str, help="MLflow tracking URI; default $MLFLOW_TRACKING_URI, else sqlite in results_dir", identity=False)
+    log_model: bool = option(False, "log the trained network as an MLflow model (mlflow.pytorch, pickle) with its "
+                             "plan: mlflow.pytorch.load_model gives back the physically shallower network", identity=False)
+    export_onnx: bool = option(False, "export the trained network to ONNX (dynamic batch) and log it as the "
+                               "artifact onnx/<pipeline>.onnx (a few seconds)", identity=False)
 
 
 @dataclass(frozen=True)
