@@ -136,7 +136,7 @@ def summary(runs: pd.DataFrame, pairs: pd.DataFrame, xi: float = 0.0) -> pd.Data
         rows.append({"pipeline": "dense", "model": model, "criterion": "—", "control": "—", "p": 0, "rewind": "—",
                      "acc %": cell(g.acc, sign=False), "Δ": "", "95% interval": "", "n": g.seed.nunique(),
                      "verdict": "reference", "seeds for 80%": "", "detectable |Δ|": "", "seeds won": "",
-                     "MACs −%": "", "speed-up ×": "", "stage counts": ""})
+                     "MACs −%": "", "speed-up ×": "", "stage counts": "", "rounds": "—"})
     for key, g in pairs.groupby(CONFIG_KEYS) if len(pairs) else []:
         cfg = dict(zip(CONFIG_KEYS, key, strict=True))
         have = g[g.dense_missing == ""] if "dense_missing" in g else g.iloc[0:0]
