@@ -211,7 +211,8 @@ def test_dry_run_lists_the_trials_and_starts_nothing(tmp_path, tiny_folder, caps
 SHIPPED = Path(__file__).resolve().parents[1] / "tune"
 
 
-@pytest.mark.parametrize("name,trials,dense", [("demo", 9, 1), ("paper_resnet32", 99, 3), ("optuna_pareto", 0, 1), ("optuna_pareto_quick", 0, 1)])
+@pytest.mark.parametrize("name,trials,dense", [("demo", 9, 1), ("paper_resnet32", 99, 3), ("optuna_pareto", 0, 1),
+                                                ("optuna_pareto_quick", 0, 1), ("consensus_vit", 84, 6)])
 def test_shipped_sweep_files_are_valid(name, trials, dense):
     sweep = load_sweep(SHIPPED / "sweeps" / f"{name}.yaml")
     assert len(sweep.points) == trials
