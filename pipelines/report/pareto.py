@@ -75,12 +75,12 @@ def smallest_winner(pairs: pd.DataFrame, xi: float = 0.0) -> str:
     macs, cfg, s = min(winners, key=lambda w: w[0])
     where = f", stage counts {cfg['planned_stage_counts']}" if cfg["planned_stage_counts"] else ""
     line = (f"Smallest winning ticket: {cfg['pipeline']} {cfg['model']} {cfg['criterion']} p={cfg['p']}{where}, "
-            f"{macs / 1e6:.2f} M MACs, Δ {s.mean_text()} [{s.interval()}] over {s.n} seeds")
+            f"{macs / 1e6:.2f} M MACs, Δ {s.mean_text()} {s.interval()} over {s.n} seeds")
     same = have[(have.control == "same_stage_random") & (have.criterion == cfg["criterion"]) & (have.p == cfg["p"])
                 & (have.planned_stage_counts == cfg["planned_stage_counts"]) & (have.pipeline == cfg["pipeline"])]
     if len(same):
         r = stats.paired(per_seed(same, "delta_acc"), xi)
-        line += f"; random blocks with the same per-stage counts: Δ {r.mean_text()} [{r.interval()}], {r.verdict}"
+        line += f"; random blocks with the same per-stage counts: Δ {r.mean_text()} {r.interval()}, {r.verdict}"
     else:
         line += "; its same-per-stage-count random control was not run"
     return line + "."
