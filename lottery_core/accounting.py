@@ -116,16 +116,23 @@ def latency(model: nn.Module, batch_size: int = 128, input_size: tuple[int, ...]
             repeats: int = 10, warmup: int = 2) -> float:
     """Median seconds of one forward pass of a batch (eval mode, no grad) on the model's device."""
     x = _example(model, input_size, batch_size)
-    sync = torch.cuda.synchronize if x.is_cuda else (lambda: None)
-    times = []
     with _eval(model), torch.no_grad():
-        for i in range(warmup + repeats):
-            sync()
-            start = time.perf_counter()
-            model(x)
-            sync()
-            if i >= warmup:
-                times.append(time.perf_counter() - start)
+        return median_seconds(lambda: model(x), repeats, warmup,
+                              sync=torch.cuda.synchronize if x.is_cuda else None)
+
+
+def median_seconds(call, repeats: int = 10, warmup: int = 2, sync=None) -> float:
+    """Median wall seconds of `call()` over `repeats` timed calls after `warmup` untimed ones;
+    `sync` (e.g. torch.cuda.synchronize) runs before and after each, so queued work is counted."""
+    sync = sync or (lambda: None)
+    times = []
+    for i in range(warmup + repeats):
+        sync()
+        start = time.perf_counter()
+        call()
+        sync()
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
     return statistics.median(times)
 
 

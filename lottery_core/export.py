@@ -17,13 +17,12 @@ network with `torch.export` and translates the graph with `onnxscript` (both pin
 """
 import copy
 import os
-import statistics
-import time
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 
+from lottery_core.accounting import median_seconds
 from lottery_core.errors import LotteryError
 
 INPUT_NAME = "images"
@@ -95,13 +94,7 @@ def onnx_latency(path_or_session, batch_size: int = 128, input_size: tuple[int, 
     """Median seconds of one ONNX Runtime forward pass of a batch (CPU), like `accounting.latency`."""
     session = onnx_session(path_or_session) if isinstance(path_or_session, str | os.PathLike) else path_or_session
     array = torch.zeros(batch_size, *_check_size(input_size)).numpy()
-    times = []
-    for i in range(warmup + repeats):
-        start = time.perf_counter()
-        session.run([OUTPUT_NAME], {INPUT_NAME: array})
-        if i >= warmup:
-            times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return median_seconds(lambda: session.run([OUTPUT_NAME], {INPUT_NAME: array}), repeats, warmup)
 
 
 def _check_size(input_size) -> tuple[int, ...]:

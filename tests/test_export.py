@@ -69,6 +69,6 @@ def test_onnx_latency_is_the_median_of_the_timed_runs(monkeypatch):
             Session.calls.append((outputs, {k: v.shape for k, v in feeds.items()}))
             clock["now"] += next(durations)
 
-    monkeypatch.setattr("lottery_core.export.time.perf_counter", lambda: clock["now"])
+    monkeypatch.setattr("lottery_core.accounting.time.perf_counter", lambda: clock["now"])
     assert onnx_latency(Session(), batch_size=3, repeats=3, warmup=2) == 2.0
     assert Session.calls == [([OUTPUT_NAME], {"images": (3, 3, 32, 32)})] * 5
