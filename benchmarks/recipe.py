@@ -1,6 +1,7 @@
 """The short-budget recipe, chosen by measurement: engine variants beside the plain loop, same seeds.
 
     .venv/bin/python -m benchmarks.recipe [--variants plain quick ...] [--seeds 0 1 2] [--epochs 10]
+    .venv/bin/python -m benchmarks.recipe --model resnet32 --subset-per-seed --variants plain quick
 
 ResNet20 (option A) on 5,000 class-balanced CIFAR-10 training images (data seed 0), batch 128,
 lr 0.1, weight decay 5e-4, evaluated once at the end on the whole test split (10,000 images).
@@ -10,6 +11,10 @@ interrupted run resumes where it stopped; benchmarks/recipe.md is rewritten from
 The paired difference to the plain loop (same seeds) has a Student-t 95 % interval. Step times are
 recorded in the JSON but not tabulated: they are only comparable on a quiet machine
 (benchmarks/engine_step.py measures them).
+
+`--model` measures another CIFAR ResNet (results in recipe_<model>.json/.md); `--subset-per-seed`
+draws seed s's 5,000 images with seed s, as `lottery run` does, so that the plain loop of seed s is
+the yardstick of the pipeline's dense run of seed s on the same images (the reproduction's check).
 """
 import argparse
 import json
@@ -43,10 +48,10 @@ VARIANTS = {
 }
 
 
-def run_one(variant: str, seed: int, epochs: int, data) -> dict:
+def run_one(variant: str, seed: int, epochs: int, data, model_name: str = "resnet20") -> dict:
     init, overrides = VARIANTS[variant]
     torch.manual_seed(seed)
-    model = models.build("resnet20", num_classes=data.num_classes, init=init)
+    model = models.build(model_name, num_classes=data.num_classes, init=init)
     began = time.perf_counter()
     if overrides is None:
         out = train_plain(model, data, epochs=epochs, seed=seed, **{k: COMMON[k] for k in ("batch_size", "lr",
@@ -61,15 +66,16 @@ def run_one(variant: str, seed: int, epochs: int, data) -> dict:
     return out
 
 
-def summarize(results: dict, epochs: int) -> list[str]:
+def summarize(results: dict, epochs: int, model_name: str = "resnet20", subset_per_seed: bool = False) -> list[str]:
     by = {}
     for key, r in results.items():
         variant, seed, ep = key.split("/")
         if int(ep) == epochs:
             by.setdefault(variant, {})[int(seed)] = r
-    lines = [f"ResNet20 option A, 5,000 class-balanced CIFAR-10 images, {epochs} epochs, batch 128, lr 0.1, "
+    subset = "drawn with the run's seed" if subset_per_seed else "data seed 0"
+    lines = [f"{model_name} option A, 5,000 class-balanced CIFAR-10 images ({subset}), {epochs} epochs, batch 128, lr 0.1, "
              "wd 5e-4, Nesterov; test accuracy on the whole test split (10,000 images); "
-             f"`python -m benchmarks.recipe` on {cpus_given()} CPU threads.", "",
+             f"`python -m benchmarks.recipe` on {torch.get_num_threads()} CPU threads.", "",
              "| variant | init | schedule | precision | seeds | test acc % (mean ± sd) | per seed | "
              "Δ vs plain (paired, 95 % CI) |", "|---|---|---|---|---|---|---|---|"]
     plain = by.get("plain", {})
@@ -108,21 +114,28 @@ def main(argv=None) -> int:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--out", default=str(HERE / "recipe.json"))
+    parser.add_argument("--model", default="resnet20", help="CIFAR ResNet (option A) to train")
+    parser.add_argument("--subset-per-seed", action="store_true",
+                        help="draw the 5,000 images with the run's seed (as `lottery run` does), not with seed 0")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: the CPUs given)")
+    parser.add_argument("--out", default=None, help="results JSON (default recipe.json, recipe_<model>.json)")
     args = parser.parse_args(argv)
-    torch.set_num_threads(cpus_given())
-    out = Path(args.out)
+    torch.set_num_threads(args.threads or cpus_given())
+    default_out = "recipe.json" if args.model == "resnet20" else f"recipe_{args.model}.json"
+    out = Path(args.out or HERE / default_out)
     results = json.loads(out.read_text()) if out.exists() else {}
     data = load_data("cifar10", args.data_dir, train_size=5000)
     for seed in args.seeds:            # seeds outermost: every variant gets seed 0 before any gets seed 1
+        if args.subset_per_seed:
+            data = load_data("cifar10", args.data_dir, train_size=5000, seed=seed)
         for variant in args.variants:
             key = f"{variant}/{seed}/{args.epochs}"
             if key in results:
                 continue
-            results[key] = run_one(variant, seed, args.epochs, data)
+            results[key] = run_one(variant, seed, args.epochs, data, args.model)
             print(f"{key}: {results[key]}", flush=True)
             out.write_text(json.dumps(results, indent=2, sort_keys=True))
-    table = summarize(results, args.epochs)
+    table = summarize(results, args.epochs, args.model, args.subset_per_seed)
     out.with_suffix(".md").write_text("\n".join(table) + "\n")
     print("\n".join(table))
     return 0

@@ -10,7 +10,9 @@ class EpochPrinter:
         self.tty = self.stream.isatty()
 
     def on_epoch_end(self, epoch: int, metrics: dict, state) -> None:
+        acc = metrics.get("test_acc", float("nan"))
+        tested = f"{acc:.2f}%" if acc == acc else "—"  # NaN: not evaluated this epoch (training.eval_every)
         line = (f"epoch {epoch + 1}/{self.epochs}  train_loss {metrics.get('train_loss', float('nan')):.4f}  "
-                f"test_acc {metrics.get('test_acc', float('nan')):.2f}%  {metrics.get('epoch_time_s', 0):.1f}s")
+                f"test_acc {tested}  {metrics.get('epoch_time_s', 0):.1f}s")
         end = "\n" if not self.tty or epoch + 1 == self.epochs else ""
         print(("\r" if self.tty else "") + line, end=end, file=self.stream, flush=True)

@@ -1,11 +1,16 @@
 """Run a reproduction grid one run after another on this machine (no Ray), then write its report.
 
     python -m scripts.reproduce configs/quick/reproduction.yaml --data-dir ../shared/data/cifar10
+    python -m scripts.reproduce GRID --data-dir ... --shard 1 --worker 0/2 --threads 1   # and --worker 1/2
 
-The grid file has `base` (a config), `seeds` and `runs` (each a mapping of dotted fields to a value
-or a list; lists expand as a cartesian product). Runs go in file order (dense first), all seeds of a
-point together, so that a partial reproduction is balanced across seeds. Finished runs are found by identity and never
-trained twice: rerunning the command continues where it stopped.
+The grid file has `base` (a config), `seeds`, and either `runs` or `shards` (a mapping from a
+shard's name to its runs). A run is a mapping of dotted fields to a value or a list; lists expand
+as a cartesian product, and a run's own `seed` list replaces `seeds`. Shards are the pieces of a
+long reproduction that one session runs and commits as records (`lottery records export`) before
+the next starts, possibly on a fresh machine; `--shard NAME` picks one (default: all, in order).
+`--worker i/n` splits a shard among n parallel processes. Runs go in file order (dense first), all
+seeds of a point together, so that a partial reproduction is balanced across seeds. Finished runs
+are found by identity and never trained twice: rerunning the command continues where it stopped.
 """
 import argparse
 import itertools
@@ -22,15 +27,26 @@ from pipelines.runner import run
 from pipelines.tracking import prepare_store
 
 
-def expand(grid: dict) -> list[list[str]]:
-    """Every run as a list of `key=value` overrides, dense first, seeds interleaved."""
-    points = []
-    for spec in grid["runs"]:
-        keys = list(spec)
-        values = [v if isinstance(v, list) else [v] for v in spec.values()]
+def expand(grid: dict, shard: str | None = None) -> list[list[str]]:
+    """Every run of `shard` (None: of every shard, in file order) as a list of `key=value` overrides."""
+    if "shards" in grid:
+        shards = {str(name): specs for name, specs in grid["shards"].items()}
+        if shard is not None and shard not in shards:
+            raise LotteryError(f"--shard {shard}: the grid has shards {', '.join(shards)}")
+        specs = [spec for name, part in shards.items() if shard in (None, name) for spec in part]
+    else:
+        if shard is not None:
+            raise LotteryError(f"--shard {shard}: the grid has no `shards`, only `runs`")
+        specs = grid["runs"]
+    runs = []
+    for spec in specs:
+        seeds = spec.get("seed", grid.get("seeds", [0]))
+        fields = {k: v for k, v in spec.items() if k != "seed"}
+        values = [v if isinstance(v, list) else [v] for v in fields.values()]
         for combo in itertools.product(*values):
-            points.append([f"{k}={v}" for k, v in zip(keys, combo, strict=True)])
-    return [point + [f"seed={seed}"] for point in points for seed in grid.get("seeds", [0])]
+            point = [f"{k}={v}" for k, v in zip(fields, combo, strict=True)]
+            runs.extend(point + [f"seed={seed}"] for seed in (seeds if isinstance(seeds, list) else [seeds]))
+    return runs
 
 
 def main(argv=None) -> int:
@@ -39,34 +55,38 @@ def main(argv=None) -> int:
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--results-dir", default="lottery-runs")
     parser.add_argument("--report-dir", default="docs/results")
-    parser.add_argument("--shard", default="0/1", help="i/n: run every n-th config from the i-th (parallel workers)")
+    parser.add_argument("--shard", default=None, help="the grid's shard to run (default: every shard, in order)")
+    parser.add_argument("--worker", default="0/1", help="i/n: run every n-th config from the i-th (parallel workers)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads per run")
     args = parser.parse_args(argv)
     grid = yaml_strict.read_mapping(args.grid, "grid", "a mapping with base, seeds and runs, got {got}")
     common = [f"data.root={Path(args.data_dir).resolve()}", f"tracking.results_dir={Path(args.results_dir).resolve()}"]
     if args.threads:
         common.append(f"threads={args.threads}")
-    configs = [load_config(grid["base"], point + common) for point in expand(grid)]  # validate all first
-    index, count = map(int, args.shard.split("/"))
+    configs = [load_config(grid["base"], point + common) for point in expand(grid, args.shard)]  # validate all first
+    index, count = _worker(args.worker)
     prepare_store(configs[0])  # create the store once, before parallel workers touch it
     configs = configs[index::count]
     started = time.time()
+    name = f"durations-{'all' if args.shard is None else 'shard' + args.shard}-{index}of{count}.md"
+    durations = Path(args.report_dir) / name
+    durations.parent.mkdir(parents=True, exist_ok=True)
     log = []
     for k, cfg in enumerate(configs, 1):
         tick = time.time()
         print(f"[{k}/{len(configs)}] {cfg.describe()} ({time.strftime('%H:%M:%S')})", flush=True)
         outcome = run(cfg, hooks=[EpochPrinter(cfg.training.epochs)])
-        log.append((cfg.describe(), outcome.status, time.time() - tick, outcome.metrics.get("acc")))
-        print(f"    {outcome.status} in {time.time() - tick:.0f} s, acc {outcome.metrics.get('acc', float('nan')):.2f}", flush=True)
-    total = time.time() - started
+        log.append((cfg.describe(), outcome.status, time.time() - tick, outcome.metrics.get("acc", float("nan"))))
+        print(f"    {outcome.status} in {time.time() - tick:.0f} s, acc {log[-1][3]:.2f}", flush=True)
+        durations.write_text(  # after every run: a cut-short shard keeps what it measured
+            f"Wall seconds per run of worker {args.worker}, shard {args.shard or 'all'} "
+            f"(a `finished` run was found by identity and not trained again).\n\n"
+            "| run | status | seconds | acc |\n|---|---|---|---|\n"
+            + "".join(f"| {d} | {s} | {t:.0f} | {a:.2f} |\n" for d, s, t, a in log)
+            + f"\nTotal {(time.time() - started) / 60:.1f} min for {len(log)} of {len(configs)} runs.\n")
     report_dir = Path(args.report_dir)
-    report_dir.mkdir(parents=True, exist_ok=True)
-    (report_dir / f"durations-{index}of{count}.md").write_text(
-        "| run | status | seconds | acc |\n|---|---|---|---|\n"
-        + "".join(f"| {d} | {s} | {t:.0f} | {a:.2f} |\n" for d, s, t, a in log)
-        + f"\nTotal {total / 60:.1f} min for {len(configs)} runs (shard {args.shard}).\n")
     if count > 1:  # the report covers every shard: write it once all are done
-        print(f"shard {args.shard} done; when every shard is, write the report with:\n  {lottery_command()} report "
+        print(f"worker {args.worker} done; when every worker is, write the report with:\n  {lottery_command()} report "
               f"--experiment {configs[0].tracking.experiment} --results-dir {args.results_dir} --out {args.report_dir}")
         return 0
     from pipelines.report import write_report
@@ -75,6 +95,17 @@ def main(argv=None) -> int:
     files = write_report(uri, configs[0].tracking.experiment, report_dir.resolve())
     print(files.main_table)
     return 0
+
+
+def _worker(text: str) -> tuple[int, int]:
+    """`i/n` -> (i, n) with 0 <= i < n."""
+    try:
+        index, count = map(int, text.split("/"))
+    except ValueError:
+        index, count = -1, 0
+    if not 0 <= index < count:
+        raise LotteryError(f"--worker {text}: expected i/n with 0 <= i < n, e.g. 0/2")
+    return index, count
 
 
 if __name__ == "__main__":

@@ -81,6 +81,9 @@ def test_settings_a_pipeline_does_not_read_leave_its_identity_alone():
 
 
 def test_the_reproduction_grid_is_valid_and_complete():
+    """Issue 13's protocol: (a) + (c) in shard 1 (the rewind tickets beside the dense runs whose
+    θ_i they need), (b) in shard 2, (d)-(f) in shard 3; every run once, with its own seeds."""
+    import collections
     import pathlib
 
     import yaml
@@ -88,6 +91,28 @@ def test_the_reproduction_grid_is_valid_and_complete():
     from scripts.reproduce import expand
 
     grid = yaml.safe_load((pathlib.Path(__file__).resolve().parents[1] / "configs/quick/reproduction.yaml").read_text())
-    configs = [load_config(grid["base"], point) for point in expand(grid)]
-    assert len(configs) == 39 and len({c.identity() for c in configs}) == 39
-    assert sum(c.pipeline == "dense" for c in configs) == 3
+    shards = {name: [load_config(grid["base"], point) for point in expand(grid, name)] for name in ("1", "2", "3")}
+    assert {name: len(configs) for name, configs in shards.items()} == {"1": 53, "2": 60, "3": 31}
+    every = [c for configs in shards.values() for c in configs]
+    assert len({c.identity() for c in every}) == 144 == len(expand(grid))
+    pipelines = collections.Counter((name, c.pipeline) for name, configs in shards.items() for c in configs)
+    assert pipelines[("1", "dense")] == 5 and sum(c.pipeline == "dense" for c in every) == 5
+    assert pipelines[("1", "ticket_rewind")] == 12 and pipelines[("1", "reinit")] == 6
+    assert {c.seed for c in shards["1"] if c.pipeline == "ticket_rewind"} == {0, 1, 2}
+    assert {c.seed for c in shards["1"] if c.pipeline == "ticket_init"} == {0, 1, 2, 3, 4}
+    assert collections.Counter(c.pruning.control for c in shards["2"]) == {
+        "none": 10, "same_stage_random": 20, "inverted": 20, "uniform": 10}
+    assert all(c.data.test_size is None for c in every)  # the whole test split, the same for every seed
+
+
+def test_the_reproduction_script_refuses_an_unknown_shard_and_a_bad_worker():
+    from scripts.reproduce import _worker, expand
+
+    grid = {"base": {}, "seeds": [0], "shards": {"1": [{"pipeline": "dense"}]}}
+    assert expand(grid, "1") == [["pipeline=dense", "seed=0"]]
+    with pytest.raises(LotteryError, match="--shard 9: the grid has shards 1"):
+        expand(grid, "9")
+    assert _worker("1/2") == (1, 2)
+    for bad in ("2/2", "x", "1/0", "-1/2"):
+        with pytest.raises(LotteryError, match="expected i/n with 0 <= i < n"):
+            _worker(bad)

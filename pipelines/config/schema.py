@@ -79,6 +79,7 @@ class TrainingConfig:
     amp: bool = declared(TRAIN["amp"], identity=False, help=TRAIN["amp"].help + "; the identity holds the "
                          "resolved precision")
     compile: bool = declared(TRAIN["compile"], identity=False)
+    eval_every: int = declared(TRAIN["eval_every"], identity=False)
     keep_epochs: tuple[int, ...] = option((0, 25, 50, 75), "dense runs keep the weights of these epochs "
                                           "(rewind points θ_i); epochs >= n are ignored", identity=False,
                                           low=0, sequence=True)
@@ -92,7 +93,7 @@ class TrainingConfig:
 
 SETTINGS_FIELDS = ("epochs", "batch_size", "lr", "momentum", "nesterov", "weight_decay", "schedule", "milestones",
                    "gamma", "warmup_epochs", "pct_start", "div_factor", "final_div_factor", "base_momentum",
-                   "label_smoothing", "amp", "compile")
+                   "label_smoothing", "amp", "compile", "eval_every")
 
 
 @dataclass(frozen=True)
