@@ -1,4 +1,4 @@
-"""The `lottery` command: info | run | report | ui, plus sweep | resume from the tune layer.
+"""The `lottery` command: info | run | report | records | ui, plus sweep | resume from the tune layer.
 
 Bad input prints one line `lottery COMMAND: error: ...` and exits with status 2, no traceback.
 Commands from other layers plug in through the entry-point group `lottery.commands` (a function
@@ -91,6 +91,37 @@ def _report(args: argparse.Namespace) -> None:
     print(f"\nreport written to {out}")
 
 
+def _records_export(args: argparse.Namespace) -> None:
+    from pipelines.config import load_config
+    from pipelines.records import export_records
+    from pipelines.tracking import check_sweep_name, existing_store
+
+    if args.sweep is not None:
+        check_sweep_name(args.sweep)
+    cfg = load_config(None, _overrides(args) + [f"tracking.experiment={args.experiment}"])
+    uri = existing_store(cfg)
+    out = Path(args.out).resolve()
+    files = export_records(uri, args.experiment, out, sweep=args.sweep)
+    rounds = sum("-round" in f.name for f in files)
+    print(f"{len(files)} run records ({rounds} of them iterative rounds) written to {out}")
+
+
+def _records_import(args: argparse.Namespace) -> None:
+    from pipelines.config import load_config
+    from pipelines.records import import_records, read_records, records_experiment
+    from pipelines.secrets import redact
+    from pipelines.tracking import prepare_store
+
+    folder = Path(args.folder).resolve()
+    records = read_records(folder)              # every record validated before a store is touched
+    experiment = args.experiment or records_experiment(records, folder)
+    cfg = load_config(None, _overrides(args) + [f"tracking.experiment={experiment}"])
+    uri, _ = prepare_store(cfg)
+    counts = import_records(folder, uri, experiment)
+    print(f"imported {counts.imported} runs into experiment {experiment!r} of {redact(uri)}; "
+          f"skipped {counts.skipped} already finished there")
+
+
 def _ui(args: argparse.Namespace) -> None:
     """The MLflow UI of the store on 127.0.0.1 only (never another interface: the UI can delete runs),
     announced with the direct link to the experiment's runs table (a fresh browser opens MLflow 3's
@@ -174,6 +205,23 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help=argparse.SUPPRESS)
     _add_results_dir(report)
     report.set_defaults(handler=_report)
+
+    records = commands.add_parser("records", help="finished runs as committed record files (no weights), and back")
+    actions = records.add_subparsers(dest="action", required=True, metavar="ACTION")
+    export = actions.add_parser("export", help="one JSON record per FINISHED run of an experiment or sweep")
+    export.add_argument("--experiment", default="block-tickets", help="MLflow experiment")
+    export.add_argument("--sweep", default=None, help="only the runs of this sweep (default: every run)")
+    export.add_argument("--out", required=True, help="the folder to write the records into (e.g. one in git)")
+    export.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help=argparse.SUPPRESS)
+    _add_results_dir(export)
+    export.set_defaults(handler=_records_export)
+    restore = actions.add_parser("import", help="recreate the recorded runs in a store (runs already "
+                                 "finished there are skipped)")
+    restore.add_argument("folder", help="a folder of records written by `lottery records export`")
+    restore.add_argument("--experiment", default=None, help="MLflow experiment (default: the records' own)")
+    restore.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help=argparse.SUPPRESS)
+    _add_results_dir(restore)
+    restore.set_defaults(handler=_records_import)
 
     ui = commands.add_parser("ui", help="the MLflow UI of the configured store on 127.0.0.1")
     ui.add_argument("--port", type=int, default=5000)

@@ -40,6 +40,18 @@ def metric_problem(name: str, pipeline: str, val_size: int) -> str | None:
             f"and {', '.join(p + '...' for p in ROBUSTNESS_PREFIXES)}")
 
 
+def check_before_training(ctx: RunContext) -> None:
+    """LotteryError before anything trains when this run's evaluation will need weights it cannot
+    have: CKA versus a dense run that was imported from records (which hold no weights)."""
+    if ctx.cfg.pipeline == "dense" or ctx.cfg.evaluation.cka_images <= 0:
+        return
+    dense = stages.find_dense(ctx)
+    if dense is not None:
+        stages.check_weights_here(ctx, dense, layout.FINAL,
+                                  f"evaluation.cka_images={ctx.cfg.evaluation.cka_images} (CKA versus the dense "
+                                  "network; 0 turns it off)")
+
+
 def evaluate_run(ctx: RunContext, trained: Trained, emissions) -> tuple[dict[str, float], dict[str, str]]:
     """All final metrics of a trained network, and tags (comparison status, emissions status)."""
     d, ev, model = ctx.data, ctx.cfg.evaluation, trained.model

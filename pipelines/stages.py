@@ -15,7 +15,7 @@ from lottery_core.errors import LotteryError
 from lottery_core.train import TrainResult, TrainSettings, train
 from pipelines import layout
 from pipelines.context import RunContext
-from pipelines.tracking import finished_run
+from pipelines.tracking import IMPORTED_TAG, finished_run
 
 
 def new_model(ctx: RunContext) -> nn.Module:
@@ -113,17 +113,31 @@ class DenseRun:
     run_id: str
     identity: str
     metrics: dict
+    imported: bool = False   # created from a record (`pipelines.records`): metrics, no weights
 
 
 def find_dense(ctx: RunContext) -> DenseRun | None:
     """The finished dense run this ticket compares against (same seed, model, data, training)."""
     identity = ctx.cfg.dense().identity()
     run = finished_run(ctx.client, ctx.experiment_id, identity)
-    return None if run is None else DenseRun(run.info.run_id, identity, dict(run.data.metrics))
+    return None if run is None else DenseRun(run.info.run_id, identity, dict(run.data.metrics),
+                                             imported=IMPORTED_TAG in run.data.tags)
+
+
+def check_weights_here(ctx: RunContext, dense: DenseRun, epoch: int | str, needed_by: str) -> None:
+    """LotteryError (one line) when `dense` came from records and θ_epoch is not in this results
+    folder: a record holds no weights, so `needed_by` cannot have them."""
+    local = layout.weights_dir(ctx.cfg.results_path(), dense.identity) / layout.weights_name(epoch)
+    if dense.imported and not local.exists():
+        raise LotteryError(f"{needed_by} needs {layout.weights_name(epoch)} of dense run {dense.run_id} (identity "
+                           f"{dense.identity}), which was imported from records, and records hold no weights: copy "
+                           f"{local.parent} from the machine that trained it, or run this where its dense run trains")
 
 
 def dense_weights(ctx: RunContext, dense: DenseRun, epoch: int | str) -> dict[str, torch.Tensor]:
-    """θ_i of a finished dense run (`epoch` an int, or 'final'), read from its MLflow artifacts."""
+    """θ_i of a finished dense run (`epoch` an int, or 'final'), read from this results folder or its
+    MLflow artifacts (a dense run imported from records has neither: `check_weights_here`)."""
+    check_weights_here(ctx, dense, epoch, ctx.cfg.pipeline)
     local = layout.weights_dir(ctx.cfg.results_path(), dense.identity) / layout.weights_name(epoch)
     if not local.exists():
         try:

@@ -25,6 +25,9 @@ UNFINISHED = ("RUNNING", "FAILED", "KILLED", "SCHEDULED")
 # A run belongs to every sweep that ran it or reused it: tag `in_sweep.<sweep name>` = "true"
 # (the `sweep` tag names only the sweep that created it).
 SWEEP_MEMBER_PREFIX = "in_sweep."
+# A run created from a record (`pipelines.records`) carries this tag (value: the record's file name):
+# it has its metrics and plans, never weights.
+IMPORTED_TAG = "imported_from_records"
 
 
 def sweep_member_tag(sweep: str) -> str:
@@ -148,10 +151,15 @@ def _refusal(err: Exception) -> int | None:
 
 
 def _experiment(cfg: RunConfig, uri: str) -> str:
-    """The experiment id, created (with artifacts beside a SQLite store) when it does not exist."""
+    return ensure_experiment(uri, cfg.tracking.experiment, cfg.results_path())
+
+
+def ensure_experiment(uri: str, name: str, results: Path) -> str:
+    """The id of experiment `name`, created (with artifacts in `results`/artifacts beside a SQLite
+    store) when it does not exist, restored when it was deleted."""
     client = MlflowClient(uri)
     try:
-        experiment = client.get_experiment_by_name(cfg.tracking.experiment)
+        experiment = client.get_experiment_by_name(name)
     except mlflow.exceptions.MlflowException as err:
         refusal = _refusal(err)
         if refusal is None:
@@ -165,11 +173,11 @@ def _experiment(cfg: RunConfig, uri: str) -> str:
         return experiment.experiment_id
     artifacts = None
     if uri.startswith("sqlite:///"):
-        artifacts = layout.artifacts_dir(cfg.results_path()).as_uri()
+        artifacts = layout.artifacts_dir(results).as_uri()
     try:
-        return client.create_experiment(cfg.tracking.experiment, artifact_location=artifacts)
+        return client.create_experiment(name, artifact_location=artifacts)
     except mlflow.exceptions.MlflowException:  # created meanwhile by another process
-        return client.get_experiment_by_name(cfg.tracking.experiment).experiment_id
+        return client.get_experiment_by_name(name).experiment_id
 
 
 def find_runs(client: MlflowClient, experiment_id: str, identity: str, statuses=None) -> list:
@@ -177,6 +185,16 @@ def find_runs(client: MlflowClient, experiment_id: str, identity: str, statuses=
     runs = client.search_runs([experiment_id], filter_string=f"tags.identity = '{identity}'",
                               order_by=["attributes.start_time DESC"], max_results=100)
     return [r for r in runs if statuses is None or r.info.status in statuses]
+
+
+def experiment_runs(client: MlflowClient, experiment_id: str, sweep: str | None = None) -> list:
+    """Every run of an experiment, or of one sweep: the runs it made (tag `sweep`) and the finished
+    runs it reused (tag `in_sweep.<sweep>`)."""
+    if not sweep:
+        return client.search_runs([experiment_id], max_results=50_000)
+    found = {r.info.run_id: r for query in (f"tags.sweep = '{sweep}'", f"tags.`{sweep_member_tag(sweep)}` = 'true'")
+             for r in client.search_runs([experiment_id], filter_string=query, max_results=50_000)}
+    return list(found.values())
 
 
 def finished_run(client: MlflowClient, experiment_id: str, identity: str):
@@ -198,5 +216,5 @@ def code_version() -> str:
         return "unknown"
 
 
-__all__ = ["RunStatus", "check_driver", "check_reachable", "check_uri", "check_sweep_name", "existing_store", "code_version", "find_runs", "finished_run",
+__all__ = ["IMPORTED_TAG", "RunStatus", "check_driver", "check_reachable", "check_uri", "check_sweep_name", "existing_store", "code_version", "experiment_runs", "find_runs", "finished_run",
            "prepare_store", "tracking_uri"]

@@ -4,7 +4,7 @@ from mlflow.tracking import MlflowClient
 
 from lottery_core.errors import LotteryError
 from pipelines.comparison import compare
-from pipelines.tracking import sweep_member_tag
+from pipelines.tracking import experiment_runs
 
 TAGS = ("pipeline", "model", "criterion", "control", "draw", "reinit_of", "p", "rewind_epoch", "seed", "identity",
         "dense_identity", "sweep", "stage_counts", "planned_stage_counts", "iterative_mode", "blocks_per_round",
@@ -19,12 +19,7 @@ def load_runs(tracking_uri: str, experiment: str, sweep: str | None = None) -> p
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
         raise LotteryError(f"no MLflow experiment {experiment!r} at {tracking_uri}")
-    if sweep:  # the runs it made and the finished runs it reused (see pipelines.tracking)
-        found = {r.info.run_id: r for query in (f"tags.sweep = '{sweep}'", f"tags.`{sweep_member_tag(sweep)}` = 'true'")
-                 for r in client.search_runs([exp.experiment_id], filter_string=query, max_results=50_000)}
-        runs = list(found.values())
-    else:
-        runs = client.search_runs([exp.experiment_id], max_results=50_000)
+    runs = experiment_runs(client, exp.experiment_id, sweep)
     runs = [r for r in runs if "pipeline" in r.data.tags]  # sweep parents carry no pipeline tag
     finished = [r for r in runs if r.info.status == "FINISHED"]
     if not finished:
