@@ -31,7 +31,7 @@ EXPERIMENT = "records"
 def tiny(results: Path, data: Path, *overrides):
     """ResNet20 on the tiny data set, 2 epochs, SNIP; accuracy, cost and CKA (8 images) evaluated."""
     return with_fingerprint(load_config({
-        "model": {"name": "resnet20"},
+        "model": {"name": "resnet20"}, "threads": 1,       # one thread: faster on a busy CPU, not in the identity
         "data": {"name": "folder", "root": str(data)},
         "training": {"epochs": 2, "batch_size": 16, "lr": 0.05, "keep_epochs": [0, 1]},
         "pruning": {"criterion": "snip", "p": 1, "images_per_class": 2},
@@ -106,6 +106,17 @@ def test_imported_store_gives_the_same_report_table(original, imported):
     pd.testing.assert_frame_equal(before[sorted(before.columns)], after[sorted(after.columns)])
 
 
+def test_lottery_report_over_the_imported_store_writes_the_same_tables(original, imported, tmp_path):
+    for name, results in (("old", original["results"]), ("new", imported["results"])):
+        assert main(["report", "--experiment", EXPERIMENT, "--results-dir", str(results),
+                     "--out", str(tmp_path / name)]) == 0
+    tables = sorted(f.name for f in (tmp_path / "old").glob("*.csv"))
+    assert {"summary.csv", "iterative.csv"} <= set(tables)
+    assert tables == sorted(f.name for f in (tmp_path / "new").glob("*.csv"))
+    for name in tables:
+        assert (tmp_path / "old" / name).read_text() == (tmp_path / "new" / name).read_text(), name
+
+
 def test_imported_runs_have_the_same_histories_times_plans_and_parents(original, imported, tmp_path):
     old, new = by_identity(original["uri"]), by_identity(imported["uri"])
     assert sorted(old) == sorted(new) and len(new) == 5
@@ -134,8 +145,11 @@ def test_imported_runs_have_the_same_histories_times_plans_and_parents(original,
     assert comparison == f"ok: dense run {new[original['cfgs']['dense'].identity()].info.run_id}"
 
 
-def test_exporting_the_imported_store_gives_the_same_files_byte_for_byte(original, imported, tmp_path):
-    again = export_records(imported["uri"], EXPERIMENT, tmp_path / "again")
+def test_exporting_the_imported_store_gives_the_same_files_byte_for_byte(original, imported, tmp_path, capsys):
+    assert main(["records", "export", "--experiment", EXPERIMENT, "--results-dir", str(imported["results"]),
+                 "--out", str(tmp_path / "again")]) == 0
+    assert capsys.readouterr().out.startswith("5 run records (2 of them iterative rounds) written to ")
+    again = sorted((tmp_path / "again").glob("*.json"))
     assert [f.name for f in again] == [f.name for f in original["files"]]
     for first, second in zip(original["files"], again, strict=True):
         assert first.read_bytes() == second.read_bytes(), first.name
