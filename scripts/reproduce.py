@@ -25,6 +25,7 @@ from lottery_core.errors import LotteryError
 from pipelines import yaml_strict
 from pipelines.cli import lottery_command
 from pipelines.config import load_config
+from pipelines.context import with_fingerprint
 from pipelines.progress import EpochPrinter
 from pipelines.runner import run
 from pipelines.tracking import finished_run, prepare_store
@@ -68,6 +69,7 @@ def main(argv=None) -> int:
         common.append(f"threads={args.threads}")
     configs = [load_config(grid["base"], point + common) for point in expand(grid, args.shard)]  # validate all first
     index, count = _worker(args.worker)
+    configs = [with_fingerprint(c) for c in configs]  # the data is part of the identity (read once)
     uri, experiment_id = prepare_store(configs[0])  # create the store once, before parallel workers touch it
     dense_here = {c.identity() for c in configs if c.pipeline == "dense"}
     configs = configs[index::count]
