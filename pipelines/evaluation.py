@@ -40,18 +40,6 @@ def metric_problem(name: str, pipeline: str, val_size: int) -> str | None:
             f"and {', '.join(p + '...' for p in ROBUSTNESS_PREFIXES)}")
 
 
-def check_before_training(ctx: RunContext) -> None:
-    """LotteryError before anything trains when this run's evaluation will need weights it cannot
-    have: CKA versus a dense run that was imported from records (which hold no weights)."""
-    if ctx.cfg.pipeline == "dense" or ctx.cfg.evaluation.cka_images <= 0:
-        return
-    dense = stages.find_dense(ctx)
-    if dense is not None:
-        stages.check_weights_here(ctx, dense, layout.FINAL,
-                                  f"evaluation.cka_images={ctx.cfg.evaluation.cka_images} (CKA versus the dense "
-                                  "network; 0 turns it off)")
-
-
 def evaluate_run(ctx: RunContext, trained: Trained, emissions) -> tuple[dict[str, float], dict[str, str]]:
     """All final metrics of a trained network, and tags (comparison status, emissions status)."""
     d, ev, model = ctx.data, ctx.cfg.evaluation, trained.model
@@ -81,7 +69,11 @@ def evaluate_run(ctx: RunContext, trained: Trained, emissions) -> tuple[dict[str
         tags["comparison"] = f"missing: no finished dense run with identity {ctx.cfg.dense().identity()}"
     else:
         tags["comparison"] = f"ok: dense run {dense.run_id}"
-        if ev.cka_images > 0:
+        missing = stages.weights_missing(ctx, dense, layout.FINAL) if ev.cka_images > 0 else None
+        if missing is not None:  # measured where its dense run trained (or its weights were copied)
+            tags["cka"] = (f"skipped: dense run {dense.run_id} was imported from records, which hold no weights "
+                           f"(copy {missing.parent} here to measure it)")
+        elif ev.cka_images > 0:
             metrics["cka_vs_dense"] = _cka(ctx, model, dense)
         metrics.update(compare(metrics, dense.metrics, ev.xi))
     return metrics, tags

@@ -28,7 +28,7 @@ from pipelines import layout, plots
 from pipelines.claim import EXPIRE_AFTER, Claim, ClaimLost
 from pipelines.config import RunConfig
 from pipelines.context import RunContext, with_fingerprint
-from pipelines.evaluation import check_before_training, evaluate_run
+from pipelines.evaluation import evaluate_run
 from pipelines.experiments import PIPELINES
 from pipelines.logged_model import log_trained
 from pipelines.tracking import (
@@ -168,7 +168,6 @@ def _train(cfg: RunConfig, client: MlflowClient, experiment_id: str, device, che
     ctx = RunContext(cfg, client, experiment_id, run_id="", device=device,
                      checkpoint_dir=checkpoint_dir)
     _ = ctx.data  # load (or fail on) the data before a run is opened
-    check_before_training(ctx)   # weights the evaluation needs and cannot have: said before any training
     claim.refresh()  # still ours (loading the data may take long): else ClaimLost, nothing touched
     ctx.run_id = _open_run(client, experiment_id, cfg, parent_run_id, tags or {})
     ctx.hooks = (claim, MlflowEpochLogger(client, ctx.run_id), *hooks)   # a lost claim stops first

@@ -124,11 +124,17 @@ def find_dense(ctx: RunContext) -> DenseRun | None:
                                              imported=IMPORTED_TAG in run.data.tags)
 
 
-def check_weights_here(ctx: RunContext, dense: DenseRun, epoch: int | str, needed_by: str) -> None:
-    """LotteryError (one line) when `dense` came from records and θ_epoch is not in this results
-    folder: a record holds no weights, so `needed_by` cannot have them."""
+def weights_missing(ctx: RunContext, dense: DenseRun, epoch: int | str) -> Path | None:
+    """The local path of θ_epoch when `dense` came from records and the file is not in this results
+    folder (a record holds no weights), else None."""
     local = layout.weights_dir(ctx.cfg.results_path(), dense.identity) / layout.weights_name(epoch)
-    if dense.imported and not local.exists():
+    return local if dense.imported and not local.exists() else None
+
+
+def check_weights_here(ctx: RunContext, dense: DenseRun, epoch: int | str, needed_by: str) -> None:
+    """LotteryError (one line) when `weights_missing`: `needed_by` cannot have θ_epoch of `dense`."""
+    local = weights_missing(ctx, dense, epoch)
+    if local is not None:
         raise LotteryError(f"{needed_by} needs {layout.weights_name(epoch)} of dense run {dense.run_id} (identity "
                            f"{dense.identity}), which was imported from records, and records hold no weights: copy "
                            f"{local.parent} from the machine that trained it, or run this where its dense run trains")
