@@ -97,7 +97,7 @@ def _latency(args: argparse.Namespace) -> None:
     from pipelines.tracking import check_sweep_name, existing_store
 
     settings = latency_settings({"batch_sizes": args.batch_sizes, "device": args.device, "threads": args.threads,
-                                 "repeats": args.repeats})   # refused before any run is read
+                                 "rounds": args.rounds, "repeats": args.repeats})   # refused before any run is read
     if args.sweep is not None:
         check_sweep_name(args.sweep)
     cfg = load_config(None, _overrides(args) + [f"tracking.experiment={args.experiment}"])
@@ -209,7 +209,10 @@ def build_parser() -> argparse.ArgumentParser:
                          help="batch sizes to time (default 1 128)")
     latency.add_argument("--threads", type=int, default=None, help="torch threads (default: every CPU given)")
     latency.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    latency.add_argument("--repeats", type=int, default=20, help="timed passes per network and batch size")
+    latency.add_argument("--rounds", type=int, default=3, help="rounds in which the networks take turns; "
+                         "a latency is the median over them (default 3)")
+    latency.add_argument("--repeats", type=int, default=10,
+                         help="timed passes per network, batch size and round (default 10)")
     latency.add_argument("--force", action="store_true", help="measure runs that have the metrics already")
     latency.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help=argparse.SUPPRESS)
     _add_results_dir(latency)

@@ -20,9 +20,10 @@ The rebuilt network's MACs and parameters must equal the run's logged `macs` and
 where they differ is refused in one line before anything is timed (its tags do not describe its
 network). Runs that
 cannot be rebuilt (no `macs` metric, no `removed_blocks` tag, folder data that is not there) are
-skipped with the reason. Identical architectures are timed once and the result shared. Each
-network is timed by `accounting.latency` (eval mode, no grad, float32, NCHW, median of `repeats`
-passes after `warmup`) and the run gets the metrics `latency_b<n>_ms` (milliseconds per forward
+skipped with the reason. Identical architectures are timed once and the result shared. The
+networks take turns in `rounds` rounds, each timed by `accounting.latency` (eval mode, no grad,
+float32, NCHW, median of `repeats` passes after `warmup`); a latency is the median over the rounds
+(as in `benchmarks/latency.py`). The run gets the metrics `latency_b<n>_ms` (milliseconds per forward
 pass of a batch of n) and the tags of `CONDITION_TAGS`. A run that already has every requested
 metric is skipped unless `force`; a run that is no longer FINISHED when its turn comes (reopened
 by a resume) is left alone.
@@ -31,6 +32,7 @@ import contextlib
 import functools
 import json
 import os
+import statistics
 import tempfile
 import time
 from collections.abc import Callable, Mapping
@@ -56,7 +58,7 @@ CIFAR_INPUT = (3, 32, 32)
 BLOCK_PIPELINES = ("ticket_init", "ticket_rewind", "reinit", "iterative")
 FILTER_PLAN = "filter_plan.json"
 # what the pass records beside the metrics: where and how they were measured
-CONDITION_TAGS = ("latency_device", "latency_threads", "latency_torch", "latency_repeats", "latency_measured_at")
+CONDITION_TAGS = ("latency_device", "latency_threads", "latency_torch", "latency_method", "latency_measured_at")
 
 
 @dataclass
@@ -118,18 +120,17 @@ def measure_runs(tracking_uri: str, experiment: str, sweep: str | None = None,
     outcome.conditions = conditions(device, settings)
     with _threads(settings.threads):
         outcome.conditions["latency_threads"] = str(torch.get_num_threads())
-        for key, run_ids in todo.items():
-            rebuilt = networks[key]
-            latencies = time_network(rebuilt, device, settings)
-            outcome.networks += 1
-            say(f"{key}: " + ", ".join(f"batch {b} {ms:.2f} ms" for b, ms in latencies.items())
-                + f" ({len(run_ids)} run(s))")
-            for run_id in run_ids:
-                if client.get_run(run_id).info.status != "FINISHED":   # reopened meanwhile: not ours to touch
-                    outcome.skipped[run_id] = "no longer FINISHED"
-                    continue
-                log_latency(client, run_id, latencies, outcome.conditions)
-                outcome.measured.append(run_id)
+        measured = time_networks({key: networks[key] for key in todo}, device, settings)
+    for key, run_ids in todo.items():
+        outcome.networks += 1
+        say(f"{key}: " + ", ".join(f"batch {b} {ms:.2f} ms" for b, ms in measured[key].items())
+            + f" ({len(run_ids)} run(s))")
+        for run_id in run_ids:
+            if client.get_run(run_id).info.status != "FINISHED":   # reopened meanwhile: not ours to touch
+                outcome.skipped[run_id] = "no longer FINISHED"
+                continue
+            log_latency(client, run_id, measured[key], outcome.conditions)
+            outcome.measured.append(run_id)
     return outcome
 
 
@@ -213,14 +214,21 @@ def check_rebuild(run, rebuilt: Rebuilt) -> None:
                                f"or plan does not describe its network, so no latency was measured")
 
 
-def time_network(rebuilt: Rebuilt, device: torch.device, settings: LatencySettings) -> dict[int, float]:
-    """Median milliseconds of one forward pass per batch size (`accounting.latency`), on `device`."""
-    network = rebuilt.network.to(device)
-    try:
-        return {b: 1000.0 * accounting.latency(network, b, rebuilt.input_size, settings.repeats, settings.warmup)
-                for b in settings.batch_sizes}
-    finally:
-        rebuilt.network.to("cpu")
+def time_networks(networks: Mapping[str, Rebuilt], device: torch.device,
+                  settings: LatencySettings) -> dict[str, dict[int, float]]:
+    """Milliseconds of one forward pass per network and batch size, on `device`: in each of
+    `settings.rounds` rounds every network takes its turn (`accounting.latency`: the median of
+    `repeats` passes after `warmup`), so a slow moment of the machine falls on all of them alike;
+    the result is the median over the rounds."""
+    on_device = {key: rebuilt.network.to(device) for key, rebuilt in networks.items()}
+    times: dict[str, dict[int, list[float]]] = {key: {b: [] for b in settings.batch_sizes} for key in networks}
+    for _ in range(settings.rounds):
+        for key, network in on_device.items():
+            for b in settings.batch_sizes:
+                times[key][b].append(accounting.latency(network, b, networks[key].input_size, settings.repeats,
+                                                        settings.warmup))
+    return {key: {b: 1000.0 * statistics.median(seconds) for b, seconds in by_batch.items()}
+            for key, by_batch in times.items()}
 
 
 def log_latency(client: MlflowClient, run_id: str, latencies: Mapping[int, float], tags: Mapping[str, str]) -> None:
@@ -237,7 +245,8 @@ def conditions(device: torch.device, settings: LatencySettings) -> dict[str, str
     else:
         where = f"cpu ({cpu_model() or 'unknown model'})"
     return {"latency_device": where, "latency_threads": "", "latency_torch": torch.__version__,
-            "latency_repeats": f"median of {settings.repeats} after {settings.warmup} warm-up, float32, eval",
+            "latency_method": f"median over {settings.rounds} rounds of the median of {settings.repeats} passes "
+                               f"after {settings.warmup} warm-up; float32, eval mode",
             "latency_measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
 
 

@@ -19,25 +19,27 @@ def metric_name(batch_size: int) -> str:
 @dataclass(frozen=True)
 class LatencySettings:
     """How to time: batch sizes, device ("cpu" or "cuda"), torch threads (None = as many as this
-    process is given), timed passes per network and batch size (`repeats`, after `warmup`)."""
+    process is given), rounds in which the networks take turns, and in each round the timed passes
+    per network and batch size (`repeats`, after `warmup` untimed ones)."""
 
     batch_sizes: tuple[int, ...] = (1, 128)
     device: str = "cpu"
     threads: int | None = None
-    repeats: int = 20
-    warmup: int = 3
+    rounds: int = 3
+    repeats: int = 10
+    warmup: int = 2
 
     def to_dict(self) -> dict:
         """Plain values (a sweep's record), which `latency_settings` reads back into the same settings."""
         return {"batch_sizes": list(self.batch_sizes), "device": self.device, "threads": self.threads,
-                "repeats": self.repeats, "warmup": self.warmup}
+                "rounds": self.rounds, "repeats": self.repeats, "warmup": self.warmup}
 
 
 def latency_settings(raw: Mapping | None) -> LatencySettings:
     """Validated settings from a mapping (the CLI's options, a sweep file's `latency:` key); one-line
     LotteryError naming the key and what is allowed."""
     raw = dict(raw or {})
-    allowed = ("batch_sizes", "device", "threads", "repeats", "warmup")
+    allowed = ("batch_sizes", "device", "threads", "rounds", "repeats", "warmup")
     unknown = sorted(set(raw) - set(allowed))
     if unknown:
         raise LotteryError(f"latency: unknown key {unknown[0]!r}; allowed: {', '.join(allowed)}")
@@ -50,11 +52,12 @@ def latency_settings(raw: Mapping | None) -> LatencySettings:
     threads = raw.get("threads")
     if threads is not None and not _positive_int(threads):
         raise LotteryError(f"latency threads must be an integer >= 1 (omit it for every CPU given); got {threads!r}")
-    for key, low in (("repeats", 1), ("warmup", 0)):
+    for key, low in (("rounds", 1), ("repeats", 1), ("warmup", 0)):
         value = raw.get(key, getattr(LatencySettings, key))
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
             raise LotteryError(f"latency {key} must be an integer >= {low}; got {value!r}")
     return LatencySettings(batch_sizes=tuple(dict.fromkeys(sizes)), device=device, threads=threads,
+                           rounds=raw.get("rounds", LatencySettings.rounds),
                            repeats=raw.get("repeats", LatencySettings.repeats),
                            warmup=raw.get("warmup", LatencySettings.warmup))
 

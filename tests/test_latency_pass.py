@@ -17,7 +17,7 @@ from pipelines.tracking import tracking_uri
 from tune.sweep_file import load_sweep
 from tune.tracking import measure_sweep_latency
 
-FAST = LatencySettings(batch_sizes=(1, 8), threads=1, repeats=2, warmup=1)
+FAST = LatencySettings(batch_sizes=(1, 8), threads=1, rounds=2, repeats=2, warmup=1)
 
 
 def tiny(tmp_path, tiny_folder, *overrides):
@@ -85,10 +85,22 @@ def test_a_second_pass_measures_nothing_and_force_measures_again(store):
     ticket = store["runs"]["ticket_init"].run_id
     assert len(client.get_metric_history(ticket, "latency_b1_ms")) == 1
     # another batch size is not measured yet: only it is wanted, so the runs are measured again
-    wider = measure_runs(store["uri"], "test", settings=LatencySettings(batch_sizes=(2,), threads=1, repeats=1,
-                                                                         warmup=0), say=lambda line: None)
+    wider = measure_runs(store["uri"], "test", settings=LatencySettings(batch_sizes=(2,), threads=1, rounds=1,
+                                                                         repeats=1, warmup=0), say=lambda line: None)
     assert sorted(wider.measured) == sorted(r.run_id for r in store["runs"].values())
     assert client.get_run(ticket).data.metrics["latency_b2_ms"] > 0
+
+
+def test_the_command_and_a_sweeps_pass_skip_what_is_measured(store, capsys):
+    results = str(store["tmp"] / "runs")
+    code = main(["latency", "--results-dir", results, "--experiment", "test", "--batch-sizes", "1", "8",
+                 "--threads", "1", "--rounds", "1", "--repeats", "2"])
+    assert code == 0 and capsys.readouterr().out.strip() == "no run measured; 3 skipped"
+    client = MlflowClient(store["uri"])
+    for outcome in store["runs"].values():
+        client.set_tag(outcome.run_id, "in_sweep.s1", "true")
+    line = measure_sweep_latency(store["uri"], "test", "s1", FAST.to_dict(), finished=True)
+    assert line == "no run measured; 3 skipped"
 
 
 def test_report_shows_latency_speedup_beside_the_macs_ratio(store):
@@ -177,6 +189,7 @@ def test_a_run_without_removed_blocks_is_skipped_with_its_reason(hand_made):
     (["--device", "tpu"], "latency device must be one of cpu, cuda"),
     (["--threads", "0"], "latency threads must be an integer >= 1"),
     (["--repeats", "0"], "latency repeats must be an integer >= 1"),
+    (["--rounds", "-1"], "latency rounds must be an integer >= 1"),
     (["--sweep", "../x"], "sweep name '../x'"),
     ([], "no MLflow store"),
 ])
