@@ -108,9 +108,10 @@ def _latency(args: argparse.Namespace) -> None:
 LATENCY_HELP = """\
 Time the inference of every finished run of an experiment (or of one sweep) and log it into the run:
 metrics latency_b<n>_ms (median ms of one forward pass of a batch of n, eval mode, float32) and tags
-latency_device, latency_threads, latency_torch, latency_measured_at. Each run's network is rebuilt
-from its params and tags (block tickets: removed_blocks; filter tickets: filter_plan.json), checked
-against its logged MACs, and timed once per distinct architecture. Runs that have the metrics already
+latency_device, latency_threads, latency_torch, latency_method, latency_measured_at. Each run's
+network is rebuilt from its params and tags (block tickets: removed_blocks; filter tickets:
+filter_plan.json), checked against its logged MACs and params, and timed once per distinct
+architecture, the networks taking turns in rounds. Runs that have the metrics already
 are skipped unless --force. `lottery report` then shows the latency speed-up beside the MACs ratio.
 
 Run it with the machine to itself (after the sweep, nothing else running): a latency taken while
@@ -208,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     latency.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 128], metavar="N",
                          help="batch sizes to time (default 1 128)")
     latency.add_argument("--threads", type=int, default=None, help="torch threads (default: every CPU given)")
-    latency.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    latency.add_argument("--device", default="cpu", help="cpu, cuda, or auto (cuda when there is a GPU; default cpu)")
     latency.add_argument("--rounds", type=int, default=3, help="rounds in which the networks take turns; "
                          "a latency is the median over them (default 3)")
     latency.add_argument("--repeats", type=int, default=10,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from lottery_core.errors import LotteryError
 
-DEVICES = ("cpu", "cuda")
+DEVICES = ("cpu", "cuda", "auto")   # auto: cuda when torch sees a GPU, else cpu
 
 
 def metric_name(batch_size: int) -> str:
@@ -18,7 +18,7 @@ def metric_name(batch_size: int) -> str:
 
 @dataclass(frozen=True)
 class LatencySettings:
-    """How to time: batch sizes, device ("cpu" or "cuda"), torch threads (None = as many as this
+    """How to time: batch sizes, device ("cpu", "cuda", or "auto"), torch threads (None = as many as this
     process is given), rounds in which the networks take turns, and in each round the timed passes
     per network and batch size (`repeats`, after `warmup` untimed ones)."""
 

@@ -186,7 +186,7 @@ def test_a_run_without_removed_blocks_is_skipped_with_its_reason(hand_made):
 
 @pytest.mark.parametrize("argv, expected", [
     (["--batch-sizes", "0"], "latency batch sizes must be a list of integers >= 1"),
-    (["--device", "tpu"], "latency device must be one of cpu, cuda"),
+    (["--device", "tpu"], "latency device must be one of cpu, cuda, auto"),
     (["--threads", "0"], "latency threads must be an integer >= 1"),
     (["--repeats", "0"], "latency repeats must be an integer >= 1"),
     (["--rounds", "-1"], "latency rounds must be an integer >= 1"),
