@@ -92,12 +92,14 @@ def _report(args: argparse.Namespace) -> None:
 
 
 def _latency(args: argparse.Namespace) -> None:
-    from pipelines.config import load_config
-    from pipelines.latency import latency_settings, measure_runs
-    from pipelines.tracking import check_sweep_name, existing_store
+    from pipelines.latency_settings import latency_settings
 
     settings = latency_settings({"batch_sizes": args.batch_sizes, "device": args.device, "threads": args.threads,
-                                 "rounds": args.rounds, "repeats": args.repeats})   # refused before any run is read
+                                 "rounds": args.rounds, "repeats": args.repeats})   # refused before torch loads
+    from pipelines.config import load_config
+    from pipelines.latency import measure_runs
+    from pipelines.tracking import check_sweep_name, existing_store
+
     if args.sweep is not None:
         check_sweep_name(args.sweep)
     cfg = load_config(None, _overrides(args) + [f"tracking.experiment={args.experiment}"])

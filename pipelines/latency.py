@@ -30,6 +30,7 @@ by a resume) is left alone.
 """
 import contextlib
 import functools
+import hashlib
 import json
 import os
 import statistics
@@ -51,14 +52,12 @@ from lottery_core.errors import LotteryError
 from lottery_core.train import cpus_given
 from lottery_core.train.device import resolve_device
 from pipelines.config import ModelConfig
-from pipelines.latency_settings import LatencySettings, latency_settings, metric_name
+from pipelines.latency_settings import CONDITION_TAGS, LatencySettings, metric_name
 from pipelines.report.runs import load_runs
 
 CIFAR_INPUT = (3, 32, 32)
 BLOCK_PIPELINES = ("ticket_init", "ticket_rewind", "reinit", "iterative")
 FILTER_PLAN = "filter_plan.json"
-# what the pass records beside the metrics: where and how they were measured
-CONDITION_TAGS = ("latency_device", "latency_threads", "latency_torch", "latency_method", "latency_measured_at")
 
 
 @dataclass
@@ -80,12 +79,13 @@ class LatencyOutcome:
 
 @dataclass(frozen=True)
 class Rebuilt:
-    """A run's architecture, rebuilt: the network (no trained weights), its input size, and the key
-    that identical architectures share."""
+    """A run's architecture, rebuilt: the network (no trained weights), its input size, the key
+    that identical architectures share, and a short label for the console."""
 
     network: nn.Module
     input_size: tuple[int, ...]
     key: str
+    label: str
 
 
 def measure_runs(tracking_uri: str, experiment: str, sweep: str | None = None,
@@ -123,7 +123,7 @@ def measure_runs(tracking_uri: str, experiment: str, sweep: str | None = None,
         measured = time_networks({key: networks[key] for key in todo}, device, settings)
     for key, run_ids in todo.items():
         outcome.networks += 1
-        say(f"{key}: " + ", ".join(f"batch {b} {ms:.2f} ms" for b, ms in measured[key].items())
+        say(f"{networks[key].label}: " + ", ".join(f"batch {b} {ms:.2f} ms" for b, ms in measured[key].items())
             + f" ({len(run_ids)} run(s))")
         for run_id in run_ids:
             if client.get_run(run_id).info.status != "FINISHED":   # reopened meanwhile: not ours to touch
@@ -152,7 +152,7 @@ def rebuild(client: MlflowClient, run) -> Rebuilt:
         dense = models.build(model.name, num_classes=num_classes, **model.builder_options())
     what = f"{model.name}{sorted(model.builder_options().items())} {num_classes} classes {'x'.join(map(str, input_size))}"
     if pipeline == "dense":
-        return Rebuilt(dense, input_size, f"{what} dense")
+        return Rebuilt(dense, input_size, f"{what} dense", f"{model.name} dense")
     if pipeline in BLOCK_PIPELINES:
         if "removed_blocks" not in tags:
             raise SkipRun("no removed_blocks tag")
@@ -163,13 +163,16 @@ def rebuild(client: MlflowClient, run) -> Rebuilt:
         except LotteryError as err:
             raise LotteryError(f"run {run.info.run_id} ({run.info.run_name}): its removed_blocks "
                                f"{tags['removed_blocks']!r} cannot be removed from {model.name}: {err}") from None
-        return Rebuilt(ticket, input_size, f"{what} without {','.join(removed) or 'none'}")
+        return Rebuilt(ticket, input_size, f"{what} without {','.join(removed) or 'none'}",
+                       f"{model.name} without {','.join(removed) or 'no block'}")
     if pipeline == "filter_ticket":
         history = _artifact_json(client, run.info.run_id, FILTER_PLAN).get("pruning_history")
         if history is None:
             raise SkipRun(f"no {FILTER_PLAN} with a pruning_history")
         ticket = surgery.replay_pruning(dense, history, input_size)
-        return Rebuilt(ticket, input_size, f"{what} filters {json.dumps(history, sort_keys=True)}")
+        digest = hashlib.blake2b(json.dumps(history, sort_keys=True).encode(), digest_size=8).hexdigest()
+        return Rebuilt(ticket, input_size, f"{what} filters {digest}",
+                       f"{model.name} filter ticket ({accounting.count_filters(ticket)} filters, cut {digest})")
     raise SkipRun(f"pipeline {pipeline!r} has no rebuild rule")
 
 
@@ -244,10 +247,11 @@ def conditions(device: torch.device, settings: LatencySettings) -> dict[str, str
         where = f"cuda ({torch.cuda.get_device_name(device)})"
     else:
         where = f"cpu ({cpu_model() or 'unknown model'})"
-    return {"latency_device": where, "latency_threads": "", "latency_torch": torch.__version__,
-            "latency_method": f"median over {settings.rounds} rounds of the median of {settings.repeats} passes "
-                               f"after {settings.warmup} warm-up; float32, eval mode",
-            "latency_measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    method = (f"median over {settings.rounds} rounds of the median of {settings.repeats} passes after "
+              f"{settings.warmup} warm-up; float32, eval mode")
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    # device, threads, torch, method, measured at
+    return dict(zip(CONDITION_TAGS, (where, "", torch.__version__, method, when), strict=True))
 
 
 @contextlib.contextmanager
@@ -270,5 +274,4 @@ def _artifact_json(client: MlflowClient, run_id: str, path: str) -> dict:
         return json.loads(Path(local).read_text())
 
 
-__all__ = ["CONDITION_TAGS", "LatencyOutcome", "LatencySettings", "latency_settings", "measure_runs", "metric_name",
-           "rebuild"]
+__all__ = ["LatencyOutcome", "Rebuilt", "SkipRun", "check_rebuild", "measure_runs", "rebuild", "time_networks"]

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 from lottery_core.errors import LotteryError
 
+# the run tags a pass logs beside its metrics: where and how they were measured (the report reads them)
+CONDITION_TAGS = ("latency_device", "latency_threads", "latency_torch", "latency_method", "latency_measured_at")
 DEVICES = ("cpu", "cuda", "auto")   # auto: cuda when torch sees a GPU, else cpu
 
 
@@ -66,4 +68,4 @@ def _positive_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
-__all__ = ["DEVICES", "LatencySettings", "latency_settings", "metric_name"]
+__all__ = ["CONDITION_TAGS", "DEVICES", "LatencySettings", "latency_settings", "metric_name"]
