@@ -120,21 +120,28 @@ def test_report_shows_latency_speedup_beside_the_macs_ratio(store):
 
 
 @pytest.fixture(scope="module")
-def hand_made(tmp_path_factory):
-    """A store with a dense ResNet20 run and a ticket run without layer1.1 (params, tags and MACs as
-    a real run logs them; nothing trained). Each test sets the ticket's `removed_blocks` tag with
-    `tag_ticket`."""
+def hand_store(tmp_path_factory):
+    """An empty SQLite store (made once: creating its tables takes seconds)."""
     tmp = tmp_path_factory.mktemp("hand")
     uri = f"sqlite:///{tmp}/mlflow.db"
-    client = MlflowClient(uri)
-    exp = client.create_experiment("hand", artifact_location=(tmp / "a").as_uri())
+    return {"tmp": tmp, "uri": uri, "client": MlflowClient(uri)}
+
+
+def hand_made(hand_store, experiment: str, removed_tag: str | None) -> dict[str, str]:
+    """In a new experiment: a dense ResNet20 run and a ticket run without layer1.1 whose
+    `removed_blocks` tag says `removed_tag` (None: no tag); params, tags, MACs and parameter counts
+    as a real run logs them, nothing trained. Returns the run ids by pipeline."""
+    client = hand_store["client"]
+    exp = client.create_experiment(experiment, artifact_location=(hand_store["tmp"] / experiment).as_uri())
     dense = models.build("resnet20", num_classes=10)
     ticket = surgery.remove_blocks(dense, ["layer1.1"])
     ids = {}
     for pipeline, network in (("dense", dense), ("ticket_init", ticket)):
-        r = client.create_run(exp, run_name=pipeline, tags={
-            "pipeline": pipeline, "model": "resnet20", "criterion": "snip", "control": "none", "p": "1",
-            "seed": "0", "identity": pipeline, "dense_identity": "dense"})
+        tags = {"pipeline": pipeline, "model": "resnet20", "criterion": "snip", "control": "none", "p": "1",
+                "seed": "0", "identity": pipeline, "dense_identity": "dense"}
+        if pipeline != "dense" and removed_tag is not None:
+            tags["removed_blocks"] = removed_tag
+        r = client.create_run(exp, run_name=pipeline, tags=tags)
         for key, value in {"model.name": "resnet20", "model.shortcut": "A", "data.name": "cifar10"}.items():
             client.log_param(r.info.run_id, key, value)
         for key, value in {"macs": accounting.count_macs(network), "params": accounting.count_params(network),
@@ -142,46 +149,37 @@ def hand_made(tmp_path_factory):
             client.log_metric(r.info.run_id, key, value)
         client.set_terminated(r.info.run_id, "FINISHED")
         ids[pipeline] = r.info.run_id
-    return {"tmp": tmp, "uri": uri, "client": client, "ids": ids}
-
-
-def tag_ticket(hand_made, tag: str | None) -> None:
-    """Set (None: delete) the hand-made ticket's `removed_blocks` tag."""
-    client, ticket = hand_made["client"], hand_made["ids"]["ticket_init"]
-    if tag is None:
-        client.delete_tag(ticket, "removed_blocks")
-    else:
-        client.set_tag(ticket, "removed_blocks", tag)
+    return ids
 
 
 @pytest.mark.parametrize("tag, differs", [("none", "macs"), ("layer1.1,layer2.1", "macs"),
                                           ("layer2.1", "params")])   # a stage-2 block: same MACs, other params
-def test_a_run_whose_tags_do_not_describe_its_network_is_refused_before_anything_is_timed(hand_made, tag, differs):
-    tag_ticket(hand_made, tag)
+def test_a_run_whose_tags_do_not_describe_its_network_is_refused_before_anything_is_timed(hand_store, tag, differs):
+    experiment = f"tampered-{tag}"
+    ids = hand_made(hand_store, experiment, tag)
     with pytest.raises(LotteryError) as refused:
-        measure_runs(hand_made["uri"], "hand", settings=FAST, say=lambda line: None)
+        measure_runs(hand_store["uri"], experiment, settings=FAST, say=lambda line: None)
     message = str(refused.value)
-    assert "\n" not in message and hand_made["ids"]["ticket_init"] in message
+    assert "\n" not in message and ids["ticket_init"] in message
     assert f" {differs}, the run logged " in message
-    client = hand_made["client"]
-    assert all("latency_b1_ms" not in client.get_run(i).data.metrics for i in hand_made["ids"].values())
+    assert all("latency_b1_ms" not in hand_store["client"].get_run(i).data.metrics for i in ids.values())
 
 
-def test_report_without_latency_has_no_latency_columns(hand_made):
-    tag_ticket(hand_made, "layer1.1")
-    out = hand_made["tmp"] / "report"
-    write_report(hand_made["uri"], "hand", out)
+def test_report_without_latency_has_no_latency_columns(hand_store):
+    hand_made(hand_store, "unmeasured", "layer1.1")
+    out = hand_store["tmp"] / "report"
+    write_report(hand_store["uri"], "unmeasured", out)
     header = (out / "table4_cost.csv").read_text().splitlines()[0]
     assert "MACs ratio ×" in header and "latency" not in header
     assert "Inference latency" not in (out / "report.md").read_text()
     assert not (out / "latency_vs_macs.png").exists()
 
 
-def test_a_run_without_removed_blocks_is_skipped_with_its_reason(hand_made):
-    tag_ticket(hand_made, None)
-    outcome = measure_runs(hand_made["uri"], "hand", settings=FAST, say=lambda line: None)
-    assert outcome.measured == [hand_made["ids"]["dense"]]
-    assert outcome.skipped == {hand_made["ids"]["ticket_init"]: "no removed_blocks tag"}
+def test_a_run_without_removed_blocks_is_skipped_with_its_reason(hand_store):
+    ids = hand_made(hand_store, "untagged", None)
+    outcome = measure_runs(hand_store["uri"], "untagged", settings=FAST, say=lambda line: None)
+    assert outcome.measured == [ids["dense"]]
+    assert outcome.skipped == {ids["ticket_init"]: "no removed_blocks tag"}
 
 
 @pytest.mark.parametrize("argv, expected", [
