@@ -13,18 +13,22 @@ seeds of a point together, so that a partial reproduction is balanced across see
 are found by identity and never trained twice: rerunning the command continues where it stopped.
 """
 import argparse
+import collections
 import itertools
 import sys
 import time
 from pathlib import Path
 
+from mlflow.tracking import MlflowClient
+
 from lottery_core.errors import LotteryError
 from pipelines import yaml_strict
 from pipelines.cli import lottery_command
 from pipelines.config import load_config
+from pipelines.context import with_fingerprint
 from pipelines.progress import EpochPrinter
 from pipelines.runner import run
-from pipelines.tracking import prepare_store
+from pipelines.tracking import finished_run, prepare_store
 
 
 def expand(grid: dict, shard: str | None = None) -> list[list[str]]:
@@ -65,16 +69,24 @@ def main(argv=None) -> int:
         common.append(f"threads={args.threads}")
     configs = [load_config(grid["base"], point + common) for point in expand(grid, args.shard)]  # validate all first
     index, count = _worker(args.worker)
-    prepare_store(configs[0])  # create the store once, before parallel workers touch it
+    configs = [with_fingerprint(c) for c in configs]  # the data is part of the identity (read once)
+    uri, experiment_id = prepare_store(configs[0])  # create the store once, before parallel workers touch it
+    dense_here = {c.identity() for c in configs if c.pipeline == "dense"}
     configs = configs[index::count]
+    waiting = _DenseWaiter(MlflowClient(uri), experiment_id, dense_here)
     started = time.time()
     name = f"durations-{'all' if args.shard is None else 'shard' + args.shard}-{index}of{count}.md"
     durations = Path(args.report_dir) / name
     durations.parent.mkdir(parents=True, exist_ok=True)
     log = []
-    for k, cfg in enumerate(configs, 1):
+    queue = collections.deque(configs)
+    while queue:
+        cfg = queue.popleft()
+        if waiting.for_dense(cfg, others=queue):
+            queue.append(cfg)
+            continue
         tick = time.time()
-        print(f"[{k}/{len(configs)}] {cfg.describe()} ({time.strftime('%H:%M:%S')})", flush=True)
+        print(f"[{len(log) + 1}/{len(configs)}] {cfg.describe()} ({time.strftime('%H:%M:%S')})", flush=True)
         outcome = run(cfg, hooks=[EpochPrinter(cfg.training.epochs)])
         log.append((cfg.describe(), outcome.status, time.time() - tick, outcome.metrics.get("acc", float("nan"))))
         print(f"    {outcome.status} in {time.time() - tick:.0f} s, acc {log[-1][3]:.2f}", flush=True)
@@ -91,10 +103,36 @@ def main(argv=None) -> int:
         return 0
     from pipelines.report import write_report
 
-    uri, _ = prepare_store(configs[0])
     files = write_report(uri, configs[0].tracking.experiment, report_dir.resolve())
     print(files.main_table)
     return 0
+
+
+class _DenseWaiter:
+    """Defers a ticket whose dense run another worker of this grid has not finished yet.
+
+    Round-robin workers can reach a ticket (ticket_rewind needs the dense run's θ_i and θ_n) before
+    the worker that trains its dense run is done. Such a ticket goes to the back of the queue; when
+    only such tickets are left, the worker polls the store every `poll_s` seconds."""
+
+    def __init__(self, client, experiment_id: str, dense_in_grid: set[str], poll_s: float = 30.0):
+        self.client, self.experiment_id, self.dense_in_grid, self.poll_s = client, experiment_id, dense_in_grid, poll_s
+
+    def for_dense(self, cfg, others) -> bool:
+        if cfg.pipeline == "dense":
+            return False
+        dense = cfg.dense().identity()
+        if dense not in self.dense_in_grid or finished_run(self.client, self.experiment_id, dense) is not None:
+            return False
+        if all(self.waits(other) for other in others):
+            print(f"    waiting for dense run {dense[:12]} (trained by another worker) for {cfg.describe()}",
+                  flush=True)
+            time.sleep(self.poll_s)
+        return True
+
+    def waits(self, cfg) -> bool:
+        return (cfg.pipeline != "dense" and cfg.dense().identity() in self.dense_in_grid
+                and finished_run(self.client, self.experiment_id, cfg.dense().identity()) is None)
 
 
 def _worker(text: str) -> tuple[int, int]:

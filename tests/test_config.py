@@ -116,3 +116,29 @@ def test_the_reproduction_script_refuses_an_unknown_shard_and_a_bad_worker():
     for bad in ("2/2", "x", "1/0", "-1/2"):
         with pytest.raises(LotteryError, match="expected i/n with 0 <= i < n"):
             _worker(bad)
+
+
+def test_a_reproduction_worker_defers_a_ticket_whose_dense_run_another_worker_trains():
+    """Round-robin workers: a rewind ticket reached before its dense run is finished goes to the
+    back of the queue (it would fail: it needs θ_i of that run); with the dense run finished, or
+    when no worker of the grid trains it, the ticket runs at once."""
+    from types import SimpleNamespace
+
+    from scripts.reproduce import _DenseWaiter
+
+    class Store:  # the part of MlflowClient that pipelines.tracking.finished_run reads
+        finished: set = set()
+
+        def search_runs(self, experiment_ids, filter_string, order_by, max_results):
+            identity = filter_string.split("'")[1]
+            return [SimpleNamespace(info=SimpleNamespace(status="FINISHED"))] if identity in self.finished else []
+
+    ticket = load_config(None, ["pipeline=ticket_rewind", "seed=1"])
+    dense = ticket.dense().identity()
+    store = Store()
+    waiter = _DenseWaiter(store, "0", {dense}, poll_s=0.0)
+    assert waiter.for_dense(load_config(None, ["pipeline=dense", "seed=1"]), others=[]) is False
+    assert waiter.for_dense(ticket, others=[load_config(None, ["pipeline=dense", "seed=2"])]) is True
+    assert _DenseWaiter(store, "0", set(), poll_s=0.0).for_dense(ticket, others=[]) is False  # not in this grid
+    store.finished = {dense}
+    assert waiter.for_dense(ticket, others=[]) is False
