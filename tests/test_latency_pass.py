@@ -77,7 +77,7 @@ def test_rebuilt_networks_have_the_logged_macs_and_the_tickets_shape(store):
     assert accounting.count_filters(filters) == metrics(store, "filter_ticket").metrics["filters"] < dense_filters
 
 
-def test_a_second_pass_measures_nothing_and_force_measures_again(store):
+def test_a_second_pass_measures_nothing_a_new_batch_size_and_force_measure_again(store):
     again = measure_runs(store["uri"], "test", settings=FAST, say=lambda line: None)
     assert again.measured == [] and again.networks == 0
     assert set(again.skipped) == {r.run_id for r in store["runs"].values()}
@@ -89,6 +89,12 @@ def test_a_second_pass_measures_nothing_and_force_measures_again(store):
                                                                          repeats=1, warmup=0), say=lambda line: None)
     assert sorted(wider.measured) == sorted(r.run_id for r in store["runs"].values())
     assert client.get_run(ticket).data.metrics["latency_b2_ms"] > 0
+    assert len(client.get_metric_history(ticket, "latency_b1_ms")) == 1
+    forced = measure_runs(store["uri"], "test", settings=LatencySettings(batch_sizes=(2,), threads=1, rounds=1,
+                                                                          repeats=1, warmup=0),
+                          force=True, say=lambda line: None)
+    assert sorted(forced.measured) == sorted(r.run_id for r in store["runs"].values())
+    assert len(client.get_metric_history(ticket, "latency_b2_ms")) == 2
 
 
 def test_the_command_and_a_sweeps_pass_skip_what_is_measured(store, capsys):
