@@ -173,7 +173,7 @@ def _cpu_name_from_proc():
     """Answer py-cpuinfo's `get_cpu_info()` (used by codecarbon for the CPU name only, and costing a
     ~1.3 s subprocess) with the brand string Linux already shows in /proc/cpuinfo, while codecarbon
     starts. Falls back to py-cpuinfo when there is no such line (e.g. not Linux)."""
-    name = _proc_cpu_model()
+    name = cpu_model()
     try:
         import cpuinfo
     except ImportError:
@@ -195,7 +195,8 @@ def _nothing():
 
 
 @functools.cache
-def _proc_cpu_model() -> str | None:
+def cpu_model() -> str | None:
+    """The CPU's model name from /proc/cpuinfo, or None where it is not there."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.lower().startswith("model name") and ":" in line:

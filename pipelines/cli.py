@@ -1,4 +1,4 @@
-"""The `lottery` command: info | run | report | records | ui, plus sweep | resume from the tune layer.
+"""The `lottery` command: info | run | report | records | latency | ui, plus sweep | resume from the tune layer.
 
 Bad input prints one line `lottery COMMAND: error: ...` and exits with status 2, no traceback.
 Commands from other layers plug in through the entry-point group `lottery.commands` (a function
@@ -122,6 +122,35 @@ def _records_import(args: argparse.Namespace) -> None:
           f"skipped {counts.skipped} already finished there")
 
 
+def _latency(args: argparse.Namespace) -> None:
+    from pipelines.latency_settings import latency_settings
+
+    settings = latency_settings({"batch_sizes": args.batch_sizes, "device": args.device, "threads": args.threads,
+                                 "rounds": args.rounds, "repeats": args.repeats})   # refused before torch loads
+    from pipelines.config import load_config
+    from pipelines.latency import measure_runs
+    from pipelines.tracking import check_sweep_name, existing_store
+
+    if args.sweep is not None:
+        check_sweep_name(args.sweep)
+    cfg = load_config(None, _overrides(args) + [f"tracking.experiment={args.experiment}"])
+    outcome = measure_runs(existing_store(cfg), args.experiment, args.sweep, settings, force=args.force)
+    print(outcome.summary())
+
+
+LATENCY_HELP = """\
+Time the inference of every finished run of an experiment (or of one sweep) and log it into the run:
+metrics latency_b<n>_ms (median ms of one forward pass of a batch of n, eval mode, float32) and tags
+latency_device, latency_threads, latency_torch, latency_method, latency_measured_at. Each run's
+network is rebuilt from its params and tags (block tickets: removed_blocks; filter tickets:
+filter_plan.json), checked against its logged MACs and params, and timed once per distinct
+architecture, the networks taking turns in rounds. Runs that have the metrics already
+are skipped unless --force. `lottery report` then shows the latency speed-up beside the MACs ratio.
+
+Run it with the machine to itself (after the sweep, nothing else running): a latency taken while
+other work shares the cores means little."""
+
+
 def _ui(args: argparse.Namespace) -> None:
     """The MLflow UI of the store on 127.0.0.1 only (never another interface: the UI can delete runs),
     announced with the direct link to the experiment's runs table (a fresh browser opens MLflow 3's
@@ -222,6 +251,23 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help=argparse.SUPPRESS)
     _add_results_dir(restore)
     restore.set_defaults(handler=_records_import)
+
+    latency = commands.add_parser("latency", help="inference latency of every finished run, logged into it",
+                                  description=LATENCY_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    latency.add_argument("--experiment", default="block-tickets", help="MLflow experiment")
+    latency.add_argument("--sweep", default=None, help="only the runs of this sweep")
+    latency.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 128], metavar="N",
+                         help="batch sizes to time (default 1 128)")
+    latency.add_argument("--threads", type=int, default=None, help="torch threads (default: every CPU given)")
+    latency.add_argument("--device", default="cpu", help="cpu, cuda, or auto (cuda when there is a GPU; default cpu)")
+    latency.add_argument("--rounds", type=int, default=3, help="rounds in which the networks take turns; "
+                         "a latency is the median over them (default 3)")
+    latency.add_argument("--repeats", type=int, default=10,
+                         help="timed passes per network, batch size and round (default 10)")
+    latency.add_argument("--force", action="store_true", help="measure runs that have the metrics already")
+    latency.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help=argparse.SUPPRESS)
+    _add_results_dir(latency)
+    latency.set_defaults(handler=_latency)
 
     ui = commands.add_parser("ui", help="the MLflow UI of the configured store on 127.0.0.1")
     ui.add_argument("--port", type=int, default=5000)

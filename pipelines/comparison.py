@@ -6,13 +6,16 @@ no torch, no MLflow.
 """
 import math
 import numbers
+import re
 from collections.abc import Mapping
 
 # final metric -> <name>_reduction_pct: how much smaller the ticket is (%)
 REDUCTIONS = {"macs": "macs", "params": "params", "memory_bytes": "memory", "filters": "filters",
               "emissions_kg": "emissions", "energy_kwh": "energy", "train_time_s": "train_time"}
 ROBUSTNESS_PREFIXES = ("corruption_acc", "shifted_acc.", "adv_acc.")
-# every key `compare` may return, besides delta_<robustness metric>
+# latency_b<n>_ms (logged after training by `pipelines.latency`) -> latency_speedup_b<n>
+LATENCY_METRIC = re.compile(r"^latency_b(\d+)_ms$")
+# every key `compare` may return, besides delta_<robustness metric> and latency_speedup_b<n>
 COMPARISON_KEYS = ("delta_acc", "winning", "speedup", "ideal_speedup",
                    *(f"{name}_reduction_pct" for name in REDUCTIONS.values()))
 
@@ -25,6 +28,7 @@ def compare(ticket: Mapping[str, float], dense: Mapping[str, float], xi: float =
     <x>_reduction_pct  100 (1 - ticket / dense) for each metric of `REDUCTIONS`, %
     speedup            dense epoch_time_s / ticket epoch_time_s, × (measured)
     ideal_speedup      dense macs / ticket macs, × (the speed-up if time followed MACs)
+    latency_speedup_b<n>  dense latency_b<n>_ms / ticket latency_b<n>_ms, × (inference, batch n)
     delta_<r>          ticket - dense for every robustness accuracy <r> both have, points
 
     A quantity missing (absent, None or NaN) on either side, or a zero denominator, is left out,
@@ -38,6 +42,9 @@ def compare(ticket: Mapping[str, float], dense: Mapping[str, float], xi: float =
         if _number(ticket.get(key)) and _number(dense.get(key)) and ticket[key]:
             out[name] = dense[key] / ticket[key]
     for key, value in ticket.items():
+        latency = LATENCY_METRIC.match(str(key))
+        if latency and _number(value) and _number(dense.get(key)) and value:
+            out[f"latency_speedup_b{latency.group(1)}"] = dense[key] / value
         if str(key).startswith(ROBUSTNESS_PREFIXES) and _number(value) and _number(dense.get(key)):
             out[f"delta_{key}"] = value - dense[key]
     return out

@@ -38,6 +38,8 @@ def print_outcome(outcome, resume_hint: str) -> None:
         print(outcome.main_table)
     if outcome.report_dir:
         print(f"\nreport: {outcome.report_dir / 'report.md'}")
+    if outcome.latency:
+        print(outcome.latency)
     for error in outcome.errors:
         print(f"failed: {error}")
     if outcome.reused:

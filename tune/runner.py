@@ -47,6 +47,7 @@ class SweepOutcome:
     report_dir: Path | None = None
     confirmation: Path | None = None   # an Optuna search's front, to rerun over seeds (confirm.yaml)
     main_table: str = ""
+    latency: str = ""                    # what the sweep file's latency pass did (one line), or ""
     wall_time_s: float = 0.0
 
     @property
@@ -244,6 +245,9 @@ def _run_phases(sweep: Sweep, outcome: SweepOutcome, results_dir: Path, xi: floa
         outcome.errors.append(f"MLflow at {outcome.tracking_uri} could not be updated ({error_line(err)}); "
                               f"bring it back and resume")
         return  # the parent stays RUNNING until the resume closes it
+    if sweep.latency is not None:   # after every trial, so the cores are free; before the report, which shows it
+        outcome.latency = tracking.measure_sweep_latency(outcome.tracking_uri, outcome.experiment, sweep.name,
+                                                         sweep.latency, finished=outcome.ok)
     out = Path(outcome.storage) / sweep.name / "report" if not st.is_uri(outcome.storage) else \
         layout.reports_dir(results_dir, sweep.name)
     outcome.report_dir, outcome.main_table = tracking.write_sweep_report(

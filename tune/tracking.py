@@ -87,6 +87,25 @@ def write_sweep_report(uri: str, experiment: str, name: str, out_dir: Path, pare
     return Path(out_dir), files.main_table
 
 
+def measure_sweep_latency(uri: str, experiment: str, name: str, latency: dict, finished: bool) -> str:
+    """The sweep file's `latency:` pass (`pipelines.latency.measure_runs` over the sweep's runs), run
+    once every trial has finished; returns one line saying what it did. It never fails the sweep: a
+    pass that cannot run says why and how to run it by hand."""
+    by_hand = f"`lottery latency --sweep {name} --experiment {experiment}`"
+    if not finished:
+        return f"latency not measured: not every trial finished (a resume that finishes them measures it, or {by_hand})"
+    try:
+        from pipelines.latency import measure_runs
+        from pipelines.latency_settings import latency_settings
+
+        return measure_runs(uri, experiment, name, latency_settings(latency), say=lambda line: None).summary()
+    except LotteryError as err:
+        return f"latency not measured: {err}"
+    except Exception as err:  # the runs are safe in MLflow; the pass can be run again by hand
+        log.warning("the latency pass of sweep %s failed", name, exc_info=True)
+        return f"latency not measured: {type(err).__name__}: {err}; try {by_hand}"
+
+
 def write_confirmation_sweep(sweep, report_dir: Path | None, seeds: int = 5) -> Path | None:
     """After an Optuna search: `<report>/confirm.yaml`, a grid sweep with the search's base that
     reruns every front configuration with per-stage counts over `seeds` seeds, each beside random

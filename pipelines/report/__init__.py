@@ -27,7 +27,8 @@ TABLES = (
     ("table3_filter_vs_block", "Table 3 analogue: filter tickets vs block tickets of the same size",
      "Δ accuracy in points; filter tickets are pruned to the filter count of the p-block ticket."),
     ("table4_cost", "Table 4 analogue: cost reductions and training speed-up",
-     "Reductions versus dense in %; speed-up = dense / ticket training time per epoch (×), beside the MACs ratio."),
+     "Reductions versus dense in %; speed-up = dense / ticket training time per epoch (×), beside the MACs ratio; "
+     "latency bn = dense / ticket inference latency at batch n (×), when `lottery latency` measured the runs."),
     ("pareto", "Pareto front: accuracy against MACs",
      "One row per ticket configuration (mean over seeds; accuracy = validation accuracy when every ticket reports "
      "it, else test accuracy), the dense network first; on_front: no other ticket is as accurate and cheaper. A "
@@ -83,6 +84,7 @@ def write_report(tracking_uri: str, experiment: str, out_dir, sweep: str | None 
              f"{len(runs)} finished runs (experiment `{experiment}`{f', sweep `{sweep}`' if sweep else ''}); "
              f"seeds {', '.join(map(str, seeds))}.", "",
              tables.test_set(runs), "",
+             *([latency, ""] if (latency := tables.latency_conditions(runs)) else []),
              f"Verdict rule: {tables.VERDICT_RULE.format(xi=xi)}.", "",
              f"Controls rule: {stats.CONTROL_RULE}.", "", pareto.smallest_winner(pairs, xi), ""]
     files = ReportFiles(markdown=out / "report.md")
@@ -105,6 +107,7 @@ def write_report(tracking_uri: str, experiment: str, out_dir, sweep: str | None 
     for name, draw, source in (("delta_vs_p", figures.delta_vs_p, pairs), ("acc_vs_macs", figures.acc_vs_macs, runs),
                                ("pareto_front", figures.pareto_front, built["pareto"]),
                                ("speedup_vs_p", figures.speedup_vs_p, pairs),
+                               ("latency_vs_macs", figures.latency_vs_macs, pairs),
                                ("accuracy_per_corruption", figures.accuracy_per_corruption, runs),
                                ("iterative_rounds", figures.iterative_rounds, rounds)):
         png = draw(source, out / f"{name}.png")

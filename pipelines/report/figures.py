@@ -1,5 +1,5 @@
 """The report's plots (PNG): Δ accuracy vs p, accuracy vs MACs, the Pareto front, speed-up vs p,
-accuracy per corruption, iterative rounds against one-shot tickets."""
+latency speed-up vs MACs ratio, accuracy per corruption, iterative rounds against one-shot tickets."""
 from collections.abc import Callable
 from pathlib import Path
 
@@ -75,6 +75,33 @@ def speedup_vs_p(pairs: pd.DataFrame, path: Path) -> Path | None:
 
     return _plot_vs_p(df, "speedup", "{} (measured)", path, ylabel="training speed-up vs dense (×, per epoch)",
                       title="Training speed-up of block tickets", reference=reference)
+
+
+def latency_vs_macs(pairs: pd.DataFrame, path: Path) -> Path | None:
+    """Inference latency speed-up (dense / ticket, each batch size measured) against the MACs ratio,
+    one point per ticket run, with the line y = x (latency following MACs exactly)."""
+    columns = sorted((c for c in pairs.columns if c.startswith("latency_speedup_b")),
+                     key=lambda c: int(c.removeprefix("latency_speedup_b"))) if len(pairs) else []
+    if not columns or "ideal_speedup" not in pairs:
+        return None
+    fig, ax = plt.subplots(figsize=(5, 4.5))
+    shown = []
+    for column in columns:
+        df = pairs[pairs[column].notna() & pairs.ideal_speedup.notna()]
+        if len(df):
+            ax.scatter(df.ideal_speedup, df[column], s=18, alpha=0.7,
+                       label=f"batch {column.removeprefix('latency_speedup_b')}")
+            shown += [*df.ideal_speedup, *df[column]]
+    if not shown:
+        plt.close(fig)
+        return None
+    low, high = min(1.0, *shown) * 0.95, max(shown) * 1.05
+    ax.plot([low, high], [low, high], "k--", lw=1, label="y = x (time follows MACs)")
+    ax.set_xlabel("MACs ratio, dense / ticket (×)")
+    ax.set_ylabel("inference latency speed-up, dense / ticket (×)")
+    ax.set_title("Does latency follow MACs? (one point per ticket run)")
+    ax.legend(fontsize=7)
+    return _save(fig, path)
 
 
 def accuracy_per_corruption(runs: pd.DataFrame, path: Path) -> Path | None:

@@ -108,8 +108,31 @@ def table4_cost(pairs: pd.DataFrame) -> pd.DataFrame | None:
                      "CO₂ −%": cell(g.get("emissions_reduction_pct", []), sign=False),
                      "energy −%": cell(g.get("energy_reduction_pct", []), sign=False),
                      "speed-up ×": cell(g.get("speedup", []), sign=False),
-                     "MACs ratio ×": cell(g.get("ideal_speedup", []), sign=False)})
+                     "MACs ratio ×": cell(g.get("ideal_speedup", []), sign=False),
+                     **{f"latency b{b} ×": cell(g[f"latency_speedup_b{b}"], sign=False)
+                        for b in latency_batches(df)}})
     return pd.DataFrame(rows).set_index(["model", "criterion", "p"])
+
+
+def latency_batches(pairs: pd.DataFrame) -> list[int]:
+    """The batch sizes whose inference speed-up (`latency_speedup_b<n>`) some ticket has, ascending."""
+    found = [int(c.removeprefix("latency_speedup_b")) for c in pairs.columns if c.startswith("latency_speedup_b")
+             and pairs[c].notna().any()]
+    return sorted(found)
+
+
+def latency_conditions(runs: pd.DataFrame) -> str:
+    """One line: how the latencies in this report were measured (device, threads, torch, when), or ''
+    when no run has a latency."""
+    if "latency_device" not in runs or not runs.latency_device.notna().any():
+        return ""
+    measured = runs[runs.latency_device.notna()]
+    ways = sorted({f"{r.latency_device}, {r.latency_threads} thread(s), torch {r.latency_torch}"
+                   for r in measured.itertuples()})
+    when = sorted(measured.latency_measured_at.dropna())
+    span = f"{when[0]} to {when[-1]}" if when and when[0] != when[-1] else (when[0] if when else "unknown")
+    return (f"Inference latency (`lottery latency`, after training, the machine to itself): {'; '.join(ways)}; "
+            f"measured {span}. Latency speed-up = dense latency / ticket latency at batch n, paired by seed.")
 
 
 def table5_robustness(pairs: pd.DataFrame, xi: float = 0.0) -> pd.DataFrame | None:

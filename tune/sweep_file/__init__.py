@@ -12,6 +12,8 @@
     max_concurrent: 2               # 0 (default): as many as the resources allow
     retries: 1                      # a failed trial is retried from its last checkpoint, this many times
     storage: s3://bucket/sweeps     # Ray Tune's storage (default <results_dir>/ray)
+    latency: {batch_sizes: [1, 128]}   # optional: once every trial has finished, time every run's
+                                    # inference (pipelines.latency; also device, threads, repeats)
 
 or, instead of `grid`, an Optuna search:
 

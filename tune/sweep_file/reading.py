@@ -7,6 +7,7 @@ from pathlib import Path
 from lottery_core.errors import LotteryError
 from pipelines import yaml_strict
 from pipelines.config import apply_overrides
+from pipelines.latency_settings import latency_settings
 from tune.sweep_file.optuna_space import check_optuna
 from tune.sweep_file.points import expand, pin, with_dense
 from tune.sweep_file.sweep import Sweep
@@ -19,7 +20,7 @@ def check_name(name: str) -> str:
     return check_sweep_name(name)
 
 
-KEYS = ("name", "base", "grid", "optuna", "resources", "max_concurrent", "retries", "storage")
+KEYS = ("name", "base", "grid", "optuna", "resources", "max_concurrent", "retries", "storage", "latency")
 
 
 def load_sweep(path, overrides=(), name: str | None = None) -> Sweep:
@@ -40,7 +41,7 @@ def load_sweep(path, overrides=(), name: str | None = None) -> Sweep:
     sweep = Sweep(name=check_name(name or raw.get("name") or path.stem), base=base,
                   resources=_resources(raw.get("resources") or {}),
                   max_concurrent=_int(raw, "max_concurrent", 0, 0), retries=_int(raw, "retries", 1, 0),
-                  storage=storage)
+                  storage=storage, latency=_latency(raw))
     if "grid" in raw:
         sweep.points = with_dense(expand(raw["grid"], base))
     else:
@@ -93,6 +94,17 @@ def _resources(raw) -> dict:
     if isinstance(gpu, bool) or not isinstance(gpu, int | float) or gpu < 0 or (gpu > 1 and gpu != int(gpu)):
         raise LotteryError(f"resources.gpu must be a fraction in [0, 1] or a whole number, got {gpu!r}")
     return {"cpu": cpu, "gpu": gpu}
+
+
+def _latency(raw: dict) -> dict | None:
+    """The `latency:` key: None when absent; a mapping (maybe empty: the defaults, batch sizes 1 and
+    128 on the CPU) of `pipelines.latency_settings` keys, validated here."""
+    if "latency" not in raw:
+        return None
+    value = raw["latency"]
+    if value is not None and not isinstance(value, dict):
+        raise LotteryError(f"sweep latency must be a mapping such as {{batch_sizes: [1, 128]}}, got {value!r}")
+    return latency_settings(value).to_dict()
 
 
 def _int(raw: dict, key: str, default: int, low: int) -> int:

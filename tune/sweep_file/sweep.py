@@ -14,6 +14,7 @@ class Sweep:
     max_concurrent: int = 0
     retries: int = 1
     storage: str | None = None
+    latency: dict | None = None   # `pipelines.latency_settings`: time every run once all trials have finished
 
     def phases(self) -> list[list[dict]]:
         """The Tune experiments of the sweep, run one after the other.

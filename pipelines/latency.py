@@ -1,0 +1,277 @@
+"""Inference latency of every finished run, measured after the training, with the machine to itself.
+
+    outcome = measure_runs(tracking_uri, "block-tickets", sweep="demo-...",
+                           settings=LatencySettings(batch_sizes=(1, 128), device="cpu", threads=1))
+
+A latency taken while training trials share the cores means little, so the runs do not time
+themselves: this pass runs afterwards (`lottery latency`, or a sweep file's `latency:` key, once
+every trial has finished). For each FINISHED run it rebuilds the run's architecture without
+weights (latency does not depend on them) from what the run logged:
+
+- the dense network from the params `model.name`, `model.shortcut`, `model.init` and the data set
+  (`data.name`: CIFAR-10/100 are 10/100 classes of 3x32x32 images; a `folder` data set is read
+  at the run's `data.root`, or $LOTTERY_DATA_DIR, for its class count and image size);
+- block tickets (ticket_init, ticket_rewind, reinit, iterative) by removing the blocks of the tag
+  `removed_blocks` (dense names) with `surgery.remove_blocks`;
+- filter tickets by replaying the artifact `filter_plan.json`'s Torch-Pruning history
+  (`surgery.replay_pruning`).
+
+The rebuilt network's MACs and parameters must equal the run's logged `macs` and `params`; a run
+where they differ is refused in one line before anything is timed (its tags do not describe its
+network). Runs that
+cannot be rebuilt (no `macs` metric, no `removed_blocks` tag, folder data that is not there) are
+skipped with the reason. Identical architectures are timed once and the result shared. The
+networks take turns in `rounds` rounds, each timed by `accounting.latency` (eval mode, no grad,
+float32, NCHW, median of `repeats` passes after `warmup`); a latency is the median over the rounds
+(as in `benchmarks/latency.py`). The run gets the metrics `latency_b<n>_ms` (milliseconds per forward
+pass of a batch of n) and the tags of `CONDITION_TAGS`. A run that already has every requested
+metric is skipped unless `force`; a run that is no longer FINISHED when its turn comes (reopened
+by a resume) is left alone.
+"""
+import contextlib
+import functools
+import hashlib
+import json
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+from mlflow.entities import Metric
+from mlflow.tracking import MlflowClient
+
+from lottery_core import accounting, models, surgery
+from lottery_core.data.dataset import DATASETS
+from lottery_core.emissions import cpu_model
+from lottery_core.errors import LotteryError
+from lottery_core.train import cpus_given
+from lottery_core.train.device import resolve_device
+from pipelines.config import ModelConfig
+from pipelines.latency_settings import CONDITION_TAGS, LatencySettings, metric_name
+from pipelines.report.runs import load_runs
+
+CIFAR_INPUT = (3, 32, 32)
+BLOCK_PIPELINES = ("ticket_init", "ticket_rewind", "reinit", "iterative")
+FILTER_PLAN = "filter_plan.json"
+
+
+@dataclass
+class LatencyOutcome:
+    """What one pass did: runs that got the metrics, runs skipped (run id → reason), networks timed,
+    and the conditions (the tags logged)."""
+
+    measured: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+    networks: int = 0
+    conditions: dict[str, str] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        done = (f"latency of {len(self.measured)} run(s) measured ({self.networks} distinct network(s); "
+                + ", ".join(f"{k.removeprefix('latency_')} {v}" for k, v in self.conditions.items()) + ")"
+                if self.measured else "no run measured")
+        return f"{done}; {len(self.skipped)} skipped" if self.skipped else done
+
+
+@dataclass(frozen=True)
+class Rebuilt:
+    """A run's architecture, rebuilt: the network (no trained weights), its input size, the key
+    that identical architectures share, and a short label for the console."""
+
+    network: nn.Module
+    input_size: tuple[int, ...]
+    key: str
+    label: str
+
+
+def measure_runs(tracking_uri: str, experiment: str, sweep: str | None = None,
+                 settings: LatencySettings | None = None, force: bool = False,
+                 say: Callable[[str], None] = print) -> LatencyOutcome:
+    """Time every FINISHED run of `experiment` (or of `sweep`) and log its latency metrics (module
+    docstring), with `settings` (default: `LatencySettings()`). `say` gets one line per run
+    skipped and per network timed."""
+    settings = settings or LatencySettings()
+    device = resolve_device(settings.device)   # a GPU this machine lacks: one line, nothing done
+    client = MlflowClient(tracking_uri)
+    wanted = [metric_name(b) for b in settings.batch_sizes]
+    outcome = LatencyOutcome()
+    todo: dict[str, list[str]] = {}     # architecture key -> run ids
+    networks: dict[str, Rebuilt] = {}
+    for run_id in load_runs(tracking_uri, experiment, sweep).run_id:
+        run = client.get_run(run_id)
+        if not force and all(m in run.data.metrics for m in wanted):
+            outcome.skipped[run_id] = "already measured (--force measures again)"
+            continue
+        try:
+            rebuilt = rebuild(client, run)
+        except SkipRun as why:
+            outcome.skipped[run_id] = str(why)
+            say(f"skipped run {run_id} ({run.info.run_name}): {why}")
+            continue
+        check_rebuild(run, rebuilt)
+        networks.setdefault(rebuilt.key, rebuilt)
+        todo.setdefault(rebuilt.key, []).append(run_id)
+    if not todo:
+        return outcome
+    outcome.conditions = conditions(device, settings)
+    with _threads(settings.threads):
+        outcome.conditions["latency_threads"] = str(torch.get_num_threads())
+        measured = time_networks({key: networks[key] for key in todo}, device, settings)
+    for key, run_ids in todo.items():
+        outcome.networks += 1
+        say(f"{networks[key].label}: " + ", ".join(f"batch {b} {ms:.2f} ms" for b, ms in measured[key].items())
+            + f" ({len(run_ids)} run(s))")
+        for run_id in run_ids:
+            if client.get_run(run_id).info.status != "FINISHED":   # reopened meanwhile: not ours to touch
+                outcome.skipped[run_id] = "no longer FINISHED"
+                continue
+            log_latency(client, run_id, measured[key], outcome.conditions)
+            outcome.measured.append(run_id)
+    return outcome
+
+
+class SkipRun(Exception):
+    """A run whose architecture cannot be rebuilt from what it logged (the reason is the message)."""
+
+
+def rebuild(client: MlflowClient, run) -> Rebuilt:
+    """The run's architecture without trained weights (module docstring); SkipRun with the reason
+    when the run did not log what that takes."""
+    params, tags = run.data.params, run.data.tags
+    pipeline = tags.get("pipeline")
+    if "model.name" not in params:
+        raise SkipRun("no model.name param (not a pipeline run)")
+    num_classes, input_size = data_shape(params)
+    model = ModelConfig(name=params["model.name"], shortcut=params.get("model.shortcut", ModelConfig.shortcut),
+                        init=params.get("model.init", ModelConfig.init))
+    with torch.random.fork_rng(devices=[]):   # the caller's random stream is not consumed
+        dense = models.build(model.name, num_classes=num_classes, **model.builder_options())
+    what = f"{model.name}{sorted(model.builder_options().items())} {num_classes} classes {'x'.join(map(str, input_size))}"
+    if pipeline == "dense":
+        return Rebuilt(dense, input_size, f"{what} dense", f"{model.name} dense")
+    if pipeline in BLOCK_PIPELINES:
+        if "removed_blocks" not in tags:
+            raise SkipRun("no removed_blocks tag")
+        removed = sorted(b for b in tags["removed_blocks"].split(",") if b and b != "none")
+        minimum = int(params.get("pruning.min_blocks_per_stage", surgery.DEFAULT_MIN_BLOCKS_PER_STAGE))
+        try:
+            ticket = surgery.remove_blocks(dense, removed, minimum)
+        except LotteryError as err:
+            raise LotteryError(f"run {run.info.run_id} ({run.info.run_name}): its removed_blocks "
+                               f"{tags['removed_blocks']!r} cannot be removed from {model.name}: {err}") from None
+        return Rebuilt(ticket, input_size, f"{what} without {','.join(removed) or 'none'}",
+                       f"{model.name} without {','.join(removed) or 'no block'}")
+    if pipeline == "filter_ticket":
+        history = _artifact_json(client, run.info.run_id, FILTER_PLAN).get("pruning_history")
+        if history is None:
+            raise SkipRun(f"no {FILTER_PLAN} with a pruning_history")
+        ticket = surgery.replay_pruning(dense, history, input_size)
+        digest = hashlib.blake2b(json.dumps(history, sort_keys=True).encode(), digest_size=8).hexdigest()
+        return Rebuilt(ticket, input_size, f"{what} filters {digest}",
+                       f"{model.name} filter ticket ({accounting.count_filters(ticket)} filters, cut {digest})")
+    raise SkipRun(f"pipeline {pipeline!r} has no rebuild rule")
+
+
+def data_shape(params: Mapping[str, str]) -> tuple[int, tuple[int, ...]]:
+    """(classes, input size (C, H, W)) of the run's data set: CIFAR's by name, a folder's read from
+    its root (the run's `data.root`, else $LOTTERY_DATA_DIR); SkipRun when that folder is not there."""
+    name = params.get("data.name", "cifar10")
+    if name in DATASETS and DATASETS[name][0] is not None:
+        return DATASETS[name][0], CIFAR_INPUT
+    root = params.get("data.root")
+    root = root if root and root != "None" else os.environ.get("LOTTERY_DATA_DIR")
+    if not root:
+        raise SkipRun(f"data set {name!r} without data.root: its class count and image size are unknown")
+    try:
+        return _folder_shape(str(Path(root).expanduser().resolve()))
+    except LotteryError as err:
+        raise SkipRun(f"data set {name!r} at {root} cannot be read for its class count and image size: {err}") from None
+
+
+@functools.lru_cache(maxsize=8)
+def _folder_shape(root: str) -> tuple[int, tuple[int, ...]]:
+    from lottery_core.data import load_data
+
+    data = load_data("folder", root)
+    return data.num_classes, tuple(data.test_images.shape[1:])
+
+
+def check_rebuild(run, rebuilt: Rebuilt) -> None:
+    """LotteryError (one line naming the run) when the rebuilt network's MACs or parameter count are
+    not the run's logged `macs` and `params`: its tags or plan do not describe the network it
+    trained. (Both, because every block of a CIFAR ResNet costs the same MACs: a block of the wrong
+    stage is caught by its parameters.)"""
+    logged = {key: run.data.metrics.get(key) for key in ("macs", "params")}
+    if logged["macs"] is None:
+        raise SkipRun("no macs metric to check the rebuilt architecture against")
+    found = {"macs": accounting.count_macs(rebuilt.network, rebuilt.input_size),
+             "params": accounting.count_params(rebuilt.network)}
+    for key, value in found.items():
+        if logged[key] is not None and value != round(logged[key]):
+            raise LotteryError(f"run {run.info.run_id} ({run.info.run_name}): the architecture rebuilt from its tags "
+                               f"has {value:,} {key}, the run logged {round(logged[key]):,}; its removed_blocks tag "
+                               f"or plan does not describe its network, so no latency was measured")
+
+
+def time_networks(networks: Mapping[str, Rebuilt], device: torch.device,
+                  settings: LatencySettings) -> dict[str, dict[int, float]]:
+    """Milliseconds of one forward pass per network and batch size, on `device`: in each of
+    `settings.rounds` rounds every network takes its turn (`accounting.latency`: the median of
+    `repeats` passes after `warmup`), so a slow moment of the machine falls on all of them alike;
+    the result is the median over the rounds."""
+    on_device = {key: rebuilt.network.to(device) for key, rebuilt in networks.items()}
+    times: dict[str, dict[int, list[float]]] = {key: {b: [] for b in settings.batch_sizes} for key in networks}
+    for _ in range(settings.rounds):
+        for key, network in on_device.items():
+            for b in settings.batch_sizes:
+                times[key][b].append(accounting.latency(network, b, networks[key].input_size, settings.repeats,
+                                                        settings.warmup))
+    return {key: {b: 1000.0 * statistics.median(seconds) for b, seconds in by_batch.items()}
+            for key, by_batch in times.items()}
+
+
+def log_latency(client: MlflowClient, run_id: str, latencies: Mapping[int, float], tags: Mapping[str, str]) -> None:
+    now = int(time.time() * 1000)
+    client.log_batch(run_id, metrics=[Metric(metric_name(b), float(ms), now, 0) for b, ms in latencies.items()])
+    for key, value in tags.items():
+        client.set_tag(run_id, key, value)
+
+
+def conditions(device: torch.device, settings: LatencySettings) -> dict[str, str]:
+    """The tags that say how the latency was measured (threads are filled in once they are set)."""
+    if device.type == "cuda":
+        where = f"cuda ({torch.cuda.get_device_name(device)})"
+    else:
+        where = f"cpu ({cpu_model() or 'unknown model'})"
+    method = (f"median over {settings.rounds} rounds of the median of {settings.repeats} passes after "
+              f"{settings.warmup} warm-up; float32, eval mode")
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    # device, threads, torch, method, measured at
+    return dict(zip(CONDITION_TAGS, (where, "", torch.__version__, method, when), strict=True))
+
+
+@contextlib.contextmanager
+def _threads(threads: int | None):
+    """torch's intra-op threads for the block (None: as many CPUs as this process is given)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads or cpus_given())
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _artifact_json(client: MlflowClient, run_id: str, path: str) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            local = client.download_artifacts(run_id, path, tmp)
+        except Exception:   # MLflow raises several kinds for an artifact that is not there
+            return {}
+        return json.loads(Path(local).read_text())
+
+
+__all__ = ["LatencyOutcome", "Rebuilt", "SkipRun", "check_rebuild", "measure_runs", "rebuild", "time_networks"]
