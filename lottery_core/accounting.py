@@ -21,6 +21,7 @@ reuses `self.relu`) counts twice. Not counted: residual additions, padding, slic
 dropout, and operations that a not-counted function calls internally. In a CIFAR ResNet every
 block therefore holds 6 maps of its width (conv, BN, ReLU, conv, BN, ReLU after the addition).
 """
+import copy
 import statistics
 import time
 from dataclasses import asdict, dataclass
@@ -119,6 +120,31 @@ def latency(model: nn.Module, batch_size: int = 128, input_size: tuple[int, ...]
     with _eval(model), torch.no_grad():
         return median_seconds(lambda: model(x), repeats, warmup,
                               sync=torch.cuda.synchronize if x.is_cuda else None)
+
+
+def train_step_seconds(model: nn.Module, batch_size: int = 128, input_size: tuple[int, ...] = (3, 32, 32),
+                       bf16: bool = False, channels_last: bool = False, repeats: int = 10, warmup: int = 2) -> float:
+    """Median seconds of one SGD training step of a batch on the model's device: forward (bf16
+    autocast when `bf16`, as the engine trains), cross-entropy, backward, a momentum SGD update.
+    It runs on a copy of `model` in train mode (the model itself is untouched), on zero images and
+    fixed labels: the time of a step does not depend on the values."""
+    net = copy.deepcopy(model).train()
+    x = _example(net, input_size, batch_size)
+    if channels_last:
+        net, x = net.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        classes = net(x[:1]).shape[-1]
+    labels = torch.arange(batch_size, device=x.device) % classes
+    optimizer = torch.optim.SGD(net.parameters(), lr=1e-3, momentum=0.9)
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=bf16):
+            loss = F.cross_entropy(net(x), labels)
+        loss.backward()
+        optimizer.step()
+
+    return median_seconds(step, repeats, warmup, sync=torch.cuda.synchronize if x.is_cuda else None)
 
 
 def median_seconds(call, repeats: int = 10, warmup: int = 2, sync=None) -> float:

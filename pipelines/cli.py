@@ -126,7 +126,8 @@ def _latency(args: argparse.Namespace) -> None:
     from pipelines.latency_settings import latency_settings
 
     settings = latency_settings({"batch_sizes": args.batch_sizes, "device": args.device, "threads": args.threads,
-                                 "rounds": args.rounds, "repeats": args.repeats})   # refused before torch loads
+                                 "rounds": args.rounds, "repeats": args.repeats,
+                                 "train_batch": args.train_batch})   # refused before torch loads
     from pipelines.config import load_config
     from pipelines.latency import measure_runs
     from pipelines.tracking import check_sweep_name, existing_store
@@ -258,6 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
     latency.add_argument("--sweep", default=None, help="only the runs of this sweep")
     latency.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 128], metavar="N",
                          help="batch sizes to time (default 1 128)")
+    latency.add_argument("--train-batch", type=int, default=None, metavar="N",
+                         help="also time one SGD training step of a batch of N (metric train_step_b<N>_ms): the "
+                         "training speed-up of runs that shared the cores, measured in isolation")
     latency.add_argument("--threads", type=int, default=None, help="torch threads (default: every CPU given)")
     latency.add_argument("--device", default="cpu", help="cpu, cuda, or auto (cuda when there is a GPU; default cpu)")
     latency.add_argument("--rounds", type=int, default=3, help="rounds in which the networks take turns; "

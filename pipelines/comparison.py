@@ -13,8 +13,9 @@ from collections.abc import Mapping
 REDUCTIONS = {"macs": "macs", "params": "params", "memory_bytes": "memory", "filters": "filters",
               "emissions_kg": "emissions", "energy_kwh": "energy", "train_time_s": "train_time"}
 ROBUSTNESS_PREFIXES = ("corruption_acc", "shifted_acc.", "adv_acc.")
-# latency_b<n>_ms (logged after training by `pipelines.latency`) -> latency_speedup_b<n>
-LATENCY_METRIC = re.compile(r"^latency_b(\d+)_ms$")
+# timed after training by `pipelines.latency`: latency_b<n>_ms -> latency_speedup_b<n>,
+# train_step_b<n>_ms -> train_step_speedup_b<n>
+LATENCY_METRIC = re.compile(r"^(latency|train_step)_b(\d+)_ms$")
 # every key `compare` may return, besides delta_<robustness metric> and latency_speedup_b<n>
 COMPARISON_KEYS = ("delta_acc", "winning", "speedup", "ideal_speedup",
                    *(f"{name}_reduction_pct" for name in REDUCTIONS.values()))
@@ -29,6 +30,8 @@ def compare(ticket: Mapping[str, float], dense: Mapping[str, float], xi: float =
     speedup            dense epoch_time_s / ticket epoch_time_s, × (measured)
     ideal_speedup      dense macs / ticket macs, × (the speed-up if time followed MACs)
     latency_speedup_b<n>  dense latency_b<n>_ms / ticket latency_b<n>_ms, × (inference, batch n)
+    train_step_speedup_b<n>  dense train_step_b<n>_ms / ticket train_step_b<n>_ms, × (one isolated SGD
+                       step of a batch of n: training speed-up measured with the machine to itself)
     delta_<r>          ticket - dense for every robustness accuracy <r> both have, points
 
     A quantity missing (absent, None or NaN) on either side, or a zero denominator, is left out,
@@ -44,7 +47,7 @@ def compare(ticket: Mapping[str, float], dense: Mapping[str, float], xi: float =
     for key, value in ticket.items():
         latency = LATENCY_METRIC.match(str(key))
         if latency and _number(value) and _number(dense.get(key)) and value:
-            out[f"latency_speedup_b{latency.group(1)}"] = dense[key] / value
+            out[f"{latency.group(1)}_speedup_b{latency.group(2)}"] = dense[key] / value
         if str(key).startswith(ROBUSTNESS_PREFIXES) and _number(value) and _number(dense.get(key)):
             out[f"delta_{key}"] = value - dense[key]
     return out

@@ -24,7 +24,9 @@ skipped with the reason. Identical architectures are timed once and the result s
 networks take turns in `rounds` rounds, each timed by `accounting.latency` (eval mode, no grad,
 float32, NCHW, median of `repeats` passes after `warmup`); a latency is the median over the rounds
 (as in `benchmarks/latency.py`). The run gets the metrics `latency_b<n>_ms` (milliseconds per forward
-pass of a batch of n) and the tags of `CONDITION_TAGS`. A run that already has every requested
+pass of a batch of n), with `train_batch` also `train_step_b<n>_ms` (milliseconds per SGD training
+step of a batch of n, in the engine's precision: the isolated training speed that runs sharing the
+cores cannot measure), and the tags of `CONDITION_TAGS`. A run that already has every requested
 metric is skipped unless `force`; a run that is no longer FINISHED when its turn comes (reopened
 by a resume) is left alone.
 """
@@ -51,8 +53,15 @@ from lottery_core.emissions import cpu_model
 from lottery_core.errors import LotteryError
 from lottery_core.train import cpus_given
 from lottery_core.train.device import resolve_device
+from lottery_core.train.precision import precision
+from lottery_core.train.runtime import CPU_CHANNELS_LAST
 from pipelines.config import ModelConfig
-from pipelines.latency_settings import CONDITION_TAGS, LatencySettings, metric_name
+from pipelines.latency_settings import (
+    CONDITION_TAGS,
+    LatencySettings,
+    metric_name,
+    train_step_metric,
+)
 from pipelines.report.runs import load_runs
 
 CIFAR_INPUT = (3, 32, 32)
@@ -97,7 +106,7 @@ def measure_runs(tracking_uri: str, experiment: str, sweep: str | None = None,
     settings = settings or LatencySettings()
     device = resolve_device(settings.device)   # a GPU this machine lacks: one line, nothing done
     client = MlflowClient(tracking_uri)
-    wanted = [metric_name(b) for b in settings.batch_sizes]
+    wanted = settings.metrics()
     outcome = LatencyOutcome()
     todo: dict[str, list[str]] = {}     # architecture key -> run ids
     networks: dict[str, Rebuilt] = {}
@@ -123,7 +132,7 @@ def measure_runs(tracking_uri: str, experiment: str, sweep: str | None = None,
         measured = time_networks({key: networks[key] for key in todo}, device, settings)
     for key, run_ids in todo.items():
         outcome.networks += 1
-        say(f"{networks[key].label}: " + ", ".join(f"batch {b} {ms:.2f} ms" for b, ms in measured[key].items())
+        say(f"{networks[key].label}: " + ", ".join(f"{name} {ms:.2f}" for name, ms in measured[key].items())
             + f" ({len(run_ids)} run(s))")
         for run_id in run_ids:
             if client.get_run(run_id).info.status != "FINISHED":   # reopened meanwhile: not ours to touch
@@ -218,25 +227,33 @@ def check_rebuild(run, rebuilt: Rebuilt) -> None:
 
 
 def time_networks(networks: Mapping[str, Rebuilt], device: torch.device,
-                  settings: LatencySettings) -> dict[str, dict[int, float]]:
-    """Milliseconds of one forward pass per network and batch size, on `device`: in each of
-    `settings.rounds` rounds every network takes its turn (`accounting.latency`: the median of
-    `repeats` passes after `warmup`), so a slow moment of the machine falls on all of them alike;
+                  settings: LatencySettings) -> dict[str, dict[str, float]]:
+    """Milliseconds per network and metric on `device`: one forward pass per batch size
+    (`latency_b<n>_ms`) and, with `settings.train_batch`, one training step (`train_step_b<n>_ms`,
+    `accounting.train_step_seconds` in the engine's precision and memory format on that device).
+    In each of `settings.rounds` rounds every network takes its turn (each time the median of
+    `repeats` calls after `warmup`), so a slow moment of the machine falls on all of them alike;
     the result is the median over the rounds."""
     on_device = {key: rebuilt.network.to(device) for key, rebuilt in networks.items()}
-    times: dict[str, dict[int, list[float]]] = {key: {b: [] for b in settings.batch_sizes} for key in networks}
+    times: dict[str, dict[str, list[float]]] = {key: {m: [] for m in settings.metrics()} for key in networks}
+    bf16 = precision(device, True) == "bf16"
+    channels_last = device.type == "cuda" or CPU_CHANNELS_LAST
     for _ in range(settings.rounds):
         for key, network in on_device.items():
+            shape = networks[key].input_size
             for b in settings.batch_sizes:
-                times[key][b].append(accounting.latency(network, b, networks[key].input_size, settings.repeats,
-                                                        settings.warmup))
-    return {key: {b: 1000.0 * statistics.median(seconds) for b, seconds in by_batch.items()}
-            for key, by_batch in times.items()}
+                times[key][metric_name(b)].append(accounting.latency(network, b, shape, settings.repeats,
+                                                                     settings.warmup))
+            if settings.train_batch:
+                times[key][train_step_metric(settings.train_batch)].append(accounting.train_step_seconds(
+                    network, settings.train_batch, shape, bf16, channels_last, settings.repeats, settings.warmup))
+    return {key: {m: 1000.0 * statistics.median(seconds) for m, seconds in by_metric.items()}
+            for key, by_metric in times.items()}
 
 
-def log_latency(client: MlflowClient, run_id: str, latencies: Mapping[int, float], tags: Mapping[str, str]) -> None:
+def log_latency(client: MlflowClient, run_id: str, measured: Mapping[str, float], tags: Mapping[str, str]) -> None:
     now = int(time.time() * 1000)
-    client.log_batch(run_id, metrics=[Metric(metric_name(b), float(ms), now, 0) for b, ms in latencies.items()])
+    client.log_batch(run_id, metrics=[Metric(name, float(ms), now, 0) for name, ms in measured.items()])
     for key, value in tags.items():
         client.set_tag(run_id, key, value)
 
@@ -249,6 +266,9 @@ def conditions(device: torch.device, settings: LatencySettings) -> dict[str, str
         where = f"cpu ({cpu_model() or 'unknown model'})"
     method = (f"median over {settings.rounds} rounds of the median of {settings.repeats} passes after "
               f"{settings.warmup} warm-up; float32, eval mode")
+    if settings.train_batch:
+        method += (f"; training step of {settings.train_batch} images in "
+                   f"{precision(device, True)}{', channels-last' if device.type == 'cuda' or CPU_CHANNELS_LAST else ''}")
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     # device, threads, torch, method, measured at
     return dict(zip(CONDITION_TAGS, (where, "", torch.__version__, method, when), strict=True))

@@ -194,6 +194,7 @@ def test_a_run_without_removed_blocks_is_skipped_with_its_reason(hand_store):
     (["--threads", "0"], "latency threads must be an integer >= 1"),
     (["--repeats", "0"], "latency repeats must be an integer >= 1"),
     (["--rounds", "-1"], "latency rounds must be an integer >= 1"),
+    (["--train-batch", "0"], "latency train_batch must be an integer >= 1"),
     (["--sweep", "../x"], "sweep name '../x'"),
     ([], "no MLflow store"),
 ])
@@ -215,3 +216,31 @@ def test_sweep_file_latency_key_is_validated_and_waits_for_every_trial(tmp_path)
         load_sweep(sweep)
     line = measure_sweep_latency("sqlite:///nowhere.db", "e", "s1", {}, finished=False)
     assert line.startswith("latency not measured: not every trial finished")
+
+
+def test_an_isolated_training_step_is_timed_logged_and_reported_as_a_speedup(store):
+    """--train-batch: one SGD step of a batch per network, in the rounds beside the latencies; the
+    report's Table 4 shows dense / ticket step time, paired with its dense run."""
+    settings = LatencySettings(batch_sizes=(1,), threads=1, rounds=1, repeats=2, warmup=1, train_batch=4)
+    outcome = measure_runs(store["uri"], "test", settings=settings, say=lambda line: None)
+    assert sorted(outcome.measured) == sorted(r.run_id for r in store["runs"].values())   # the new metric is wanted
+    dense, ticket = metrics(store, "dense"), metrics(store, "ticket_init")
+    assert dense.metrics["train_step_b4_ms"] > 0 and ticket.metrics["train_step_b4_ms"] > 0
+    assert "training step of 4 images in" in ticket.tags["latency_method"]
+    out = store["tmp"] / "report-train-step"
+    write_report(store["uri"], "test", out)
+    header, row = [line.split(",") for line in (out / "table4_cost.csv").read_text().splitlines()[:2]]
+    expected = dense.metrics["train_step_b4_ms"] / ticket.metrics["train_step_b4_ms"]
+    assert row[header.index("train step b4 ×")] == f"{expected:.2f} (n=1)"
+
+
+def test_a_training_step_is_timed_on_a_copy_and_leaves_the_model_untouched():
+    torch.manual_seed(0)
+    dense = models.build("resnet20", num_classes=10)
+    before = {k: v.clone() for k, v in dense.state_dict().items()}
+    ticket = surgery.remove_blocks(dense, ["layer1.0", "layer2.1", "layer3.1"])
+    step = {name: accounting.train_step_seconds(net, 32, repeats=3, warmup=1) for name, net in
+            (("dense", dense), ("ticket", ticket))}
+    assert all(torch.equal(before[k], v) for k, v in dense.state_dict().items())   # a copy was trained
+    assert dense.training   # and the mode is the caller's
+    assert step["ticket"] > 0 and step["dense"] > 0   # which is faster is a benchmark's question, not a test's

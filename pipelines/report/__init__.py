@@ -27,8 +27,10 @@ TABLES = (
     ("table3_filter_vs_block", "Table 3 analogue: filter tickets vs block tickets of the same size",
      "Δ accuracy in points; filter tickets are pruned to the filter count of the p-block ticket."),
     ("table4_cost", "Table 4 analogue: cost reductions and training speed-up",
-     "Reductions versus dense in %; speed-up = dense / ticket training time per epoch (×), beside the MACs ratio; "
-     "latency bn = dense / ticket inference latency at batch n (×), when `lottery latency` measured the runs."),
+     "Reductions versus dense in %; speed-up = dense / ticket training time per epoch (×) as the runs measured it "
+     "(meaningless when runs shared the cores), beside the MACs ratio; train step bn and latency bn = dense / ticket "
+     "time of one training step and of one inference pass of a batch of n (×), timed after training with the "
+     "machine to itself when `lottery latency` measured the runs."),
     ("pareto", "Pareto front: accuracy against MACs",
      "One row per ticket configuration (mean over seeds; accuracy = validation accuracy when every ticket reports "
      "it, else test accuracy), the dense network first; on_front: no other ticket is as accurate and cheaper. A "

@@ -109,15 +109,18 @@ def table4_cost(pairs: pd.DataFrame) -> pd.DataFrame | None:
                      "energy −%": cell(g.get("energy_reduction_pct", []), sign=False),
                      "speed-up ×": cell(g.get("speedup", []), sign=False),
                      "MACs ratio ×": cell(g.get("ideal_speedup", []), sign=False),
+                     **{f"train step b{b} ×": cell(g[f"train_step_speedup_b{b}"], sign=False)
+                        for b in latency_batches(df, "train_step")},
                      **{f"latency b{b} ×": cell(g[f"latency_speedup_b{b}"], sign=False)
                         for b in latency_batches(df)}})
     return pd.DataFrame(rows).set_index(["model", "criterion", "p"])
 
 
-def latency_batches(pairs: pd.DataFrame) -> list[int]:
-    """The batch sizes whose inference speed-up (`latency_speedup_b<n>`) some ticket has, ascending."""
-    found = [int(c.removeprefix("latency_speedup_b")) for c in pairs.columns if c.startswith("latency_speedup_b")
-             and pairs[c].notna().any()]
+def latency_batches(pairs: pd.DataFrame, kind: str = "latency") -> list[int]:
+    """The batch sizes whose `<kind>_speedup_b<n>` (kind: latency = inference, train_step = one
+    isolated training step) some ticket has, ascending."""
+    prefix = f"{kind}_speedup_b"
+    found = [int(c.removeprefix(prefix)) for c in pairs.columns if c.startswith(prefix) and pairs[c].notna().any()]
     return sorted(found)
 
 
@@ -131,8 +134,12 @@ def latency_conditions(runs: pd.DataFrame) -> str:
                    for r in measured.itertuples()})
     when = sorted(measured.latency_measured_at.dropna())
     span = f"{when[0]} to {when[-1]}" if when and when[0] != when[-1] else (when[0] if when else "unknown")
+    methods = sorted(set(measured.latency_method.dropna())) if "latency_method" in measured else []
+    how = f" ({'; '.join(methods)})" if methods else ""
     return (f"Inference latency (`lottery latency`, after training, the machine to itself): {'; '.join(ways)}; "
-            f"measured {span}. Latency speed-up = dense latency / ticket latency at batch n, paired by seed.")
+            f"measured {span}{how}. Latency speed-up = dense latency / "
+            f"ticket latency at batch n, paired by seed; train step bn = dense / ticket time of one SGD step of a "
+            f"batch of n, timed the same way (with --train-batch).")
 
 
 def table5_robustness(pairs: pd.DataFrame, xi: float = 0.0) -> pd.DataFrame | None:
