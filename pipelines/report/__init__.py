@@ -27,7 +27,9 @@ TABLES = (
     ("table3_filter_vs_block", "Table 3 analogue: filter tickets vs block tickets of the same size",
      "Δ accuracy in points; filter tickets are pruned to the filter count of the p-block ticket."),
     ("table4_cost", "Table 4 analogue: cost reductions and training speed-up",
-     "Reductions versus dense in %; speed-up = dense / ticket training time per epoch (×) as the runs measured it "
+     "Reductions versus dense in %; energy and CO₂ are codecarbon's estimates (where the CPU exposes no RAPL "
+     "counters it models power as constant, so they restate the run's duration, shared cores included); "
+     "speed-up = dense / ticket training time per epoch (×) as the runs measured it "
      "(meaningless when runs shared the cores), beside the MACs ratio; train step bn and latency bn = dense / ticket "
      "time of one training step and of one inference pass of a batch of n (×), timed after training with the "
      "machine to itself when `lottery latency` measured the runs."),
