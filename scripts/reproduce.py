@@ -8,7 +8,7 @@ shard's name to its runs). A run is a mapping of dotted fields to a value or a l
 as a cartesian product, and a run's own `seed` list replaces `seeds`. Shards are the pieces of a
 long reproduction that one session runs and commits as records (`lottery records export`) before
 the next starts, possibly on a fresh machine; `--shard NAME` picks one (default: all, in order).
-`--worker i/n` splits a shard among n parallel processes. Runs go in file order (dense first), all
+`--worker i/n` splits the shard's unfinished runs among n parallel processes (started together). Runs go in file order (dense first), all
 seeds of a point together, so that a partial reproduction is balanced across seeds. Finished runs
 are found by identity and never trained twice: rerunning the command continues where it stopped.
 """
@@ -72,8 +72,10 @@ def main(argv=None) -> int:
     configs = [with_fingerprint(c) for c in configs]  # the data is part of the identity (read once)
     uri, experiment_id = prepare_store(configs[0])  # create the store once, before parallel workers touch it
     dense_here = {c.identity() for c in configs if c.pipeline == "dense"}
-    configs = configs[index::count]
-    waiting = _DenseWaiter(MlflowClient(uri), experiment_id, dense_here)
+    client = MlflowClient(uri)
+    # split what is left, not the whole grid: restarted workers share the remaining runs evenly
+    configs = [c for c in configs if finished_run(client, experiment_id, c.identity()) is None][index::count]
+    waiting = _DenseWaiter(client, experiment_id, dense_here)
     started = time.time()
     name = f"durations-{'all' if args.shard is None else 'shard' + args.shard}-{index}of{count}.md"
     durations = Path(args.report_dir) / name
