@@ -121,14 +121,11 @@ class _DenseWaiter:
         self.client, self.experiment_id, self.dense_in_grid, self.poll_s = client, experiment_id, dense_in_grid, poll_s
 
     def for_dense(self, cfg, others) -> bool:
-        if cfg.pipeline == "dense":
-            return False
-        dense = cfg.dense().identity()
-        if dense not in self.dense_in_grid or finished_run(self.client, self.experiment_id, dense) is not None:
+        if not self.waits(cfg):
             return False
         if all(self.waits(other) for other in others):
-            print(f"    waiting for dense run {dense[:12]} (trained by another worker) for {cfg.describe()}",
-                  flush=True)
+            print(f"    waiting for dense run {cfg.dense().identity()[:12]} (trained by another worker) for "
+                  f"{cfg.describe()}", flush=True)
             time.sleep(self.poll_s)
         return True
 
