@@ -164,3 +164,21 @@ def test_one_comparison_one_key_set_missing_quantities_left_out():
     assert compare(ticket, dense, xi=0.5)["winning"] == 0.0
     # the evaluation stage logs this very function's keys (and an Optuna search may ask for them)
     assert all(metric_problem(k, "ticket_init", 0) is None for k in COMPARISON_KEYS)
+
+
+def test_robustness_table_states_the_dense_level_and_flags_the_floor():
+    """PGD-8 broke both networks (0 % on every seed): Δ = 0 with no spread is "at floor", not "wins";
+    FGSM-2, where both still classify, keeps its interval and verdict; the dense row gives the level."""
+    from pipelines.report.tables import table5_robustness
+    rows = []
+    for seed, (dense_fgsm, ticket_fgsm) in enumerate([(20.0, 22.0), (24.0, 25.0), (22.0, 25.0)]):
+        rows.append({"pipeline": "ticket_init", "control": "none", "criterion": "grasp", "p": 3, "seed": seed,
+                     "dense_identity": f"d{seed}", "dense_acc": 60.0, "delta_acc": -1.0,
+                     "adv_acc.pgd.eps8": 0.0, "delta_adv_acc.pgd.eps8": 0.0,
+                     "adv_acc.fgsm.eps2": ticket_fgsm, "delta_adv_acc.fgsm.eps2": ticket_fgsm - dense_fgsm})
+    table = table5_robustness(pd.DataFrame(rows)).reset_index()
+    dense, grasp = table.iloc[0], table.iloc[1]
+    assert dense.criterion == "dense (acc %)" and dense["adv fgsm eps2 Δ"] == "22.00 ± 2.00 (n=3)"
+    assert dense["adv pgd eps8 Δ"] == "0.00 ± 0.00 (n=3)"
+    assert grasp["adv pgd eps8 Δ"].startswith("at floor") and "wins" not in grasp["adv pgd eps8 Δ"]
+    assert grasp["adv fgsm eps2 Δ"] == "+2.00 [-0.48, +4.48] (n=3) undecided"
