@@ -50,19 +50,18 @@ drill:
     {{py}} -m pytest tests -m drill -q
 
 # one shard (1, 2 or 3) of the deciding reproduction (issue 13, docs/results/README.md): imports the
-# committed records of earlier shards, trains the shard with two one-thread workers, then — with the
-# machine to itself — times every run (latency and one training step), exports the records, writes the report
+# committed records of the shards before it (not its own: it trains again), trains the shard with two
+# one-thread workers, then — with the machine to itself — times every run (latency and one training
+# step), exports the records, writes the report
 reproduce-shard shard results="lottery-runs":
     #!/usr/bin/env bash
     set -euo pipefail
-    if compgen -G "docs/results/records/*.json" > /dev/null; then
-        {{lottery}} records import docs/results/records --results-dir {{results}}
-    fi
-    run() { {{py}} -m scripts.reproduce configs/quick/reproduction.yaml --data-dir {{data}} \
-        --results-dir {{results}} --shard {{shard}} --worker "$1/2" --threads 1; }
-    run 0 & first=$!
-    run 1 & second=$!
+    grid() { {{py}} -m scripts.reproduce configs/quick/reproduction.yaml --data-dir {{data}} \
+        --results-dir {{results}} --shard {{shard}} "$@"; }
+    grid --import-earlier docs/results/records
+    grid --worker 0/2 --threads 1 & first=$!
+    grid --worker 1/2 --threads 1 & second=$!
     wait "$first"; wait "$second"
-    {{lottery}} latency --experiment reproduction --results-dir {{results}} --threads 1 --train-batch 128
+    {{lottery}} latency --experiment reproduction --results-dir {{results}} --threads 1 --train-batch 128 --repeats 5
     {{lottery}} records export --experiment reproduction --results-dir {{results}} --out docs/results/records
     {{lottery}} report --experiment reproduction --results-dir {{results}} --out docs/results

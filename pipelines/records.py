@@ -25,6 +25,7 @@ parent and round), and tags each run it creates with `IMPORTED_TAG` = the record
 import json
 import re
 import tempfile
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -199,12 +200,20 @@ def _validated(path: Path) -> dict:
     return record
 
 
-def import_records(in_dir: Path, tracking_uri: str, experiment: str | None = None) -> ImportCounts:
+def import_records(in_dir: Path, tracking_uri: str, experiment: str | None = None,
+                   only: Collection[str] | None = None) -> ImportCounts:
     """Recreate the runs of the records in `in_dir` in `experiment` (default: the records' own) of
-    the store at `tracking_uri`, created when missing (artifacts beside a SQLite store). Every record
-    is validated first; a run already FINISHED there is skipped; a failure part-way deletes the runs
-    this call created. Returns the counts."""
+    the store at `tracking_uri`, created when missing (artifacts beside a SQLite store). `only`: the
+    keys (identities) of the runs to import, the round runs of an iterative run going with it; None:
+    every record. Every record is validated first; a run already FINISHED there is skipped; a failure
+    part-way deletes the runs this call created. Returns the counts."""
     records = read_records(in_dir)
+    if only is not None:
+        wanted = set(only)
+        records = {key: (name, record) for key, (name, record) in records.items()
+                   if (record["parent"] or key) in wanted}
+        if not records:
+            return ImportCounts(imported=0, skipped=0)
     experiment = experiment or records_experiment(records, in_dir)
     client = MlflowClient(tracking_uri)
     results = Path(tracking_uri.removeprefix("sqlite:///")).parent if tracking_uri.startswith("sqlite:///") else Path.cwd()

@@ -11,6 +11,13 @@ the next starts, possibly on a fresh machine; `--shard NAME` picks one (default:
 `--worker i/n` splits the shard's unfinished runs among n parallel processes (started together). Runs go in file order (dense first), all
 seeds of a point together, so that a partial reproduction is balanced across seeds. Finished runs
 are found by identity and never trained twice: rerunning the command continues where it stopped.
+
+On a fresh machine, a shard starts from the committed records of the shards before it (its tickets
+need their dense runs, and the report needs every run); `--import-earlier DIR` imports those into
+`--results-dir` and exits, before the workers start. The shard's own records and those of later
+shards are left out, so that the shard trains again rather than finding its runs already there:
+
+    python -m scripts.reproduce GRID --data-dir ... --shard 2 --import-earlier docs/results/records
 """
 import argparse
 import collections
@@ -27,8 +34,9 @@ from pipelines.cli import lottery_command
 from pipelines.config import load_config
 from pipelines.context import with_fingerprint
 from pipelines.progress import EpochPrinter
+from pipelines.records import import_records, read_records
 from pipelines.runner import run
-from pipelines.tracking import finished_run, prepare_store
+from pipelines.tracking import finished_run, prepare_store, tracking_uri
 
 
 def expand(grid: dict, shard: str | None = None) -> list[list[str]]:
@@ -62,11 +70,15 @@ def main(argv=None) -> int:
     parser.add_argument("--shard", default=None, help="the grid's shard to run (default: every shard, in order)")
     parser.add_argument("--worker", default="0/1", help="i/n: run every n-th config from the i-th (parallel workers)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads per run")
+    parser.add_argument("--import-earlier", default=None, metavar="RECORDS",
+                        help="import the records (a folder) of the shards before --shard into --results-dir, and exit")
     args = parser.parse_args(argv)
     grid = yaml_strict.read_mapping(args.grid, "grid", "a mapping with base, seeds and runs, got {got}")
     common = [f"data.root={Path(args.data_dir).resolve()}", f"tracking.results_dir={Path(args.results_dir).resolve()}"]
     if args.threads:
         common.append(f"threads={args.threads}")
+    if args.import_earlier is not None:
+        return _import_earlier(grid, args.shard, common, Path(args.import_earlier))
     configs = [load_config(grid["base"], point + common) for point in expand(grid, args.shard)]  # validate all first
     index, count = _worker(args.worker)
     configs = [with_fingerprint(c) for c in configs]  # the data is part of the identity (read once)
@@ -107,6 +119,32 @@ def main(argv=None) -> int:
 
     files = write_report(uri, configs[0].tracking.experiment, report_dir.resolve())
     print(files.main_table)
+    return 0
+
+
+def _import_earlier(grid: dict, shard: str | None, common: list[str], folder: Path) -> int:
+    """Import the records in `folder` of every run of the shards before `shard` (found by identity);
+    a run of those shards without a record is refused before anything is imported."""
+    if shard is None or "shards" not in grid:
+        raise LotteryError("--import-earlier needs --shard and a grid with `shards`: it imports the shards before it")
+    expand(grid, shard)  # refuses an unknown shard
+    names = [str(name) for name in grid["shards"]]
+    earlier = names[:names.index(shard)]
+    if not earlier:
+        print(f"shard {shard} is the first: there is no earlier shard to import")
+        return 0
+    configs = [with_fingerprint(load_config(grid["base"], point + common))
+               for name in earlier for point in expand(grid, name)]
+    recorded = read_records(folder)
+    missing = [c for c in configs if c.identity() not in recorded]
+    if missing:
+        raise LotteryError(f"shards {', '.join(earlier)}: {len(missing)} of their {len(configs)} runs have no record "
+                           f"in {folder} (the first: {missing[0].describe()}); finish those shards and export "
+                           "their records first")
+    counts = import_records(folder, tracking_uri(configs[0]), configs[0].tracking.experiment,
+                            only={c.identity() for c in configs})
+    print(f"shards {', '.join(earlier)}: {counts.imported} runs imported from {folder} ({counts.skipped} were "
+          f"already there); shard {shard} and later shards are left out, to train again")
     return 0
 
 
