@@ -100,5 +100,16 @@ def test_relu_outputs_count_by_one_rule_in_every_model_family():
         assert accounting.count_activations(Net(style), (3, 8, 8)) == expected, style
 
 
-def test_latency_is_positive_seconds():
-    assert 0 < accounting.latency(models.build("resnet20"), batch_size=4, repeats=3, warmup=1) < 10
+def test_latency_is_the_median_of_the_timed_passes_after_the_warmup(monkeypatch):
+    """A fake clock that only the forward pass advances: pass k (warm-up included) takes k + 1 s."""
+    clock = {"now": 0.0, "passes": 0}
+
+    def forward_pass(*_):
+        clock["passes"] += 1
+        clock["now"] += clock["passes"]
+
+    monkeypatch.setattr(accounting.time, "perf_counter", lambda: clock["now"])
+    model = models.build("resnet20")
+    model.register_forward_hook(forward_pass)
+    assert accounting.latency(model, batch_size=2, repeats=3, warmup=1) == 3   # median of 2, 3, 4 s
+    assert clock["passes"] == 4

@@ -55,9 +55,15 @@ def test_missing_config_file(tmp_path):
         load_config(tmp_path / "nope.yaml")
 
 
-def test_every_field_has_help():
+def test_every_field_and_criterion_option_has_one_help_line():
+    from pipelines.config import flatten
+    from pipelines.config.building import settable_criterion_options
+
     lines = help_text()
-    assert len(lines) > 40 and all(": " in line and not line.endswith(": ") for line in lines)
+    named = [line.split(" ", 1)[0] for line in lines]
+    fields = set(flatten(RunConfig())) - {"pruning.options"}   # the criterion options' bag: listed one by one
+    assert sorted(named) == sorted(fields | {f"pruning.{n}" for n in settable_criterion_options()})
+    assert all(": " in line and not line.endswith(": ") for line in lines)
 
 
 def test_shipped_configs_load_and_tickets_find_their_dense_config():

@@ -14,9 +14,6 @@ from lottery_core.errors import LotteryError
 from lottery_core.normalize import CIFAR10_MEAN, CIFAR10_STD
 from lottery_core.options import Option
 
-WEIGHT_LEVEL = ["grasp", "magnitude", "random", "snip", "synflow"]
-BLOCK_LEVEL = ["cka", "consensus", "expectabs", "grasp", "hrank", "kl", "magnitude", "pls", "random", "snip", "synflow"]
-
 
 def _images(n_per_class=3, classes=10, seed=0):
     gen = torch.Generator().manual_seed(seed)
@@ -48,11 +45,17 @@ def _tiny_batches():
 
 # --- registry ---------------------------------------------------------------------------------
 
-def test_names_by_level():
-    assert criteria.names("weight") == WEIGHT_LEVEL
-    assert criteria.names("block") == BLOCK_LEVEL
-    assert criteria.names() == BLOCK_LEVEL
-    assert set(criteria.describe("block")) == set(BLOCK_LEVEL)
+def test_names_by_level_are_what_the_registry_holds(monkeypatch):
+    weight, block = criteria.names("weight"), criteria.names("block")
+    assert weight == sorted(weight) and block == sorted(block)
+    assert set(weight) < set(block)   # a weight-level criterion also scores blocks (aggregated)
+    assert criteria.names() == block
+    assert set(criteria.describe("block")) == set(block)
+    monkeypatch.setattr(registry, "_CRITERIA", dict(registry._CRITERIA))   # a registration, undone after
+    registry.register("zz_test_only", lambda model, batches: {}, level="block", needs_data=False, bn_mode=None,
+                      summary="a test criterion")
+    assert criteria.names("block") == [*block, "zz_test_only"] and criteria.names("weight") == weight
+    assert criteria.describe("block")["zz_test_only"] == "a test criterion"
     assert criteria.describe("block")["random"] == "seeded uniform score per block (control)"
     assert registry.get("random", "block").level == "block"   # one draw per block, not aggregated
     assert registry.get("snip", "block").level == "weight"    # aggregated over the block's weights

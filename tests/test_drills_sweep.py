@@ -275,10 +275,10 @@ def test_bad_sweep_inputs_table(tmp_path, tiny_folder, capsys, monkeypatch):
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     table = bad_sweep_inputs(tmp_path, tiny_folder)
-    started = time.perf_counter()
     for argv, expected in table:
         code = main(argv)
         err = capsys.readouterr().err.strip().splitlines()
         assert code == 2, argv
         assert len(err) == 1 and err[0].startswith(f"lottery {argv[0]}: error: ") and expected in err[0], (argv, err)
-    assert time.perf_counter() - started < 60  # every one refused before anything starts
+    import ray
+    assert not ray.is_initialized()   # every one refused before Ray started

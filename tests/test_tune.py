@@ -143,18 +143,20 @@ def test_base_from_a_file_with_overrides(tmp_path, tiny_folder):
     assert dense["pipeline"] == "dense" and "pruning" not in dense
 
 
-def test_unreachable_address_fails_within_seconds():
+def test_an_address_where_no_ray_answers_is_refused_in_one_line():
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    started = time.perf_counter()
     with pytest.raises(LotteryError, match=rf"no Ray cluster answers at ray://127.0.0.1:{port}"):
         probe_address(f"ray://127.0.0.1:{port}")
     with pytest.raises(LotteryError, match=rf"no Ray cluster answers at 127.0.0.1:{port} \(Connection refused"):
         probe_address(f"127.0.0.1:{port}")
-    with pytest.raises(LotteryError, match=r"no Ray cluster answers at 10.255.255.1:6379 \("):
-        probe_address("10.255.255.1:6379", timeout_s=1.0)  # unroutable (a timeout), or a proxy that is not Ray
-    assert time.perf_counter() - started < 8
+    with socket.socket() as silent:  # accepts connections (the kernel's backlog) but never speaks Ray
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        other = silent.getsockname()[1]
+        with pytest.raises(LotteryError, match=rf"no Ray cluster answers at 127.0.0.1:{other} \("):
+            probe_address(f"127.0.0.1:{other}", timeout_s=1.0)
     with pytest.raises(LotteryError, match="is not host:port"):
         probe_address("nohost")
 
