@@ -154,41 +154,83 @@ other work shares the cores means little."""
 
 def _ui(args: argparse.Namespace) -> None:
     """The MLflow UI of the store on 127.0.0.1 only (never another interface: the UI can delete runs),
-    announced with the direct link to the experiment's runs table (a fresh browser opens MLflow 3's
-    GenAI overview otherwise)."""
+    announced with the direct link to the sweep's view (`pipelines.ui_view`: its runs with the key
+    columns chosen, in the UI's machine-learning layout; a fresh browser opens MLflow 3's GenAI
+    overview otherwise), or to the experiment's runs table when it has no sweep."""
     from pipelines import layout
     from pipelines.config import load_config
     from pipelines.secrets import without_credentials
-    from pipelines.tracking import existing_store
+    from pipelines.tracking import check_sweep_name, existing_store
 
     if not 1 <= args.port <= 65535:
         raise LotteryError(f"--port {args.port} is not a TCP port; give 1 to 65535 (default 5000)")
+    if args.sweep is not None:
+        check_sweep_name(args.sweep)
     experiment = [f"tracking.experiment={args.experiment}"] if args.experiment else []
     cfg = load_config(None, _overrides(args) + experiment)
     uri = existing_store(cfg)
     if uri.startswith("http"):
-        print(f"the tracking store is a server already: open {_runs_page(without_credentials(uri), uri, cfg)}")
+        page, view = _runs_page(without_credentials(uri), uri, cfg, args.sweep, args.xi)
+        print(f"the tracking store is a server already: open {page}")
+        if view:
+            print(view)
         return
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
                "--host", "127.0.0.1", "--port", str(args.port)]
     if uri.startswith("sqlite:///"):
         command += ["--default-artifact-root", layout.artifacts_dir(cfg.results_path()).as_uri()]
-    page = _runs_page(f"http://127.0.0.1:{args.port}", uri, cfg)
+    page, view = _runs_page(f"http://127.0.0.1:{args.port}", uri, cfg, args.sweep, args.xi)
     print(f"MLflow UI on {page} (store {uri}); Ctrl-C stops it", flush=True)
+    if view:
+        print(view, flush=True)
     subprocess.run(command, check=False)
 
 
-def _runs_page(base: str, uri: str, cfg) -> str:
-    """`<base>/#/experiments/<id>/runs` for the config's experiment, or `<base>` when the store lacks it."""
+def _runs_page(base: str, uri: str, cfg, sweep: str | None = None, xi: float = 0.0) -> tuple[str, str]:
+    """(link, what it shows): the saved view of `sweep` (default: the experiment's newest sweep),
+    written on the experiment with each run's verdict; the experiment's runs page when it has no
+    sweep; `base` when the store lacks the experiment or cannot be written (e.g. a server that wants
+    credentials: the UI's front page still helps)."""
     from mlflow.tracking import MlflowClient
 
+    from pipelines import ui_view
+
+    client = MlflowClient(uri)
     try:
-        experiment = MlflowClient(uri).get_experiment_by_name(cfg.tracking.experiment)
-    except Exception:  # e.g. a server that wants credentials: the UI's front page still helps
+        experiment = client.get_experiment_by_name(cfg.tracking.experiment)
+    except Exception:
         experiment = None
     if experiment is None:
-        return base
-    return f"{base.rstrip('/')}/#/experiments/{experiment.experiment_id}/runs"
+        if sweep:
+            raise LotteryError(f"no MLflow experiment {cfg.tracking.experiment!r} at {uri}: give the sweep's "
+                               f"--experiment (e.g. demo for `just demo`)")
+        return base, ""
+    eid = experiment.experiment_id
+    try:
+        found = ui_view.latest_sweep(client, eid) if sweep is None else \
+            ((sweep, parent) if (parent := ui_view.sweep_parent(client, eid, sweep)) else None)
+    except Exception:
+        found = None
+    if found is None:
+        if sweep:
+            raise LotteryError(f"experiment {cfg.tracking.experiment!r} has no sweep {sweep!r}")
+        return ui_view.sweep_page(base, eid), ""
+    name = found[0]
+    try:
+        tagged = ui_view.write_verdicts(client, uri, cfg.tracking.experiment, name, xi)
+    except LotteryError:   # no finished run yet: the view still lists the runs
+        tagged = 0
+    except Exception:      # e.g. a server that refuses writes: the plain runs page
+        return ui_view.sweep_page(base, eid), ""
+    try:
+        key = ui_view.write_view(client, eid, name)
+    except Exception:
+        return ui_view.sweep_page(base, eid), ""
+    verdict = "its verdict over seeds (tag verdict)" if tagged else "verdict (none yet: no finished run)"
+    return ui_view.sweep_page(base, eid, key), (
+        f"the view 'sweep {name}' (Views menu): one row per run of the sweep with pipeline, criterion, p, seed, "
+        f"acc, delta_acc (Δ vs dense, points), {verdict} and macs_reduction_pct; the report (tables, plots) "
+        f"is in the parent run 'sweep {name}', Artifacts, report/")
 
 
 def _add_results_dir(parser: argparse.ArgumentParser) -> None:
@@ -277,6 +319,10 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--port", type=int, default=5000)
     ui.add_argument("--experiment", default=None,
                     help="the experiment whose runs page the printed link opens (default tracking.experiment)")
+    ui.add_argument("--sweep", default=None,
+                    help="the sweep whose runs the link's view shows (default: the experiment's newest sweep)")
+    ui.add_argument("--xi", type=float, default=0.0,
+                    help="the verdicts' margin, as in `lottery report --xi` (points; default 0)")
     ui.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help=argparse.SUPPRESS)
     _add_results_dir(ui)
     ui.set_defaults(handler=_ui)
