@@ -33,8 +33,15 @@ def _results_dir(args) -> str | None:
 
 
 def print_outcome(outcome, resume_hint: str) -> None:
-    """The report's main table, what failed, how to continue, and how to watch the runs."""
-    if outcome.main_table:
+    """The report's summary as a terminal table (only the columns with a value, at most 100 wide,
+    the verdict in words; the Markdown table when the summary cannot be read back), what failed,
+    how to continue, and, last, how to open the UI and what to look at there."""
+    from pipelines.report.console import read_summary, terminal_table
+
+    summary = read_summary(outcome.report_dir)
+    if summary is not None:
+        print(f"\n{terminal_table(summary, width=100)}")
+    elif outcome.main_table:
         print(outcome.main_table)
     if outcome.report_dir:
         print(f"\nreport: {outcome.report_dir / 'report.md'}")
@@ -55,7 +62,8 @@ def print_outcome(outcome, resume_hint: str) -> None:
     if uri.startswith("sqlite:///"):
         results = Path(uri.removeprefix("sqlite:///")).parent
         print(f"open the MLflow UI on these runs: {lottery_command()} ui --results-dir {shlex.quote(str(results))} "
-              f"--experiment {shlex.quote(outcome.experiment)}")
+              f"--experiment {shlex.quote(outcome.experiment)} --sweep {outcome.name}, then look at the view "
+              f"'sweep {outcome.name}': a row per run, its acc, Δ vs dense, verdict and MACs reduction")
     else:
         print(f"watch the runs in the MLflow UI: {uri}")
 
