@@ -30,8 +30,9 @@ SHARE_KEY_PARAM = "viewStateShareKey"
 VERDICT_TAG = "verdict"
 # (kind, key, width in pixels) in the order the view shows them, after the run's name
 COLUMNS = (("tags", "pipeline", 110), ("tags", "criterion", 90), ("tags", "p", 50), ("tags", "seed", 60),
-           ("metrics", "acc", 80), ("metrics", "delta_acc", 110), ("tags", VERDICT_TAG, 170),
+           ("metrics", "acc", 80), ("metrics", "delta_acc", 150), ("tags", VERDICT_TAG, 170),
            ("metrics", "macs_reduction_pct", 170))
+RUN_NAME = ("attributes", "Run Name", 270)   # always shown; wide enough for `RunConfig.describe()`
 
 
 def column(kind: str, key: str) -> str:
@@ -53,10 +54,12 @@ def sweep_filter(sweep: str) -> str:
 def view_state(sweep: str) -> dict:
     """The runs table's state of the sweep's view (keys the UI omits take its defaults)."""
     columns = [column(kind, key) for kind, key, _ in COLUMNS]
+    # the UI applies `columnWidths` to the columns of `columnOrder` only
     return {"searchFilter": sweep_filter(sweep), "orderByKey": column("metrics", "acc"), "orderByAsc": False,
             "startTime": "ALL", "lifecycleFilter": "Active", "datasetsFilter": [], "modelVersionFilter": "All Runs",
-            "selectedColumns": columns, "columnOrder": columns,
-            "columnWidths": {column(kind, key): width for kind, key, width in COLUMNS}, "runsHiddenMode": "SHOW_ALL"}
+            "selectedColumns": columns, "columnOrder": [column(*RUN_NAME[:2]), *columns],
+            "columnWidths": {column(kind, key): width for kind, key, width in (RUN_NAME, *COLUMNS)},
+            "runsHiddenMode": "SHOW_ALL"}
 
 
 def envelope(name: str, state: dict, now_ms: int | None = None) -> str:
