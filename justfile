@@ -8,9 +8,18 @@ setup:
     test -x .venv/bin/python || python3.11 -m venv .venv
     .venv/bin/pip install -e '.[dev]'
 
-# the whole test suite (well under 15 minutes on 2 cores)
+# the whole test suite (at most 8 minutes on 2 cores)
 test *args:
     {{py}} -m pytest {{args}}
+
+# the quick tier for everyday work (library, config, report, in-process CLI; about 2 minutes)
+test-quick *args:
+    {{py}} -m pytest -m "not slow" {{args}}
+
+# the numerical tests as another CPU computes them: oneDNN's AVX2 kernels, then one thread
+test-kernels *args:
+    ONEDNN_MAX_CPU_ISA=AVX2 {{py}} -m pytest -m numerical {{args}}
+    OMP_NUM_THREADS=1 {{py}} -m pytest -m numerical {{args}}
 
 # ruff on everything
 lint:

@@ -1,8 +1,6 @@
 """The drill table: bad inputs through the `lottery` command, each one line, non-zero exit, no traceback."""
-import os
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -60,6 +58,7 @@ def test_bad_inputs_table(tmp_path, capsys):
 
 
 @pytest.mark.drill
+@pytest.mark.slow
 def test_the_installed_command_prints_no_traceback(tmp_path):
     result = subprocess.run([sys.executable, "-m", "pipelines.cli", "run", "--set", "pruning.p=-2"],
                             capture_output=True, text=True, timeout=120)
@@ -139,34 +138,49 @@ def subprocess_inputs(tmp_path):
     ]
 
 
-def _run_cli(argv, cwd, results_dir):
+def _case(argv, results_dir) -> dict:
+    """One command line for `tests.cli_batch`: its own results folder, no tracking URI from outside."""
     extra = [] if "--results-dir" in argv or argv[0] == "info" else ["--results-dir", str(results_dir)]
-    env = {**os.environ, "LOTTERY_RESULTS_DIR": str(results_dir)}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    return subprocess.run([sys.executable, "-m", "pipelines.cli", *argv, *extra], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=240)
+    return {"argv": [*argv, *extra], "cwd": str(Path(__file__).resolve().parents[1]),
+            "env": {"LOTTERY_RESULTS_DIR": str(results_dir), "MLFLOW_TRACKING_URI": None}}
+
+
+def run_batches(cases: list[dict], batches: int = 2) -> list[dict]:
+    """`cases` through `python -m tests.cli_batch`, split over `batches` fresh interpreters that run
+    at once; each case forks its own process there (see tests/cli_batch.py)."""
+    import json
+
+    repo = Path(__file__).resolve().parents[1]
+    parts = [cases[i::batches] for i in range(batches)]
+    children = [subprocess.Popen([sys.executable, "-m", "tests.cli_batch"], cwd=repo, stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in parts]
+    answers = [child.communicate(json.dumps(part), timeout=600) for child, part in zip(children, parts, strict=True)]
+    for child, (_, err) in zip(children, answers, strict=True):
+        assert child.returncode == 0, err[-2000:]
+    results = [json.loads(out) for out, _ in answers]
+    return [results[i % batches][i // batches] for i in range(len(cases))]
 
 
 @pytest.mark.drill
+@pytest.mark.slow
 def test_every_bad_input_is_one_line_in_a_fresh_process(tmp_path):
-    """Each input through its own `python -m pipelines.cli` (four at a time): exit status 2, one
-    line `lottery CMD: error: ...` on stderr, no traceback, no password, and nothing written for
-    an input refused before work starts."""
+    """Each input in a process of its own (forked from a fresh interpreter that imported only
+    `pipelines.cli`, as `python -m pipelines.cli` does): exit status 2, one line
+    `lottery CMD: error: ...` on stderr, no traceback, no password, and nothing written for an
+    input refused before work starts."""
     inputs = [(argv, expected, True) for argv, expected in bad_inputs(tmp_path)
               if "--data-dir" not in argv and argv[0] != "report"] + subprocess_inputs(tmp_path)
     assert len(inputs) >= 40
-    repo = Path(__file__).resolve().parents[1]
     cases = []
     for i, (argv, expected, clean) in enumerate(inputs):
         home = tmp_path / f"case{i}"
         home.mkdir()
         cases.append((argv, expected, clean, home))
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        results = list(pool.map(lambda c: _run_cli(c[0], repo, c[3] / "runs"), cases))
+    results = run_batches([_case(argv, home / "runs") for argv, _, _, home in cases])
     for (argv, expected, clean, home), result in zip(cases, results, strict=True):
-        lines = result.stderr.strip().splitlines()
-        assert result.returncode == 2, (argv, result.stderr[-2000:])
-        assert "Traceback" not in result.stderr and "hunter2" not in result.stderr + result.stdout, argv
+        lines = result["stderr"].strip().splitlines()
+        assert result["code"] == 2, (argv, result["stderr"][-2000:])
+        assert "Traceback" not in result["stderr"] and "hunter2" not in result["stderr"] + result["stdout"], argv
         assert len(lines) == 1 and expected in lines[0], (argv, lines)
         assert lines[0].startswith((f"lottery {argv[0]}: error: ", "lottery: error: ")), (argv, lines)
         if clean:

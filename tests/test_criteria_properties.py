@@ -21,6 +21,8 @@ from scipy.stats import spearmanr
 from lottery_core import criteria, models
 from lottery_core.normalize import CIFAR10_MEAN, CIFAR10_STD
 
+pytestmark = pytest.mark.numerical   # values oneDNN's kernels compute: CI reruns them under AVX2 and 1 thread
+
 
 def _batches():
     """20 random CIFAR-sized images, 2 per class, normalized (as tests/test_criteria.py)."""

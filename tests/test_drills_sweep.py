@@ -24,6 +24,8 @@ from mlflow.tracking import MlflowClient
 
 from pipelines.cli import main
 
+pytestmark = pytest.mark.slow   # real Ray clusters and SIGKILLed drivers
+
 ROOT = Path(__file__).resolve().parents[1]
 EPOCHS = 5
 # RAY_AUTH_MODE=disabled: the drills' clusters run without token authentication whatever token

@@ -8,6 +8,8 @@ from lottery_core.errors import LotteryError
 from lottery_core.export import OUTPUT_NAME, export_onnx, onnx_latency, onnx_predict, onnx_session
 from tests.helpers import randomize_bn_stats
 
+pytestmark = pytest.mark.slow   # ONNX export and ONNX Runtime
+
 REMOVED = ["layer1.1", "layer3.2"]
 
 

@@ -4,9 +4,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from benchmarks.gpu_check import table
 from benchmarks.pack_cifar import pack, unpack
 from lottery_core.data import load_data
+
+pytestmark = pytest.mark.slow   # the GPU check's CPU smoke run in fresh processes
 
 ROOT = Path(__file__).resolve().parents[1]
 ABSENT_ON_THE_GPU_MACHINE = ("ray", "mlflow", "codecarbon", "torch_pruning", "torchattacks", "optuna", "yaml",

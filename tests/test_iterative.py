@@ -21,6 +21,8 @@ from pipelines.report import write_report
 from pipelines.runner import run
 from pipelines.tracking import tracking_uri
 
+pytestmark = pytest.mark.slow   # whole iterative pipelines trained and tracked
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

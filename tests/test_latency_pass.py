@@ -17,6 +17,8 @@ from pipelines.tracking import tracking_uri
 from tune.sweep_file import load_sweep
 from tune.tracking import measure_sweep_latency
 
+pytestmark = pytest.mark.slow   # finished runs rebuilt and timed
+
 FAST = LatencySettings(batch_sizes=(1, 8), threads=1, rounds=2, repeats=2, warmup=1)
 
 

@@ -18,6 +18,8 @@ from pipelines.runner import run
 from pipelines.tracking import tracking_uri
 from tests.helpers import randomize_bn_stats
 
+pytestmark = pytest.mark.slow   # runs trained and logged as MLflow models
+
 
 @pytest.fixture(scope="module")
 def ran(tmp_path_factory, tiny_folder):

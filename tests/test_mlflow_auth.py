@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+pytestmark = pytest.mark.slow   # a real basic-auth MLflow server
+
 ROOT = Path(__file__).resolve().parents[1]
 CLUSTER = ROOT / "tune" / "cluster"
 TINY = {"model": {"name": "resnet20"}, "pipeline": "dense",

@@ -14,6 +14,8 @@ from pipelines.context import with_fingerprint
 from pipelines.runner import run
 from pipelines.tracking import tracking_uri
 
+pytestmark = pytest.mark.slow   # whole pipelines trained and tracked
+
 
 def tiny(tmp_path, tiny_folder, *overrides):
     """A tiny config with its data fingerprint filled in (as `lottery run` and a trial do)."""

@@ -22,6 +22,8 @@ from conftest import write_image_folder
 from helpers import kill_group, lottery, tiny_sweep_file
 from mlflow.tracking import MlflowClient
 
+pytestmark = pytest.mark.slow   # `ray start` clusters with token auth
+
 ROOT = Path(__file__).resolve().parents[1]
 RAY = Path(sys.executable).with_name("ray")
 EPOCHS = 4

@@ -25,6 +25,8 @@ from pipelines.report.runs import load_runs
 from pipelines.runner import run
 from pipelines.tracking import IMPORTED_TAG, tracking_uri
 
+pytestmark = pytest.mark.slow   # runs trained, exported and imported
+
 EXPERIMENT = "records"
 
 

@@ -10,6 +10,8 @@ from lottery_core.errors import LotteryError
 from lottery_core.robustness import CORRUPTIONS, SEVERITIES, corrupt, image_ops
 from lottery_core.robustness import recipes as C
 
+pytestmark = pytest.mark.numerical   # values oneDNN's kernels compute: CI reruns them under AVX2 and 1 thread
+
 MEAN, STD = (0.5,) * 3, (0.25,) * 3
 # corruptions without random draws: the seed cannot change them
 DETERMINISTIC = {"defocus_blur", "zoom_blur", "contrast", "brightness", "pixelate", "jpeg_compression"}

@@ -20,6 +20,8 @@ from lottery_core.train import (
 )
 from lottery_core.train import precision as precision_rule
 
+pytestmark = pytest.mark.numerical   # values oneDNN's kernels compute: CI reruns them under AVX2 and 1 thread
+
 
 class Tiny(nn.Module):
     """conv-BN-ReLU, global pooling, dropout (so that resuming must restore the torch RNG), linear."""

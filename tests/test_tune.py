@@ -227,6 +227,7 @@ def test_shipped_sweep_files_are_valid(name, trials, dense):
 
 # --- real sweeps on the shared local Ray ---------------------------------------------------
 
+@pytest.mark.slow   # a local Ray
 def test_grid_sweep_runs_dense_first_one_child_run_per_trial_and_reports(local_ray, tmp_path, tiny_folder):
     path = write_sweep(tmp_path, tiny_folder, grid={"pruning.criterion": ["snip", "magnitude", "random"]}, retries=1)
     (tmp_path / "runs").mkdir()
@@ -265,6 +266,7 @@ def test_grid_sweep_runs_dense_first_one_child_run_per_trial_and_reports(local_r
     assert all(history(outcome.tracking_uri, r.info.run_id) == [0, 1] for r in runs)
 
 
+@pytest.mark.slow   # a local Ray
 def test_fractional_gpus_let_four_trials_share_one_gpu(local_ray, tmp_path, tiny_folder):
     path = write_sweep(tmp_path, tiny_folder, grid={"pipeline": "dense", "seed": [0, 1, 2, 3, 4]},
                        base={"training": {"epochs": 1}, "evaluation": {"cka_images": 0}},
@@ -284,6 +286,7 @@ def test_fractional_gpus_let_four_trials_share_one_gpu(local_ray, tmp_path, tiny
     assert most == 4  # 5 x 0.25 CPU would fit; 4 x 0.25 GPU is the limit
 
 
+@pytest.mark.slow   # a local Ray
 def test_optuna_search_over_per_stage_counts_reports_its_pareto_front(local_ray, tmp_path, tiny_folder):
     """Two objectives (validation accuracy up, MACs down) over how many blocks each stage loses and
     the criterion; the report's Pareto table and plot read validation accuracy, never test."""
@@ -331,6 +334,7 @@ def test_an_epoch_hook_that_cannot_be_imported_is_refused_before_anything_starts
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.slow   # a local Ray
 def test_resume_restart_errored_starts_a_failed_trial_over(local_ray, tmp_path, tiny_folder):
     path = write_sweep(tmp_path, tiny_folder, grid={"pipeline": "dense"}, retries=0,
                        base={"evaluation": {"cka_images": 0}})
@@ -378,6 +382,7 @@ def stop(server: subprocess.Popen) -> None:
 
 
 @pytest.mark.drill
+@pytest.mark.slow   # a local Ray
 def test_trials_log_to_a_real_mlflow_server_that_goes_away_mid_sweep(local_ray, tmp_path, tiny_folder):
     import threading
 

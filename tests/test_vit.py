@@ -17,6 +17,8 @@ from lottery_core.models.vit import build_vit
 from lottery_core.normalize import CIFAR10_MEAN, CIFAR10_STD
 from pipelines.config import load_config
 
+pytestmark = pytest.mark.numerical   # values oneDNN's kernels compute: CI reruns them under AVX2 and 1 thread
+
 PATCH, LAYERS, HEADS, D, MLP, CLASSES = 4, 4, 2, 32, 64, 10
 N = (32 // PATCH) ** 2 + 1      # tokens, the class token included
 LAYER_NAMES = [f"encoder.layers.{i}" for i in range(LAYERS)]
