@@ -58,7 +58,7 @@ ui *args:
 drill:
     {{py}} -m pytest tests -m drill -q
 
-# one shard (1, 2 or 3) of the deciding reproduction (issue 13, docs/results/README.md): imports the
+# one shard (1, 2 or 3) of the deciding reproduction (docs/results/README.md): imports the
 # committed records of the shards before it (not its own: it trains again), trains the shard with two
 # one-thread workers, then — with the machine to itself — times every run (latency and one training
 # step), exports the records, writes the report
