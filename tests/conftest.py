@@ -38,3 +38,15 @@ def write_image_folder(root: Path, classes: int = 4, train_per_class: int = 8, t
 def tiny_folder(tmp_path_factory) -> Path:
     """A session-wide tiny data set: 4 classes, 8 train and 4 test 32x32 PNGs per class."""
     return write_image_folder(tmp_path_factory.mktemp("tiny_data"))
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory) -> str:
+    """One `mlflow server` on 127.0.0.1 for the session (SQLite behind it): its URI. Tests that
+    share it use experiments of their own; a test that stops its server starts its own."""
+    from helpers import free_port, start_mlflow_server, stop
+
+    port = free_port()
+    server = start_mlflow_server(tmp_path_factory.mktemp("mlflow_server"), port)
+    yield f"http://127.0.0.1:{port}"
+    stop(server)

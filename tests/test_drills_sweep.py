@@ -7,7 +7,6 @@ each in its own session so that whatever it leaves behind is cleaned up by proce
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -19,7 +18,7 @@ import pytest
 import yaml
 from conftest import write_image_folder
 from drills import DRILL_FILE
-from helpers import kill_group, lottery, tiny_sweep_file
+from helpers import free_port, kill_group, lottery, tiny_sweep_file
 from mlflow.tracking import MlflowClient
 
 from pipelines.cli import main
@@ -187,50 +186,37 @@ CLUSTER_SCRIPT = textwrap.dedent("""
 """)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.drill
-def test_a_trial_moves_to_another_node_when_its_node_is_removed(tmp_path, drill_data):
-    from test_tune import start_mlflow_server, stop
-
-    port = free_port()
-    uri = f"http://127.0.0.1:{port}"
-    server = start_mlflow_server(tmp_path / "server", port)
+def test_a_trial_moves_to_another_node_when_its_node_is_removed(tmp_path, drill_data, mlflow_server):
+    uri = mlflow_server
+    results, storage = tmp_path / "runs", tmp_path / "shared"
+    path = sweep_file(tmp_path, drill_data, results, {"pipeline": "dense"}, retries=2)
+    spec = yaml.safe_load(path.read_text())
+    spec["base"]["tracking"]["tracking_uri"] = uri
+    path.write_text(yaml.safe_dump(spec))
+    script = tmp_path / "cluster_drill.py"
+    script.write_text(CLUSTER_SCRIPT)
+    process = subprocess.Popen([sys.executable, str(script), str(path), str(results), str(storage), uri],
+                               cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               start_new_session=True)
     try:
-        results, storage = tmp_path / "runs", tmp_path / "shared"
-        path = sweep_file(tmp_path, drill_data, results, {"pipeline": "dense"}, retries=2)
-        spec = yaml.safe_load(path.read_text())
-        spec["base"]["tracking"]["tracking_uri"] = uri
-        path.write_text(yaml.safe_dump(spec))
-        script = tmp_path / "cluster_drill.py"
-        script.write_text(CLUSTER_SCRIPT)
-        process = subprocess.Popen([sys.executable, str(script), str(path), str(results), str(storage), uri],
-                                   cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                   start_new_session=True)
-        try:
-            out, _ = process.communicate(timeout=480)
-        finally:
-            kill_group(process)
-        print(out[:8000])  # shown when the drill fails
-        line = next((x for x in out.splitlines() if x.startswith("RESULT ")), None)
-        assert line, out[-4000:]
-        got = json.loads(line.removeprefix("RESULT "))
-        assert "is a local path: pass --storage s3://" in got["refused"]
-        assert got["ok"], got["errors"]
-        assert got["nodes"][0] == got["node_a"] and got["nodes"][-1] == got["node_b"]  # moved from A to B
-        client = MlflowClient(uri)
-        (run,) = client.search_runs([client.get_experiment_by_name("drills").experiment_id],
-                                    f"tags.mlflow.parentRunId = '{got['parent']}'")
-        assert run.info.status == "FINISHED" and run.data.tags.get("resumed") == "true"
-        steps = [m.step for m in client.get_metric_history(run.info.run_id, "train_loss")]
-        assert sorted(steps) == list(range(EPOCHS))  # continued from its checkpoint on node B
-        assert got["epochs_before"] >= 1
+        out, _ = process.communicate(timeout=480)
     finally:
-        stop(server)
+        kill_group(process)
+    print(out[:8000])  # shown when the drill fails
+    line = next((x for x in out.splitlines() if x.startswith("RESULT ")), None)
+    assert line, out[-4000:]
+    got = json.loads(line.removeprefix("RESULT "))
+    assert "is a local path: pass --storage s3://" in got["refused"]
+    assert got["ok"], got["errors"]
+    assert got["nodes"][0] == got["node_a"] and got["nodes"][-1] == got["node_b"]  # moved from A to B
+    client = MlflowClient(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("drills").experiment_id],
+                                f"tags.mlflow.parentRunId = '{got['parent']}'")
+    assert run.info.status == "FINISHED" and run.data.tags.get("resumed") == "true"
+    steps = [m.step for m in client.get_metric_history(run.info.run_id, "train_loss")]
+    assert sorted(steps) == list(range(EPOCHS))  # continued from its checkpoint on node B
+    assert got["epochs_before"] >= 1
 
 
 def bad_sweep_inputs(tmp_path: Path, data: Path) -> list[tuple[list[str], str]]:

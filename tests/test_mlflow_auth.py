@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import free_port
 
 pytestmark = pytest.mark.slow   # a real basic-auth MLflow server
 
@@ -26,14 +27,6 @@ CLUSTER = ROOT / "tune" / "cluster"
 TINY = {"model": {"name": "resnet20"}, "pipeline": "dense",
         "training": {"epochs": 1, "batch_size": 16, "lr": 0.05, "keep_epochs": [0]},
         "evaluation": {"corruptions": [], "attacks": [], "cka_images": 0}}
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_auth_server(folder: Path, port: int, username: str, password: str) -> subprocess.Popen:

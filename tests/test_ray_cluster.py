@@ -19,7 +19,7 @@ from pathlib import Path
 import psutil
 import pytest
 from conftest import write_image_folder
-from helpers import kill_group, lottery, tiny_sweep_file
+from helpers import free_port, kill_group, lottery, tiny_sweep_file
 from mlflow.tracking import MlflowClient
 
 pytestmark = pytest.mark.slow   # `ray start` clusters with token auth
@@ -27,14 +27,6 @@ pytestmark = pytest.mark.slow   # `ray start` clusters with token auth
 ROOT = Path(__file__).resolve().parents[1]
 RAY = Path(sys.executable).with_name("ray")
 EPOCHS = 4
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -133,16 +125,12 @@ class RayStartCluster:
 
 
 @pytest.mark.drill
-def test_a_real_token_cluster_runs_a_sweep_whose_driver_is_killed_and_resumed(ray_home, tmp_path):
-    from test_tune import start_mlflow_server, stop
-
+def test_a_real_token_cluster_runs_a_sweep_whose_driver_is_killed_and_resumed(ray_home, tmp_path, mlflow_server):
     token = secrets.token_hex(32)  # Ray 2.60's `ray start --head` turns token auth on when one exists
     (ray_home / "home" / ".ray").mkdir()
     (ray_home / "home" / ".ray" / "auth_token").write_text(token)
     data = write_image_folder(tmp_path / "data", classes=4, train_per_class=48, test_per_class=8)
-    port = free_port()
-    uri = f"http://127.0.0.1:{port}"
-    server = start_mlflow_server(tmp_path / "server", port)
+    uri = mlflow_server
     cluster = None
     try:
         cluster = RayStartCluster(ray_home)
@@ -202,6 +190,5 @@ def test_a_real_token_cluster_runs_a_sweep_whose_driver_is_killed_and_resumed(ra
             assert steps == list(range(EPOCHS))  # every epoch logged once, across the kill
         assert any(r.data.tags.get("resumed") == "true" for r in children)
     finally:
-        stop(server)
         left = cluster.stop() if cluster else []
     assert left == [] and cluster.processes() == []

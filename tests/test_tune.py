@@ -8,8 +8,6 @@ import json
 import os
 import signal
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,6 +15,7 @@ import pandas as pd
 import pytest
 import yaml
 from drills import DRILL_FILE, FAULT_ONCE, RECORD_GPU_IDS
+from helpers import free_port, start_mlflow_server, stop
 from mlflow.tracking import MlflowClient
 
 from lottery_core.errors import LotteryError
@@ -351,34 +350,6 @@ def test_resume_restart_errored_starts_a_failed_trial_over(local_ray, tmp_path, 
     assert run.info.status == "FINISHED" and run.data.metrics["epochs_trained"] == 2
     assert run.data.metrics["resumed_from_epoch"] == 0  # started over: epoch 0 trained again
     assert history(outcome.tracking_uri, run.info.run_id) == [0, 1]  # and logged once
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_mlflow_server(folder: Path, port: int) -> subprocess.Popen:
-    folder.mkdir(parents=True, exist_ok=True)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-         "--backend-store-uri", f"sqlite:///{folder / 'server.db'}", "--artifacts-destination", str(folder / "artifacts")],
-        stdout=subprocess.DEVNULL, stderr=open(folder / "server.log", "ab"), start_new_session=True)
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return server
-        except OSError:
-            time.sleep(0.5)
-    os.killpg(server.pid, signal.SIGKILL)
-    raise RuntimeError(f"mlflow server did not start: {(folder / 'server.log').read_text()[-2000:]}")
-
-
-def stop(server: subprocess.Popen) -> None:
-    os.killpg(server.pid, signal.SIGKILL)
-    server.wait(timeout=30)
 
 
 @pytest.mark.drill
