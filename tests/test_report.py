@@ -7,6 +7,7 @@ import math
 
 import pandas as pd
 import pytest
+from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
 from lottery_core.errors import LotteryError
@@ -23,8 +24,7 @@ SPREAD = {0: -0.1, 1: 0.0, 2: 0.1}
 def log(client, exp, tags, metrics, status="FINISHED"):
     tags = {"sweep": "s1", "model": "resnet32", "rewind_epoch": "0", "control": "none", **tags}
     run = client.create_run(exp, tags=tags)
-    for k, v in metrics.items():
-        client.log_metric(run.info.run_id, k, v)
+    client.log_batch(run.info.run_id, metrics=[Metric(k, v, 0, 0) for k, v in metrics.items()])
     client.set_terminated(run.info.run_id, status)
     return run.info.run_id
 
@@ -39,8 +39,10 @@ def ticket(client, exp, name, base, p=1, seeds=(0, 1, 2), **tags):
              "corruption_acc": 71.0, "corruption_acc.fog": 62.0, "adv_acc.pgd.eps8": 4.0})
 
 
-@pytest.fixture
-def store(tmp_path):
+@pytest.fixture(scope="module")
+def store_uri(tmp_path_factory):
+    """The runs below in one SQLite store for the module (the tests only read it)."""
+    tmp_path = tmp_path_factory.mktemp("report_store")
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     client = MlflowClient(uri)
     exp = client.create_experiment("e", artifact_location=(tmp_path / "a").as_uri())
@@ -66,7 +68,13 @@ def store(tmp_path):
     # a finished run of another sweep that sweep s1 reused: it belongs to s1's report too
     log(client, exp, {"sweep": "older", "in_sweep.s1": "true", "pipeline": "ticket_init", "criterion": "kl",
                       "p": "1", "seed": "0", "identity": "kl0", "dense_identity": "d0"}, {"acc": 90.5})
-    return uri, tmp_path
+    return uri
+
+
+@pytest.fixture
+def store(store_uri, tmp_path):
+    """(the module's store, this test's own folder for what it writes)."""
+    return store_uri, tmp_path
 
 
 def test_pairs_deltas_reductions_and_speedup(store):
