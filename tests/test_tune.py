@@ -212,16 +212,19 @@ def test_dry_run_lists_the_trials_and_starts_nothing(tmp_path, tiny_folder, caps
 SHIPPED = Path(__file__).resolve().parents[1] / "tune"
 
 
-@pytest.mark.parametrize("name,trials,dense", [("demo", 9, 1), ("paper_resnet32", 99, 3), ("optuna_pareto", 0, 1),
+@pytest.mark.parametrize("name,trials,dense", [("demo", 7, 1), ("paper_resnet32", 99, 3), ("optuna_pareto", 0, 1),
                                                 ("optuna_pareto_quick", 0, 1), ("consensus_vit", 84, 6)])
 def test_shipped_sweep_files_are_valid(name, trials, dense):
     sweep = load_sweep(SHIPPED / "sweeps" / f"{name}.yaml")
     assert len(sweep.points) == trials
     assert len(sweep.phases()[0]) == dense and all(p["pipeline"] == "dense" for p in sweep.phases()[0])
-    if name == "demo":  # issue 6: dense, GraSP/SNIP p=1..3, a random ticket, a filter ticket at p=1
+    if name == "demo":  # dense, GraSP/SNIP p=1 and 3, random blocks at p=3, a filter ticket at p=1
         tickets = sorted((p["pipeline"], p["pruning"]["criterion"], p["pruning"]["p"]) for p in sweep.points[1:])
-        assert tickets == sorted([("ticket_init", c, p) for c in ("grasp", "snip") for p in (1, 2, 3)]
-                                 + [("ticket_init", "random", 2), ("filter_ticket", "snip", 1)])
+        assert tickets == sorted([("ticket_init", c, p) for c in ("grasp", "snip") for p in (1, 3)]
+                                 + [("ticket_init", "random", 3), ("filter_ticket", "snip", 1)])
+        base = sweep.points[0]   # the quick recipe of benchmarks/recipe.md
+        assert base["model"]["init"] == "torch" and base["training"]["schedule"] == "onecycle"
+        assert base["training"]["nesterov"] is True and base["training"]["weight_decay"] == 5e-4
 
 
 # --- real sweeps on the shared local Ray ---------------------------------------------------
