@@ -4,7 +4,6 @@ the experiment's runs table when it has no sweep (MLflow 3 opens a GenAI overvie
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from helpers import free_port
 from mlflow.tracking import MlflowClient
 
 from lottery_core.errors import LotteryError
@@ -21,12 +21,6 @@ from pipelines import ui_view
 ROOT = Path(__file__).resolve().parents[1]
 COLUMNS = ["tags.`pipeline`", "tags.`criterion`", "tags.`p`", "tags.`seed`", "metrics.`acc`", "metrics.`delta_acc`",
            "tags.`verdict`", "metrics.`macs_reduction_pct`"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def run(client, experiment_id, tags, metrics, parent=None):
