@@ -18,11 +18,13 @@ def cifar_activations(n: int, shortcut_convs: bool) -> int:
     return (3 * S1 + 6 * n * (S1 + S2 + S3) + (S2 + S3 if shortcut_convs else 0) + 64 + 10)
 
 
+@pytest.mark.slow
 def test_resnet56_macs_match_the_paper():
     assert accounting.count_macs(models.build("resnet56", shortcut="conv")) == 125_747_840
     assert accounting.count_macs(models.build("resnet56", shortcut="A")) == 125_485_696
 
 
+@pytest.mark.slow
 def test_resnet56_without_twelve_blocks_is_45_percent_cheaper():
     model = models.build("resnet56", shortcut="conv")
     twelve = [f"layer{stage}.{i}" for stage in (1, 2, 3) for i in range(1, 5)]
@@ -32,6 +34,7 @@ def test_resnet56_without_twelve_blocks_is_45_percent_cheaper():
     assert round(100 * (1 - cheap / dense), 1) == 45.0  # 45.03; the paper prints 45.00
 
 
+@pytest.mark.slow
 def test_resnet32_one_block_is_6_83_percent():
     model = models.build("resnet32", shortcut="conv")
     assert accounting.count_macs(model) == 69_124_736
@@ -47,6 +50,7 @@ def test_memory_is_four_bytes_per_activation_and_parameter():
     assert cost.filters == 16 + 6 * (16 + 32 + 64)
 
 
+@pytest.mark.slow
 def test_memory_of_the_authors_resnets_and_their_tickets_is_pinned():
     """shortcut="conv". By hand, ResNet32 (n = 5): 3*16384 + 30*(16384 + 8192 + 4096)
     + 8192 + 4096 + 74 = 49,152 + 860,160 + 12,288 + 74 = 921,674 activations;

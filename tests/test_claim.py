@@ -100,6 +100,7 @@ def steps(cfg, run_id: str, key: str) -> list[tuple[int, int]]:
     return sorted((m.step, m.timestamp) for m in MlflowClient(tracking_uri(cfg)).get_metric_history(run_id, key))
 
 
+@pytest.mark.slow
 def test_a_second_process_is_refused_or_waits_and_one_run_exists(tmp_path, tiny_folder):
     cfg, config_json, config_yaml, claim = setup_run(tmp_path, tiny_folder, epochs=2)
     marker, go = tmp_path / "paused", tmp_path / "go"
@@ -140,6 +141,7 @@ def test_a_second_process_is_refused_or_waits_and_one_run_exists(tmp_path, tiny_
     assert not claim.exists()                             # released on finish
 
 
+@pytest.mark.slow
 def test_a_sigkilled_claimant_is_taken_over_after_three_missed_heartbeats(tmp_path, tiny_folder):
     cfg, config_json, config_yaml, claim = setup_run(tmp_path, tiny_folder, epochs=3)
     marker = tmp_path / "paused"

@@ -137,6 +137,7 @@ def test_random_inputs_keep_labels_and_shapes():
         criteria.random_inputs(None, 0)
 
 
+@pytest.mark.slow
 def test_reads_labels_says_which_criteria_a_shuffled_label_control_changes():
     model = models.build("resnet20")
     batches = _batches(batch_size=128, images_per_class=1)

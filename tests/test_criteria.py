@@ -182,6 +182,7 @@ def test_synflow_equals_hand_computation_on_a_two_layer_linear_net():
     assert scores["0.weight"].dtype == torch.float64
 
 
+@pytest.mark.slow
 def test_synflow_is_finite_on_resnet56_in_float64_where_float32_overflows():
     model = models.build("resnet56")
     scores = criteria.score_weights(model, "synflow")
@@ -198,6 +199,7 @@ def test_synflow_is_finite_on_resnet56_in_float64_where_float32_overflows():
     assert len(blocks) == 25 and all(math.isfinite(v) for v in blocks.values())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("criterion", ["snip", "grasp", "synflow"])
 def test_leftover_grad_does_not_change_scores_and_the_model_is_restored(criterion):
     model = models.build("resnet20")
@@ -218,6 +220,7 @@ def test_leftover_grad_does_not_change_scores_and_the_model_is_restored(criterio
     assert next(model.parameters()).dtype == torch.float32
 
 
+@pytest.mark.slow
 def test_same_seed_same_scores_and_random_follows_its_seed():
     model = models.build("resnet20")
     first = criteria.score_blocks(model, "grasp", _batches(seed=1))
@@ -231,6 +234,7 @@ def test_same_seed_same_scores_and_random_follows_its_seed():
     assert torch.equal(w1["fc.weight"], criteria.score_weights(model, "random", seed=1)["fc.weight"])
 
 
+@pytest.mark.slow
 def test_bn_mode_is_honoured():
     model = models.build("resnet20")
     batches = _batches()
@@ -269,6 +273,7 @@ def test_magnitude_block_score_is_the_sum_of_absolute_weights():
         assert means[name] == pytest.approx(total / sum(w.numel() for w in convs), rel=1e-9)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("target", ["branch", "output"])
 def test_hrank_and_expectabs_equal_hand_computation_in_one_forward_pass_per_batch(target):
     model = models.build("resnet20")
@@ -299,6 +304,7 @@ def test_hrank_and_expectabs_equal_hand_computation_in_one_forward_pass_per_batc
         assert hrank == criteria.score_blocks(model, "hrank", batches)
 
 
+@pytest.mark.slow
 def test_a_silenced_block_has_zero_kl_and_cka_and_is_selected_first():
     model = models.build("resnet20")
     _randomize_bn_stats(model)
@@ -312,6 +318,7 @@ def test_a_silenced_block_has_zero_kl_and_cka_and_is_selected_first():
         assert plan.removed == ["layer2.2"]
 
 
+@pytest.mark.slow
 def test_pls_vip_squares_sum_to_the_number_of_blocks_and_match_the_textbook_formula():
     import numpy as np
     from sklearn.cross_decomposition import PLSRegression

@@ -68,7 +68,11 @@ def _scores(net: str, criterion: str, **options) -> dict[str, float]:
     return criteria.score_blocks(model, criterion, BATCHES, min_blocks_per_stage=min_blocks, **options)
 
 
-@pytest.mark.parametrize("criterion,net", CASES)
+BIG = ("resnet50", "mobilenet_v2")   # ImageNet-style networks: outside the quick tier
+
+
+@pytest.mark.parametrize("criterion,net", [pytest.param(c, n, marks=pytest.mark.slow) if n in BIG else (c, n)
+                                           for c, n in CASES])
 def test_a_silenced_block_scores_zero_lowest_and_goes_first(criterion, net):
     model, min_blocks, dead = _silenced(net)
     scores = _scores(net, criterion)
@@ -170,6 +174,7 @@ def mean_abs_spearman(criterion: str, options: dict, seeds) -> float:
 
 @pytest.mark.parametrize("criterion,options", list(POSITION), ids=lambda v: str(v) if isinstance(v, str)
                          else "-".join(f"{k}={x}" for k, x in v) or "default")
+@pytest.mark.slow
 def test_position_correlation_is_recorded(criterion, options):
     measured = mean_abs_spearman(criterion, dict(options), SEEDS_OF.get(criterion, SEEDS))
     print(f"{criterion} {dict(options)}: mean |rho| = {measured:.3f}")

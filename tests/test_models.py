@@ -31,6 +31,7 @@ def test_block_names_follow_torchvision():
     assert {"layer1.0", "layer2.2.conv1", "layer3.2.bn2", "fc"} <= set(names)
 
 
+@pytest.mark.slow
 def test_forward_shapes_and_classes():
     x = torch.randn(2, 3, 32, 32)
     assert models.build("resnet20", num_classes=100)(x).shape == (2, 100)

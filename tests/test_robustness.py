@@ -346,6 +346,7 @@ def test_cifar10_2_files_are_read(tmp_path, trained, bright_dark):
         robustness.shifted_accuracy(model, tmp_path, "cifar10_3", MEAN, STD)
 
 
+@pytest.mark.slow
 def test_worker_processes_give_the_same_report(trained):
     model, x, y = trained
     kwargs = {"names": ("shot_noise", "glass_blur", "frost"), "severities": (2, 4), "seed": 7}
