@@ -1,13 +1,15 @@
 """Run many `lottery` command lines, each in its own forked process, from one fresh interpreter.
 
-    python -m tests.cli_batch < cases.json > results.json
+    python -m tests.cli_batch [--warm] < cases.json > results.json
 
 cases.json: [{"argv": [...], "cwd": "...", "env": {...}}, ...]; results.json: [{"code", "stdout",
-"stderr"}, ...] in the same order. The parent imports only `pipelines.cli` (what `python -m
-pipelines.cli` imports before it parses its arguments) and forks once per case: every case still
-runs `main` in a process of its own, with its own exit status, standard streams, working folder,
-environment and every lazy import (MLflow, Ray, torch) done afresh, but without paying for a new
-interpreter each time. A case that raises prints its traceback, as an uncaught exception would.
+"stderr"}, ...] in the same order. The parent imports `pipelines.cli` (what `python -m
+pipelines.cli` imports before it parses its arguments) and forks once per case: every case runs
+`main` in a process of its own, with its own exit status, standard streams, working folder and
+environment. Cold (the default), every lazy import (MLflow, Ray, torch) is done afresh in each
+case, as in a new `lottery` process, so what they print on import is seen; `--warm` imports them
+once in the parent first (`WARM`), for the many cases whose point is the refusal itself. A case
+that raises prints its traceback, as an uncaught exception would.
 """
 import json
 import os
@@ -16,6 +18,9 @@ import tempfile
 import traceback
 
 from pipelines.cli import main
+
+WARM = ("torch", "mlflow", "mlflow.tracking", "sqlalchemy", "ray", "ray.tune", "optuna", "pipelines.config",
+        "pipelines.tracking", "pipelines.runner", "tune.cli", "tune.runner")
 
 
 def run_case(case: dict, out_path: str, err_path: str) -> None:
@@ -59,4 +64,9 @@ def run_all(cases: list[dict]) -> list[dict]:
 
 
 if __name__ == "__main__":
+    if "--warm" in sys.argv[1:]:
+        import importlib
+
+        for module in WARM:
+            importlib.import_module(module)
     json.dump(run_all(json.load(sys.stdin)), sys.stdout)

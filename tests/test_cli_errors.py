@@ -145,27 +145,39 @@ def _case(argv, results_dir) -> dict:
             "env": {"LOTTERY_RESULTS_DIR": str(results_dir), "MLFLOW_TRACKING_URI": None}}
 
 
-def run_batches(cases: list[dict], batches: int = 2) -> list[dict]:
-    """`cases` through `python -m tests.cli_batch`, split over `batches` fresh interpreters that run
-    at once; each case forks its own process there (see tests/cli_batch.py)."""
+def run_batches(cases: list[dict]) -> list[dict]:
+    """`cases` through `python -m tests.cli_batch` (see tests/cli_batch.py): the first case of each
+    command cold, each lazy import afresh as in a new `lottery` process (split over two
+    interpreters), the others in a warm interpreter; the three run at once."""
     import json
 
     repo = Path(__file__).resolve().parents[1]
-    parts = [cases[i::batches] for i in range(batches)]
-    children = [subprocess.Popen([sys.executable, "-m", "tests.cli_batch"], cwd=repo, stdin=subprocess.PIPE,
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in parts]
-    answers = [child.communicate(json.dumps(part), timeout=600) for child, part in zip(children, parts, strict=True)]
-    for child, (_, err) in zip(children, answers, strict=True):
-        assert child.returncode == 0, err[-2000:]
-    results = [json.loads(out) for out, _ in answers]
-    return [results[i % batches][i // batches] for i in range(len(cases))]
+    first = {}
+    for i, case in enumerate(cases):
+        first.setdefault(case["argv"][0], i)
+    cold = sorted(first.values())
+    groups = [(cold[0::2], []), (cold[1::2], []),
+              ([i for i in range(len(cases)) if i not in first.values()], ["--warm"])]
+    children = [(subprocess.Popen([sys.executable, "-m", "tests.cli_batch", *flags], cwd=repo, stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True), indices)
+                for indices, flags in groups if indices]
+    for child, indices in children:
+        child.stdin.write(json.dumps([cases[i] for i in indices]))
+        child.stdin.close()
+    results = [None] * len(cases)
+    for child, indices in children:
+        out, err = child.stdout.read(), child.stderr.read()
+        assert child.wait(timeout=600) == 0, err[-2000:]
+        for i, result in zip(indices, json.loads(out), strict=True):
+            results[i] = result
+    return results
 
 
 @pytest.mark.drill
 @pytest.mark.slow
 def test_every_bad_input_is_one_line_in_a_fresh_process(tmp_path):
-    """Each input in a process of its own (forked from a fresh interpreter that imported only
-    `pipelines.cli`, as `python -m pipelines.cli` does): exit status 2, one line
+    """Each input in a process of its own (forked from an interpreter that imported `pipelines.cli`
+    and, for all but each command's first input, the libraries `lottery` imports lazily): exit status 2, one line
     `lottery CMD: error: ...` on stderr, no traceback, no password, and nothing written for an
     input refused before work starts."""
     inputs = [(argv, expected, True) for argv, expected in bad_inputs(tmp_path)
