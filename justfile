@@ -8,7 +8,7 @@ setup:
     test -x .venv/bin/python || python3.11 -m venv .venv
     .venv/bin/pip install -e '.[dev]'
 
-# the whole test suite (about 15 minutes on 2 cores)
+# the whole test suite (about 18 minutes on 2 cores)
 test *args:
     {{py}} -m pytest {{args}}
 
