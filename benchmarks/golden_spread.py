@@ -31,10 +31,12 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def default_mode(extra_env: dict) -> dict:
-    """The golden cases in a fresh interpreter with the machine's own kernels (oneDNN on)."""
+    """The golden cases in a fresh interpreter with the machine's own kernels (oneDNN on) and the
+    setting's thread count (2 unless OMP_NUM_THREADS says otherwise)."""
     code = ("import json, tempfile; from pathlib import Path\n"
             "from tests.conftest import write_image_folder\n"
-            "from tests.test_golden_results import measure_cases\n"
+            "from tests.test_golden_results import BASE, measure_cases\n"
+            "import os; BASE['threads'] = int(os.environ.get('OMP_NUM_THREADS', '2'))\n"
             "with tempfile.TemporaryDirectory() as tmp:\n"
             "    m = measure_cases(Path(tmp), write_image_folder(Path(tmp) / 'data'))\n"
             "print(json.dumps({' '.join(c): v for c, v in m.items()}))")
