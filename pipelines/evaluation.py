@@ -106,8 +106,14 @@ def _robustness(ctx: RunContext, model) -> dict[str, float]:
     names = robustness.CORRUPTIONS if "all" in ev.corruptions else ev.corruptions
     if names and ev.corruption_images > 0:
         images, labels = _subset(ctx, ev.corruption_images)
+        # the corrupted sets depend on the images, corruptions, severities and seed, not on the model:
+        # made once per node and reused by every run there (robustness.corruption_cache)
         report = robustness.corruption_accuracy(model, images, labels, d.mean, d.std, names=tuple(names),
-                                                severities=ev.severities, seed=ctx.cfg.data.test_seed)
+                                                severities=ev.severities, seed=ctx.cfg.data.test_seed,
+                                                cache_dir=robustness.default_cache_dir())
+        cache = report["cache"]
+        ctx.set_tags({"corruption_set": f"reused: {cache['key'][:12]}" if cache["status"] == "reused"
+                      else cache["status"]})
         out["corruption_acc"] = report["mean"]
         out.update({f"corruption_acc.{name}": acc for name, acc in report["per_corruption"].items()})
         if report["substitutes"]:
