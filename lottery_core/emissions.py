@@ -51,6 +51,7 @@ class Emissions:
     cloud_region: str | None = None
     reason: str | None = None  # why values are unknown, when they are
     overhead_s: float = 0.0  # time spent inside codecarbon's start() and stop()
+    gpu_share: float = 1.0   # the fraction of its GPUs' measured energy charged to this work (SHARE_RULE)
 
     @property
     def known(self) -> bool:
@@ -88,13 +89,17 @@ class EmissionsMeter:
 
     `gpu_ids`: the GPUs this work was given (NVML indices, e.g. Ray's `ray.get_gpu_ids()`, or
     UUIDs), the only ones whose energy it counts; None: codecarbon's default (the GPUs in
-    CUDA_VISIBLE_DEVICES, else every GPU). Work sharing one GPU (fractional GPUs) still counts that
-    whole GPU while it runs: codecarbon reads power per device, not per process.
+    CUDA_VISIBLE_DEVICES, else every GPU). codecarbon reads GPU power per device, not per process,
+    so work sharing one GPU (a fractional GPU) is charged `gpu_share` of that GPU's energy
+    (`SHARE_RULE`): Ray's fraction, e.g. 0.25 for one of four trials on a GPU.
     """
 
     def __init__(self, country_iso_code: str = DEFAULT_COUNTRY, cloud_provider: str | None = None,
                  cloud_region: str | None = None, measure_power_secs: float = 15.0, gpu_ids=None,
-                 quick_cpu_probe: bool = True):
+                 quick_cpu_probe: bool = True, gpu_share: float = 1.0):
+        if not 0 < gpu_share <= 1:
+            raise LotteryError(f"gpu_share must be in (0, 1], the fraction of a GPU this work holds; got {gpu_share!r}")
+        self.gpu_share = float(gpu_share)
         self.country_iso_code = check_country(country_iso_code)
         if (cloud_provider is None) != (cloud_region is None):
             raise LotteryError("cloud_provider and cloud_region go together: give both or neither")
@@ -147,7 +152,8 @@ class EmissionsMeter:
             self.result = Emissions(None, None, duration, reason=self._error or "codecarbon returned no measurement",
                                     overhead_s=overhead, **where)
         else:
-            self.result = Emissions(duration_s=duration, overhead_s=overhead, **values, **where)
+            self.result = Emissions(duration_s=duration, overhead_s=overhead, gpu_share=self.gpu_share,
+                                    **charge_share(values, self.gpu_share), **where)
         return self.result
 
     def __enter__(self) -> "EmissionsMeter":
@@ -155,6 +161,21 @@ class EmissionsMeter:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+SHARE_RULE = ("gpu energy x the work's GPU fraction (Ray's request); cpu and ram energy of this process "
+              "(codecarbon tracking_mode=process)")
+
+
+def charge_share(values: dict, gpu_share: float) -> dict:
+    """`values` (energy_kwh, emissions_kg, cpu/gpu/ram_energy_kwh) with only `gpu_share` of the GPU
+    energy charged: total energy lowered by the rest, emissions in proportion (one grid intensity)."""
+    gpu = values.get("gpu_energy_kwh")
+    if gpu_share >= 1 or not gpu or not values.get("energy_kwh"):
+        return values
+    energy = values["energy_kwh"] - gpu * (1 - gpu_share)
+    emissions = values["emissions_kg"] * energy / values["energy_kwh"] if values.get("emissions_kg") else values.get("emissions_kg")
+    return {**values, "gpu_energy_kwh": gpu * gpu_share, "energy_kwh": energy, "emissions_kg": emissions}
 
 
 def _values(emissions, data) -> dict | None:

@@ -116,7 +116,10 @@ FINAL_METRICS = (
     _m("resumed_from_epoch", "epoch", "epochs the last attempt found in its checkpoint (0: trained from the start)"),
     _m("energy_kwh", "kWh", "energy of the run (CPU + GPU + RAM; codecarbon, offline)"),
     _m("cpu_energy_kwh", "kWh", "CPU share of `energy_kwh`"),
-    _m("gpu_energy_kwh", "kWh", "GPU share of `energy_kwh` (the GPUs the run was given)"),
+    _m("gpu_energy_kwh", "kWh", "GPU share of `energy_kwh` (the GPUs the run was given; on a shared GPU "
+       "`gpu_share` of its energy)"),
+    _m("gpu_share", "fraction", "the share of its GPUs charged to a run on CUDA (Ray's fractional request; "
+       "tag `energy_rule`)"),
     _m("ram_energy_kwh", "kWh", "RAM share of `energy_kwh`"),
     _m("emissions_kg", "kg CO₂eq", "emissions of `energy_kwh` with the grid of `evaluation.country_iso_code`"),
     _m("emissions_duration_s", "s", "time the emissions tracker measured"),
@@ -198,10 +201,15 @@ TAGS = (
     _t("iterative_parent", "run id", "the iterative run the round belongs to", ROUND),
     _t("iterative_identity", "12 hex digits", "identity of that iterative run", ROUND),
     _t("round_removed", "comma-separated block names", "blocks removed in this round (dense names)", ROUND),
+    _t("failure", "text", "why the run could not start (a trial given a GPU that CUDA cannot use)"),
+    _t("energy_rule", "text", "how a run on a GPU is charged its energy (a share of a shared GPU)"),
     _t("emissions_status", "text", "`measured`, or `unknown: <why>` when codecarbon gave nothing"),
-    _t("comparison", "text", "`self` (dense), `ok: dense run <id>`, or `missing: ...` (no dense run: no Δ, "
-       "never 0)"),
-    _t("cka", "text", "why `cka_vs_dense` was skipped (the dense run was imported without weights)", TICKETS),
+    _t("comparison", "text", "`self` (dense), `ok: dense run <id>` (`(filled in after both finished)` when a "
+       "sweep's ticket finished before its dense run), or `missing: ...` (no dense run: no Δ, never 0)"),
+    _t("cka", "text", "why `cka_vs_dense` was not measured (the dense run was imported without weights, or "
+       "finished after the ticket)", TICKETS),
+    _t("corruption_set", "text", "`built`, `reused: <key>` or `uncached: <why>`: whether the run built its corrupted test images or "
+       "found them in the node's cache (`LOTTERY_CACHE_DIR`)", _ROBUSTNESS),
     _t("corruption_substitutes", "text", "corruptions generated with a substitute (motion blur, snow)",
        _ROBUSTNESS),
     _t("warning", "text", "a warning of the training loop (e.g. a corrupt checkpoint skipped)"),
@@ -232,7 +240,9 @@ PARAMS = (
     _p("removed_this_round", "count", "blocks removed in this round", ROUND),
     _p("blocks_per_round", "count", "k", ROUND),
     _p("trials", "count", "grid points, or the Optuna search's samples", PARENT),
-    _p("resources", "JSON", "CPUs and GPUs per trial", PARENT),
+    _p("resources", "JSON", "CPUs and GPUs per trial, as Ray was asked (`auto` sized at launch)", PARENT),
+    _p("resources_requested", "JSON or auto", "the sweep file's `resources`", PARENT),
+    _p("code_version", "git commit", "the driver's code version, which every trial records", PARENT),
     _p("max_concurrent", "count", "trials at once (0 or None: as many as fit)", PARENT),
     _p("retries", "count", "retries of a failed trial", PARENT),
     _p("storage", "path or URI", "Ray Tune's storage", PARENT),

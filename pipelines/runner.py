@@ -22,7 +22,7 @@ import torch
 from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 
-from lottery_core.emissions import EmissionsMeter
+from lottery_core.emissions import SHARE_RULE, EmissionsMeter
 from lottery_core.train.device import resolve_device
 from pipelines import layout, plots
 from pipelines.claim import EXPIRE_AFTER, Claim, ClaimLost
@@ -106,13 +106,17 @@ def membership_tags(tags: dict[str, str]) -> dict[str, str]:
 
 
 def run(cfg: RunConfig, *, hooks=(), parent_run_id: str | None = None, tags: dict[str, str] | None = None,
-        claim: Claim | None = None, wait: bool = False, gpu_ids: list[int] | None = None) -> RunOutcome:
+        claim: Claim | None = None, wait: bool = False, gpu_ids: list[int] | None = None,
+        gpu_share: float = 1.0) -> RunOutcome:
     """Run `cfg` once (see module docstring); returns the run's final metrics.
 
     `claim`: the identity's claim, already held by the caller (a Ray trial, which claims before it
     restores Ray's checkpoint into the folder; the caller releases it); without one, `run` claims
-    the identity itself for the run's duration, waiting for a live claimant only with `wait`. `gpu_ids`: the GPUs this run was given (e.g. Ray's),
-    the only ones its energy counts (None: the visible ones).
+    the identity itself for the run's duration, waiting for a live claimant only with `wait`.
+    `gpu_ids`: the GPUs this run was given (e.g. Ray's), the only ones its energy counts (None: the
+    visible ones). `gpu_share`: the fraction of them it holds (Ray's fractional request; 1: whole
+    GPUs): it is charged that share of their energy (`lottery_core.emissions.SHARE_RULE`, named
+    in the run's tag `energy_rule`).
     """
     device = resolve_device(cfg.device)            # before anything is created
     uri, experiment_id = prepare_store(cfg)       # an unreachable server is reported here
@@ -130,26 +134,42 @@ def run(cfg: RunConfig, *, hooks=(), parent_run_id: str | None = None, tags: dic
         done = finished_run(client, experiment_id, identity)   # finished while we waited
         if done is not None:
             return _reused(client, done, identity, tags)
-        return _train(cfg, client, experiment_id, device, checkpoint_dir, claim, hooks, parent_run_id, tags, gpu_ids)
+        return _train(cfg, client, experiment_id, device, checkpoint_dir, claim, hooks, parent_run_id, tags,
+                      gpu_ids, gpu_share)
     finally:
         if own_claim:
             claim.release()
 
 
-def claim_identity(checkpoint_dir: Path, identity: str, owner: str | None = None, wait: bool = False) -> Claim:
+def claim_identity(checkpoint_dir: Path, identity: str, owner: str | None = None, wait: bool = False,
+                   location: str | None = None) -> Claim:
     """Claim the run of `identity` whose checkpoints are `checkpoint_dir` (see `pipelines.claim`);
-    say on stderr whom it waits for (with `wait`) and whose claim it took over."""
+    say on stderr whom it waits for (with `wait`) and whose claim it took over. `location`: where
+    the claim lives when not beside the checkpoints (a sweep's shared storage, path or s3:// URI,
+    `pipelines.claim.claim_location`), so that every node of a cluster sees it."""
     def waiting(holder):
         print(f"identity {identity} is claimed by {holder.describe()}: waiting until it finishes "
               f"or misses {EXPIRE_AFTER} heartbeats", file=sys.stderr, flush=True)
 
-    claim = Claim(layout.claim_file(checkpoint_dir), owner=owner,
+    claim = Claim(location or layout.claim_file(checkpoint_dir), owner=owner,
                   label=f"identity {identity}").acquire(wait=wait, on_wait=waiting)
     if claim.replaced is not None:
         why = "a retry of the same owner" if claim.replaced.owner == claim.owner else "expired"
         print(f"identity {identity}: took over the claim of {claim.replaced.describe()} ({why})",
               file=sys.stderr, flush=True)
     return claim
+
+
+def record_failure(cfg: RunConfig, reason: str, parent_run_id: str | None = None,
+                   tags: dict[str, str] | None = None) -> str:
+    """Mark the run of `cfg`'s identity FAILED (created, or its unfinished run reopened) with the tag
+    `failure: <reason>`, for work that could not even start (a trial whose GPU CUDA cannot use).
+    Call under the identity's claim. Returns the run id."""
+    uri, experiment_id = prepare_store(cfg)
+    client = MlflowClient(uri)
+    run_id = _open_run(client, experiment_id, cfg, parent_run_id, {**(tags or {}), "failure": reason[:4000]})
+    client.set_terminated(run_id, "FAILED")
+    return run_id
 
 
 def _reused(client: MlflowClient, done, identity: str, tags: dict[str, str] | None) -> RunOutcome:
@@ -161,7 +181,7 @@ def _reused(client: MlflowClient, done, identity: str, tags: dict[str, str] | No
 
 def _train(cfg: RunConfig, client: MlflowClient, experiment_id: str, device, checkpoint_dir: Path, claim: Claim,
            hooks, parent_run_id: str | None, tags: dict[str, str] | None,
-           gpu_ids: list[int] | None = None) -> RunOutcome:
+           gpu_ids: list[int] | None = None, gpu_share: float = 1.0) -> RunOutcome:
     """Open (or reopen) the run under the held claim, run the pipeline, evaluate, close the run."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -172,9 +192,13 @@ def _train(cfg: RunConfig, client: MlflowClient, experiment_id: str, device, che
     ctx.run_id = _open_run(client, experiment_id, cfg, parent_run_id, tags or {})
     ctx.hooks = (claim, MlflowEpochLogger(client, ctx.run_id), *hooks)   # a lost claim stops first
     try:
-        with EmissionsMeter(country_iso_code=cfg.evaluation.country_iso_code, gpu_ids=gpu_ids) as meter:
+        with EmissionsMeter(country_iso_code=cfg.evaluation.country_iso_code, gpu_ids=gpu_ids,
+                            gpu_share=gpu_share) as meter:
             trained = PIPELINES[cfg.pipeline](ctx)
         metrics, status_tags = evaluate_run(ctx, trained, meter.result)
+        if device.type == "cuda":
+            metrics["gpu_share"] = gpu_share
+            status_tags["energy_rule"] = SHARE_RULE
         ctx.log_metrics(metrics)
         ctx.set_tags(status_tags)
         ctx.save_weights(trained.model, layout.FINAL)

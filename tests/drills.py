@@ -4,13 +4,10 @@ in the production code knows about them.
 
 - `FaultOnce`: `<results_dir>/DRILL_ONCE` holding `fail k` raises, `kill k` SIGKILLs the trial's
   worker, in the first trial that finishes epoch k (0-based), once (the file is consumed).
-- `RecordGpuIds`: records the `gpu_ids` that reached codecarbon's tracker in the trial's worker, in
-  `<results_dir>/gpu_ids/<identity>.json`.
 
 A driver that must be SIGKILLed runs in its own process: `python -m tests.drills SWEEP_FILE NAME
 RESULTS_DIR` runs the sweep with `FaultOnce` and prints its outcome.
 """
-import json
 import os
 import signal
 import sys
@@ -20,7 +17,6 @@ from lottery_core.errors import LotteryError
 
 DRILL_FILE = "DRILL_ONCE"
 FAULT_ONCE = "tests.drills:FaultOnce"
-RECORD_GPU_IDS = "tests.drills:RecordGpuIds"
 
 
 def results_dir(state) -> Path | None:
@@ -51,36 +47,6 @@ class FaultOnce:
         raise LotteryError(f"drill: failure injected after epoch {epoch}")
 
 
-_SEEN_GPU_IDS: list = []
-
-
-class RecordGpuIds:
-    """Epoch hook made before the run opens its emissions meter: wraps codecarbon's offline tracker
-    (in this worker) to remember the `gpu_ids` it was made with, and writes them at each epoch."""
-
-    def __init__(self):
-        import codecarbon
-
-        tracker = codecarbon.OfflineEmissionsTracker
-        if not getattr(tracker, "_records_gpu_ids", False):
-            class Recording(tracker):
-                _records_gpu_ids = True
-
-                def __init__(self, *args, **kwargs):
-                    _SEEN_GPU_IDS.append(kwargs.get("gpu_ids"))
-                    super().__init__(*args, **kwargs)
-
-            codecarbon.OfflineEmissionsTracker = Recording
-        _SEEN_GPU_IDS.clear()
-
-    def on_epoch_end(self, epoch: int, metrics: dict, state) -> None:
-        folder = results_dir(state)
-        if folder is None:
-            return
-        out = folder / "gpu_ids" / f"{Path(state.checkpoint_path).parent.name}.json"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({"tracker_gpu_ids": _SEEN_GPU_IDS[-1] if _SEEN_GPU_IDS else "no tracker",
-                                   "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}))
 
 
 def main(argv: list[str]) -> int:

@@ -142,17 +142,12 @@ CLUSTER_SCRIPT = textwrap.dedent("""
     from tune.runner import launch
     from tune.sweep_file import load_sweep
 
-    try:  # a local path, not declared shared, is refused on a cluster
-        launch(load_sweep(sweep_path, name="refused"), results_dir=results, address=cluster.address, storage=storage)
-        refused = ""
-    except LotteryError as err:
-        refused = str(err)
     moved, done = {}, {}
 
     def sweep():  # in a thread: adding a node needs the main thread (it installs signal handlers)
         try:
             done["outcome"] = launch(load_sweep(sweep_path, name="moved"), results_dir=results,
-                                     address=cluster.address, storage=storage, shared_storage=True)
+                                     address=cluster.address, storage=storage)
         except BaseException as err:
             done["error"] = repr(err)
 
@@ -180,7 +175,7 @@ CLUSTER_SCRIPT = textwrap.dedent("""
     result = tune.Tuner.restore(f"{storage}/moved/phase0", trainable="trial").get_results()[0]
     nodes = [n for n in result.metrics_dataframe["node_id"].tolist() if isinstance(n, str)]
     print("RESULT " + json.dumps({"ok": outcome.ok, "errors": outcome.errors, "parent": outcome.parent_run_id,
-                                  "node_a": node_a.node_id, "nodes": nodes, "refused": refused, **moved}))
+                                  "node_a": node_a.node_id, "nodes": nodes, **moved}))
     ray.shutdown()
     cluster.shutdown()
 """)
@@ -207,7 +202,6 @@ def test_a_trial_moves_to_another_node_when_its_node_is_removed(tmp_path, drill_
     line = next((x for x in out.splitlines() if x.startswith("RESULT ")), None)
     assert line, out[-4000:]
     got = json.loads(line.removeprefix("RESULT "))
-    assert "is a local path: pass --storage s3://" in got["refused"]
     assert got["ok"], got["errors"]
     assert got["nodes"][0] == got["node_a"] and got["nodes"][-1] == got["node_b"]  # moved from A to B
     client = MlflowClient(uri)
@@ -251,8 +245,7 @@ def bad_sweep_inputs(tmp_path: Path, data: Path) -> list[tuple[list[str], str]]:
         (["sweep", str(good), "--name", "taken", *runs], "a sweep named 'taken' already exists"),
         (["sweep", str(good), "--address", f"127.0.0.1:{port}", "--storage", "s3://bucket/sweeps",
           "--set", "tracking.tracking_uri=http://127.0.0.1:5000"], f"no Ray cluster answers at 127.0.0.1:{port}"),
-        (["sweep", str(good), "--address", f"127.0.0.1:{port}", *runs], "is a local path: pass --storage s3://"),
-        (["sweep", str(good), "--address", f"127.0.0.1:{port}", "--storage", "/nfs/x", "--shared-storage", *runs],
+        (["sweep", str(good), "--address", f"127.0.0.1:{port}", "--storage", "/nfs/x", *runs],
          "trials log to an MLflow tracking server, not sqlite:"),
         (["resume", "nope", *runs], "no sweep named 'nope'"),
         (["resume", "nope", "--results-dir", str(tmp_path / "elsewhere")], "known sweeps: none"),

@@ -141,7 +141,7 @@ def test_a_real_token_cluster_runs_a_sweep_whose_driver_is_killed_and_resumed(ra
                  "--verbose", "0"]
 
         # RAY_AUTH_MODE=disabled (a user's explicit choice) is respected: one line saying what to set
-        refused = subprocess.run(lottery("sweep", str(path), "--name", "refused", "--shared-storage", *where),
+        refused = subprocess.run(lottery("sweep", str(path), "--name", "refused", *where),
                                  cwd=ROOT, env=environment(ray_home, RAY_AUTH_MODE="disabled"),
                                  capture_output=True, text=True, timeout=120)
         assert refused.returncode == 2
@@ -155,7 +155,7 @@ def test_a_real_token_cluster_runs_a_sweep_whose_driver_is_killed_and_resumed(ra
 
         # RAY_AUTH_MODE unset: the token in ~/.ray/auth_token is used for a cluster on this machine
         log = open(tmp_path / "driver.log", "w")
-        driver = subprocess.Popen(lottery("sweep", str(path), "--name", "cl", "--shared-storage", *where), cwd=ROOT,
+        driver = subprocess.Popen(lottery("sweep", str(path), "--name", "cl", *where), cwd=ROOT,
                                   env=environment(ray_home), stdout=log, stderr=subprocess.STDOUT,
                                   start_new_session=True)
         client = MlflowClient(uri)

@@ -4,7 +4,6 @@ The module shares one Ray (2 CPUs, 1 declared GPU on this CPU-only machine); dri
 driver or simulate a cluster live in test_drills_sweep.py and run in subprocesses.
 """
 import argparse
-import json
 import os
 import signal
 import socket
@@ -14,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from drills import DRILL_FILE, FAULT_ONCE, RECORD_GPU_IDS
+from drills import DRILL_FILE, FAULT_ONCE
 from helpers import free_port, start_mlflow_server, stop
 from mlflow.tracking import MlflowClient
 
@@ -117,7 +116,21 @@ def test_dense_baselines_are_added_once_per_dense_identity_and_come_first(tmp_pa
     pipelines = [p["pipeline"] for p in sweep.points]
     assert pipelines[:2] == ["dense", "dense"] and pipelines.count("dense") == 2  # seeds 0 and 1
     assert len(sweep.points) == 2 + 16
-    assert [len(phase) for phase in sweep.phases()] == [2, 16]
+    assert [len(phase) for phase in sweep.phases()] == [18]   # tickets at θ_0 train beside their dense runs
+
+
+def test_only_tickets_that_start_from_a_trained_dense_network_wait_for_it(tmp_path, tiny_folder):
+    path = write_sweep(tmp_path, tiny_folder, grid=[
+        {"pipeline": ["ticket_init", "ticket_rewind", "filter_ticket"], "seed": [0, 1]},
+        {"pipeline": "reinit", "pruning.reinit_of": ["ticket_init", "ticket_rewind"]},
+        {"pipeline": "iterative", "pruning.iterative_mode": ["init", "rewind"]},
+    ])
+    first, later = load_sweep(path).phases()
+    assert [p["pipeline"] for p in first] == ["dense", "dense", "ticket_init", "ticket_init", "filter_ticket",
+                                              "filter_ticket", "reinit", "iterative"]
+    assert [p["pipeline"] for p in later] == ["ticket_rewind", "ticket_rewind", "reinit", "iterative"]
+    assert later[2]["pruning"]["reinit_of"] == "ticket_rewind" and later[3]["pruning"]["iterative_mode"] == "rewind"
+    assert load_sweep(path).describe() == "12 trials (2 dense baselines first, 4 tickets after them)"
 
 
 def test_paths_are_pinned_absolute_and_the_tracking_uri_explicit(tmp_path, tiny_folder, monkeypatch):
@@ -160,14 +173,24 @@ def test_an_address_where_no_ray_answers_is_refused_in_one_line():
         probe_address("nohost")
 
 
-def test_a_cluster_needs_shared_storage_and_a_tracking_server():
-    with pytest.raises(LotteryError, match=r"/local/path is a local path: pass --storage s3://"):
-        st.check_cluster("auto", "/local/path", False, "http://head:5000")
+def test_a_cluster_needs_a_tracking_server():
     with pytest.raises(LotteryError, match=r"MLflow tracking server, not sqlite:////tmp/x.db: .*MLFLOW_TRACKING_URI"):
-        st.check_cluster("auto", "s3://bucket/sweeps", False, "sqlite:////tmp/x.db")
-    st.check_cluster("auto", "/nfs/sweeps", True, "http://head:5000")  # declared shared: accepted
-    st.check_cluster("auto", "gs://bucket/sweeps", False, "https://mlflow.example.org")
-    st.check_cluster(None, "/local/path", False, "sqlite:////tmp/x.db")  # local Ray: anything goes
+        st.check_cluster("auto", "sqlite:////tmp/x.db")
+    st.check_cluster("auto", "https://mlflow.example.org")
+    st.check_cluster(None, "sqlite:////tmp/x.db")  # local Ray: anything goes
+
+
+@pytest.mark.slow   # a local Ray
+def test_the_storage_check_reads_the_marker_back_on_every_node(local_ray, tmp_path):
+    root = str(tmp_path / "shared")
+    assert st.check_shared(root) == len([n for n in local_ray.nodes() if n["Alive"]])
+    assert list((tmp_path / "shared" / st.MARKER_DIR).iterdir()) == []   # the marker is gone again
+    assert st.read_marker(root, "no-such-marker").startswith("FileNotFoundError")
+    nodes = [{"NodeID": "a" * 56, "NodeManagerAddress": "10.0.0.1"}, {"NodeID": "b" * 56, "NodeManagerAddress": "10.0.0.2"}]
+    assert st.not_shared(root, nodes, ["t0k", "t0k"], "t0k") is None
+    assert st.not_shared(root, nodes, ["t0k", "FileNotFoundError: x"], "t0k") == (
+        f"storage {root} is not shared: node 10.0.0.2 (id bbbbbbbbbbbb) cannot read the marker the driver wrote "
+        "there (FileNotFoundError: x); pass --storage s3://bucket/prefix (or gs://...), or a path every node mounts")
 
 
 def test_resume_of_an_unknown_sweep_lists_the_known_ones(tmp_path):
@@ -192,7 +215,7 @@ def test_commands_register_with_help_and_fail_in_one_line(tmp_path, capsys):
     assert args.restart_errored and callable(args.handler)
     with pytest.raises(SystemExit) as done:
         parser.parse_args(["sweep", "--help"])
-    assert done.value.code == 0 and "--shared-storage" in capsys.readouterr().out
+    assert done.value.code == 0 and "resources: auto" in capsys.readouterr().out
     assert main(["sweep", str(tmp_path / "missing.yaml")]) == 2  # through `lottery` and its entry point
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"lottery sweep: error: sweep file not found: {tmp_path / 'missing.yaml'}"]
@@ -217,7 +240,9 @@ SHIPPED = Path(__file__).resolve().parents[1] / "tune"
 def test_shipped_sweep_files_are_valid(name, trials, dense):
     sweep = load_sweep(SHIPPED / "sweeps" / f"{name}.yaml")
     assert len(sweep.points) == trials
-    assert len(sweep.phases()[0]) == dense and all(p["pipeline"] == "dense" for p in sweep.phases()[0])
+    phases = sweep.phases()
+    assert all(p["pipeline"] == "dense" for p in phases[0][:dense])   # the dense baselines start first
+    assert not any(p["pipeline"] == "dense" for phase in phases for p in (phase[dense:] if phase is phases[0] else phase))
     if name == "demo":  # dense, GraSP/SNIP p=1 and 3, random blocks at p=3, a filter ticket at p=1
         tickets = sorted((p["pipeline"], p["pruning"]["criterion"], p["pruning"]["p"]) for p in sweep.points[1:])
         assert tickets == sorted([("ticket_init", c, p) for c in ("grasp", "snip") for p in (1, 3)]
@@ -230,7 +255,7 @@ def test_shipped_sweep_files_are_valid(name, trials, dense):
 # --- real sweeps on the shared local Ray ---------------------------------------------------
 
 @pytest.mark.slow   # a local Ray
-def test_grid_sweep_runs_dense_first_one_child_run_per_trial_and_reports(local_ray, tmp_path, tiny_folder):
+def test_grid_sweep_one_child_run_per_trial_compared_with_dense_and_reported(local_ray, tmp_path, tiny_folder):
     path = write_sweep(tmp_path, tiny_folder, grid={"pruning.criterion": ["snip", "magnitude", "random"]}, retries=1)
     (tmp_path / "runs").mkdir()
     (tmp_path / "runs" / DRILL_FILE).write_text("fail 0")  # one trial fails after epoch 0, once
@@ -246,8 +271,13 @@ def test_grid_sweep_runs_dense_first_one_child_run_per_trial_and_reports(local_r
     assert {r.data.params["threads"] for r in runs} == {"1"} and {r.data.params["device"] for r in runs} == {"cpu"}
     dense = next(r for r in runs if r.data.tags["pipeline"] == "dense")
     tickets = [r for r in runs if r is not dense]
-    assert all(dense.info.end_time <= t.info.start_time for t in tickets)  # phase 0, then phase 1
-    assert all("cka_vs_dense" in t.data.metrics and "delta_acc" in t.data.metrics for t in tickets)
+    assert any(t.info.start_time < dense.info.end_time for t in tickets)  # tickets at θ_0 train beside it
+    for t in tickets:   # compared in the trial (dense finished first) or filled in after both finished
+        assert t.data.tags["comparison"].startswith(f"ok: dense run {dense.info.run_id}")
+        assert t.data.metrics["delta_acc"] == pytest.approx(t.data.metrics["acc"] - dense.data.metrics["acc"])
+        filled = t.data.tags["comparison"].endswith("(filled in after both finished)")
+        assert ("cka_vs_dense" in t.data.metrics) != filled
+        assert not filled or t.data.tags["cka"] == "not measured: the ticket finished before its dense run"
     # the failed trial was retried from its checkpoint: epochs 0 and 1 trained once each
     retried = [r for r in runs if r.data.tags.get("resumed") == "true"]
     assert len(retried) == 1 and history(outcome.tracking_uri, retried[0].info.run_id) == [0, 1]
@@ -269,23 +299,39 @@ def test_grid_sweep_runs_dense_first_one_child_run_per_trial_and_reports(local_r
 
 
 @pytest.mark.slow   # a local Ray
-def test_fractional_gpus_let_four_trials_share_one_gpu(local_ray, tmp_path, tiny_folder):
-    path = write_sweep(tmp_path, tiny_folder, grid={"pipeline": "dense", "seed": [0, 1, 2, 3, 4]},
-                       base={"training": {"epochs": 1}, "evaluation": {"cka_images": 0}},
-                       resources={"cpu": 0.25, "gpu": 0.25}, max_concurrent=0)
-    from ray import tune
+def test_trials_given_gpus_that_cuda_cannot_use_fail_in_one_line(local_ray, tmp_path, tiny_folder):
+    """The module's Ray declares a GPU that this CPU machine's torch cannot use: every trial given a
+    share of it fails in one line naming the torch build and the driver, its MLflow run FAILED with
+    that line, and nothing is trained on the CPU instead."""
+    import torch
 
-    outcome = launch(load_sweep(path, name="gpu"), results_dir=tmp_path / "runs", epoch_hooks=[RECORD_GPU_IDS])
-    assert outcome.ok and outcome.trials == 5
-    results = tune.Tuner.restore(f"{outcome.storage}/gpu/phase0", trainable="trial").get_results()
-    assert [r.metrics["gpus_assigned"] for r in results] == [1.0] * 5  # each saw one GPU id ...
-    seen = [json.loads(f.read_text()) for f in sorted((tmp_path / "runs" / "gpu_ids").iterdir())]
-    # ... and measured its energy on that GPU only (Ray's id reached codecarbon's tracker)
-    assert seen == [{"tracker_gpu_ids": [0], "cuda_visible_devices": "0"}] * 5
-    assert [r.metrics["threads"] for r in results] == [1.0] * 5  # ... and 0.25 CPU -> 1 torch thread
-    spans = [(r.metrics["trial_started_at"], r.metrics["trial_ended_at"]) for r in results]
-    most = max(sum(s <= t < e for s, e in spans) for t, _ in spans)
-    assert most == 4  # 5 x 0.25 CPU would fit; 4 x 0.25 GPU is the limit
+    if torch.cuda.is_available():
+        pytest.skip("this machine's CUDA works: the refusal needs a GPU that CUDA cannot use")
+    path = write_sweep(tmp_path, tiny_folder, grid={"pipeline": "dense", "seed": [0, 1]},
+                       base={"training": {"epochs": 1}, "evaluation": {"cka_images": 0}},
+                       resources={"cpu": 1, "gpu": 0.5}, retries=0)
+    outcome = launch(load_sweep(path, name="gpu"), results_dir=tmp_path / "runs")
+    assert not outcome.ok and len(outcome.errors) == 2
+    for line in outcome.errors:
+        assert "this trial was given GPU(s) [0] by Ray, but CUDA is not available to this process (torch " in line
+    runs = children(outcome.tracking_uri, outcome.parent_run_id)
+    assert sorted(r.info.status for r in runs) == ["FAILED", "FAILED"]
+    for run in runs:
+        assert run.data.tags["device_kind"] == "cuda" and "CUDA is not available" in run.data.tags["failure"]
+        assert "train_loss" not in run.data.metrics   # never trained, on the CPU or anywhere
+
+
+def test_device_cpu_holding_gpus_is_refused_before_any_trial(tmp_path, tiny_folder):
+    path = write_sweep(tmp_path, tiny_folder, grid={"pipeline": "dense"}, base={"device": "cpu"},
+                       resources={"cpu": 1, "gpu": 0.5})
+    from tune.runner import plan_resources
+
+    with pytest.raises(LotteryError, match=r"^device: cpu with resources \{gpu: 0.5\} would hold GPUs that its "
+                                           r"trials never use"):
+        plan_resources(load_sweep(path), [{"CPU": 2, "GPU": 1}], strict=True)
+    auto = load_sweep(write_sweep(tmp_path, tiny_folder, grid={"pipeline": "dense"}, base={"device": "cpu"},
+                                  resources="auto"))
+    assert plan_resources(auto, [{"CPU": 2, "GPU": 1}], strict=True) == {"cpu": 2, "gpu": 0}  # GPUs left alone
 
 
 @pytest.mark.slow   # a local Ray

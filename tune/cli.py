@@ -18,8 +18,10 @@ first, once per (model, data, training, seed). Every trial is an MLflow child ru
 parent run; the report goes to <storage>/<name>/report and to the parent run. Interrupted or
 failed? `lottery resume NAME` finishes it.
 
-on a cluster: --storage must be a cloud URI (s3://, gs://) or a path every node mounts (with
---shared-storage), and MLFLOW_TRACKING_URI an MLflow server (http://head:5000)."""
+on a cluster: --storage must be a cloud URI (s3://, gs://) or a path every node mounts (a task on
+every node reads back a marker the driver wrote there first), and MLFLOW_TRACKING_URI an MLflow
+server (http://head:5000). `resources: auto` (the default) sizes each trial's CPUs and GPU share
+from the cluster so that trials spread over every GPU."""
 
 RESUME_HELP = """\
 Finish an interrupted (Ctrl-C, killed driver, lost node) or partly failed sweep with Ray Tune's
@@ -95,9 +97,10 @@ def _sweep(args: argparse.Namespace) -> int:
         sweep.name = check_name(f"{sweep.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     if not sweep.points and sweep.optuna is None:
         raise LotteryError("the sweep has no trials")
-    print(f"sweep {sweep.name}: {sweep.describe()}; {sweep.resources['cpu']:g} CPU, "
-          f"{sweep.resources['gpu']:g} GPU per trial, at most {sweep.max_concurrent or 'as many as fit'} at once, "
-          f"{sweep.retries} retries", flush=True)
+    asked = ("resources sized from the cluster (auto)" if sweep.resources == "auto" else
+             f"{sweep.resources['cpu']:g} CPU, {sweep.resources['gpu']:g} GPU per trial")
+    print(f"sweep {sweep.name}: {sweep.describe()}; {asked}, at most {sweep.max_concurrent or 'as many as fit'} "
+          f"at once, {sweep.retries} retries", flush=True)
     if args.dry_run:
         from tune.trial import trial_config
 
@@ -110,7 +113,7 @@ def _sweep(args: argparse.Namespace) -> int:
     _quiet_ray(args.verbose)
     with _interrupt_hint(hint):
         outcome = launch(sweep, results_dir=results_dir, address=args.address, storage=args.storage,
-                         shared_storage=args.shared_storage, verbose=args.verbose)
+                         verbose=args.verbose)
     print_outcome(outcome, hint)
     return 0 if outcome.ok else 1
 
@@ -178,8 +181,6 @@ def register_commands(commands) -> None:
                        help="data directory for every trial (default $LOTTERY_DATA_DIR, else torchvision's download)")
     sweep.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
                        help="override a config field of every trial (repeatable)")
-    sweep.add_argument("--shared-storage", action="store_true",
-                       help="declare --storage a path that every node of the cluster mounts (NFS)")
     sweep.add_argument("--dry-run", action="store_true", help="validate and list the trials; start nothing")
     _common(sweep)
     sweep.set_defaults(handler=_exit_with(_sweep))

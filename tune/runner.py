@@ -21,12 +21,14 @@ from ray import tune
 
 from lottery_core.errors import LotteryError
 from pipelines import layout
+from pipelines.comparison_fill import fill_comparisons
 from pipelines.config import build_config, to_raw
-from pipelines.tracking import prepare_store, tracking_uri
+from pipelines.tracking import code_version, prepare_store, tracking_uri
 from tune import storage as st
 from tune import tracking
 from tune.progress import ProgressPrinter, describe_trial
 from tune.ray_cluster import init_ray
+from tune.resources import alive_nodes, idle_gpus, size_trials, trial_slots
 from tune.sweep_file import Sweep
 from tune.trial import epoch_hook, trial, trial_config
 
@@ -56,9 +58,10 @@ class SweepOutcome:
 
 
 def launch(sweep: Sweep, *, results_dir=None, address: str | None = None, storage: str | None = None,
-           shared_storage: bool = False, verbose: int = 0, epoch_hooks=()) -> SweepOutcome:
+           verbose: int = 0, epoch_hooks=()) -> SweepOutcome:
     """Check everything, then run the sweep's phases on Ray Tune (a new local Ray unless `address`
-    or RAY_ADDRESS names a cluster). Raises LotteryError on bad input before any trial starts.
+    or RAY_ADDRESS names a cluster). Raises LotteryError on bad input before any trial starts: on
+    a cluster, among others, a storage that some node cannot read (`tune.storage.check_shared`).
     `verbose`: 0 silent, 1 a line per trial event, 2 Ray Tune's own progress tables.
     `epoch_hooks`: import paths `package.module:factory` of epoch hooks every trial adds (see
     `tune.trial.epoch_hook`; the tests' fault drills use it); not part of the sweep's record."""
@@ -70,22 +73,26 @@ def launch(sweep: Sweep, *, results_dir=None, address: str | None = None, storag
     address = st.cluster_address(address)
     root = st.storage_root(results_dir, storage or sweep.storage)
     uri = tracking_uri(cfg)
-    st.check_cluster(address, root, shared_storage, uri)
+    st.check_cluster(address, uri)
     if st.sweep_exists(root, sweep.name):
         raise LotteryError(f"a sweep named {sweep.name!r} already exists in {root}: choose another --name, "
                            f"or continue it with `lottery resume {sweep.name}`")
     uri, experiment_id = prepare_store(cfg)  # once, in the driver, before trials touch the store
     own_ray = init_ray(address)
     try:
-        check_resources(sweep, strict=address is None)
+        resources = plan_resources(sweep, alive_nodes(), strict=address is None)
+        if address:
+            st.check_shared(root)
         parent = tracking.open_parent(uri, experiment_id, sweep.name, sweep.describe())
         meta = {"sweep": sweep.to_dict(), "parent_run_id": parent, "tracking_uri": uri,
                 "experiment": cfg.tracking.experiment, "storage": root, "results_dir": str(results_dir),
-                "xi": cfg.evaluation.xi, "created": time.strftime("%Y-%m-%d %H:%M:%S")}
+                "xi": cfg.evaluation.xi, "resources": resources, "code_version": code_version(),
+                "address": address,
+                "created": time.strftime("%Y-%m-%d %H:%M:%S")}
         st.write_meta(root, sweep.name, meta)
         tracking.log_sweep(uri, parent, meta)
         outcome = SweepOutcome(sweep.name, parent, uri, cfg.tracking.experiment, root)
-        _run_phases(sweep, outcome, results_dir, cfg.evaluation.xi, restore=False, verbose=verbose,
+        _run_phases(sweep, outcome, results_dir, meta, restore=False, verbose=verbose,
                     epoch_hooks=tuple(epoch_hooks))
     finally:
         if own_ray:
@@ -109,13 +116,18 @@ def resume(name: str, *, results_dir=None, address: str | None = None, storage: 
     meta = st.read_meta(root, name)
     sweep = Sweep.from_dict(meta["sweep"])
     address = st.cluster_address(address)
-    st.check_cluster(address, root, True, meta["tracking_uri"])  # the storage was checked at launch
+    st.check_cluster(address, meta["tracking_uri"])
     prepare_store(build_config(sweep.points[0] if sweep.points else sweep.base))  # probes a server
     own_ray = init_ray(address)
     try:
+        if address:   # the nodes may differ from the launch's
+            st.check_shared(root)
+        meta["address"] = address   # where this resume runs
+        if "resources" not in meta:   # a sweep launched before resources were sized at launch
+            meta["resources"] = plan_resources(sweep, alive_nodes(), strict=address is None)
         tracking.reopen_parent(meta["tracking_uri"], meta["parent_run_id"])
         outcome = SweepOutcome(name, meta["parent_run_id"], meta["tracking_uri"], meta["experiment"], root)
-        _run_phases(sweep, outcome, Path(meta.get("results_dir", results_dir)), meta.get("xi", 0.0),
+        _run_phases(sweep, outcome, Path(meta.get("results_dir", results_dir)), meta,
                     restore=True, restart_errored=restart_errored, verbose=verbose,
                     epoch_hooks=tuple(epoch_hooks))
     finally:
@@ -125,26 +137,50 @@ def resume(name: str, *, results_dir=None, address: str | None = None, storage: 
     return outcome
 
 
-def check_resources(sweep: Sweep, strict: bool) -> None:
-    """A trial must fit on one node: on a local Ray that is an error, on a cluster a warning (an
-    autoscaler may still add such nodes)."""
-    cpu, gpu = sweep.resources["cpu"], sweep.resources["gpu"]
-    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
-    if any(r.get("CPU", 0) >= cpu and r.get("GPU", 0) >= gpu for r in nodes):
-        return
-    best = max(nodes, key=lambda r: (r.get("GPU", 0), r.get("CPU", 0)), default={})
-    message = (f"no Ray node can hold a trial of resources {{cpu: {cpu}, gpu: {gpu}}}: the largest has "
-               f"{best.get('CPU', 0):g} CPUs and {best.get('GPU', 0):g} GPUs; lower the sweep's resources")
-    if strict:
-        raise LotteryError(message)
-    print(f"warning: {message} (unless the autoscaler adds bigger nodes)", flush=True)
+def plan_resources(sweep: Sweep, nodes: list[dict], strict: bool) -> dict:
+    """The per-trial {cpu, gpu} the sweep asks Ray for: `resources: auto` sized from the cluster's
+    `nodes` (tune.resources), or the sweep's own request checked against them. A request no node
+    can hold: an error on a local Ray, a warning on a cluster (an autoscaler may add such nodes);
+    one that leaves GPUs idle while trials wait: a warning with the numbers. A device that the
+    request contradicts (device: cpu holding GPUs, device: cuda without one) is refused."""
+    devices = {build_config(p).device for p in (sweep.points or [sweep.base])}
+    on_cpu = devices == {"cpu"}
+    if sweep.resources == "auto":
+        resources = size_trials([{**n, "GPU": 0} if on_cpu else n for n in nodes], sweep.concurrency())
+        if not on_cpu and resources["gpu"] == 0 and not strict:
+            print("warning: resources: auto found no GPU on the cluster now, so trials get none and train on "
+                  "CPUs; if an autoscaler is to add GPU nodes, give the sweep explicit resources such as "
+                  "{cpu: 4, gpu: 1}", flush=True)
+    else:
+        resources = dict(sweep.resources)
+        warning = idle_gpus(nodes, resources, max((len(p) for p in sweep.phases()), default=0) or
+                            sweep.concurrency(), sweep.max_concurrent)
+        if warning:
+            print(f"warning: {warning}", flush=True)
+    cpu, gpu = resources["cpu"], resources["gpu"]
+    if gpu > 0 and "cpu" in devices:
+        raise LotteryError(f"device: cpu with resources {{gpu: {gpu:g}}} would hold GPUs that its trials never use: "
+                           f"set device: auto (or cuda), or resources: {{gpu: 0}}")
+    cuda = sorted(d for d in devices if d.startswith("cuda"))
+    if gpu == 0 and cuda:
+        where = "this cluster has no GPU" if sweep.resources == "auto" else "resources ask for none"
+        raise LotteryError(f"device: {cuda[0]} needs a GPU per trial, and {where}: set resources: {{gpu: 1}} on a "
+                           f"cluster with GPUs, or device: auto (or cpu)")
+    if not any(trial_slots(n, cpu, gpu) for n in nodes):
+        best = max(nodes, key=lambda r: (r.get("GPU", 0), r.get("CPU", 0)), default={})
+        message = (f"no Ray node can hold a trial of resources {{cpu: {cpu:g}, gpu: {gpu:g}}}: the largest has "
+                   f"{best.get('CPU', 0):g} CPUs and {best.get('GPU', 0):g} GPUs; lower the sweep's resources")
+        if strict:
+            raise LotteryError(message)
+        print(f"warning: {message} (unless the autoscaler adds bigger nodes)", flush=True)
+    return resources
 
 
-def trainable(sweep: Sweep, restart_errored: bool = False, epoch_hooks: tuple[str, ...] = ()):
+def trainable(resources: dict, restart_errored: bool = False, epoch_hooks: tuple[str, ...] = ()):
     """The trial function with the sweep's per-trial resources (same name on launch and restore)."""
     options = {"restart_errored": restart_errored, "epoch_hooks": epoch_hooks}
     return tune.with_resources(tune.with_parameters(trial, options=options),
-                               {"cpu": sweep.resources["cpu"], "gpu": sweep.resources["gpu"]})
+                               {"cpu": resources["cpu"], "gpu": resources["gpu"]})
 
 
 def trial_name(t) -> str:
@@ -157,7 +193,7 @@ def trial_name(t) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", label) + f"_{t.trial_id}"
 
 
-def _tuner(sweep: Sweep, phase: int, points: list[dict], outcome: SweepOutcome, verbose: int,
+def _tuner(sweep: Sweep, phase: int, points: list[dict], outcome: SweepOutcome, meta: dict, verbose: int,
            epoch_hooks: tuple[str, ...]) -> tune.Tuner:
     total = len(points) or sweep.optuna["num_samples"]
     run_config = tune.RunConfig(
@@ -169,8 +205,8 @@ def _tuner(sweep: Sweep, phase: int, points: list[dict], outcome: SweepOutcome, 
     # reuse_actors: a worker that finished a trial takes the next one (torch, MLflow and the
     # pipeline are imported once per worker, not once per trial)
     if points:  # a grid phase (or the dense baseline of an Optuna search)
-        return tune.Tuner(trainable(sweep, epoch_hooks=epoch_hooks),
-                          param_space=_param_space(sweep, points, outcome),
+        return tune.Tuner(trainable(meta["resources"], epoch_hooks=epoch_hooks),
+                          param_space=_param_space(sweep, points, meta),
                           tune_config=tune.TuneConfig(max_concurrent_trials=limit, trial_name_creator=trial_name,
                                                       trial_dirname_creator=trial_name, reuse_actors=True),
                           run_config=run_config)
@@ -179,7 +215,7 @@ def _tuner(sweep: Sweep, phase: int, points: list[dict], outcome: SweepOutcome, 
     o = sweep.optuna
     metric, mode = (o["metrics"][0], o["modes"][0]) if len(o["metrics"]) == 1 else (o["metrics"], o["modes"])
     search = OptunaSearch(metric=metric, mode=mode, seed=o["seed"])
-    return tune.Tuner(trainable(sweep, epoch_hooks=epoch_hooks), param_space=_param_space(sweep, points, outcome),
+    return tune.Tuner(trainable(meta["resources"], epoch_hooks=epoch_hooks), param_space=_param_space(sweep, points, meta),
                       tune_config=tune.TuneConfig(search_alg=search, num_samples=o["num_samples"],
                                                   max_concurrent_trials=limit, trial_name_creator=trial_name,
                                                   trial_dirname_creator=trial_name, reuse_actors=True),
@@ -194,21 +230,26 @@ def _distribution(spec: dict):
     return tune.choice(spec["choices"])
 
 
-def _param_space(sweep: Sweep, points: list[dict], outcome: SweepOutcome) -> dict:
+def _param_space(sweep: Sweep, points: list[dict], meta: dict) -> dict:
     """A phase's Tune param space: each grid point's validated RunConfig in its nested JSON form (or
-    the search's base and its Optuna distributions), the sweep's name and its parent run. Plain
-    values only: Ray stores any other object as a placeholder that a restore does not resolve."""
-    common = {"sweep": sweep.name, "parent_run_id": outcome.parent_run_id}
+    the search's base and its Optuna distributions), the sweep's name, its parent run, its storage
+    (where claims live) and the driver's code version (`tune.trial.SWEEP_KEYS`). Plain values
+    only: Ray stores any other object as a placeholder that a restore does not resolve."""
+    common = {"sweep": sweep.name, "parent_run_id": meta["parent_run_id"], "storage": meta["storage"],
+              "code_version": meta["code_version"]}
     if points:
         return {"run": tune.grid_search([to_raw(build_config(p)) for p in points]), **common}
     space = {key: _distribution(spec) for key, spec in sweep.optuna["space"].items()}
     return {"run": to_raw(build_config(sweep.base)), **common, **space}
 
 
-def _run_phases(sweep: Sweep, outcome: SweepOutcome, results_dir: Path, xi: float, *, restore: bool,
+def _run_phases(sweep: Sweep, outcome: SweepOutcome, results_dir: Path, meta: dict, *, restore: bool,
                 restart_errored: bool = False, verbose: int = 0, epoch_hooks: tuple[str, ...] = ()) -> None:
     """Fit (or restore and fit) each phase in turn; a phase with errors or an interruption stops
-    the sweep there (later phases compare against its runs). Then tidy MLflow and write the report."""
+    the sweep there (later phases start from its runs). After each phase, tickets that finished
+    before their dense run get their comparison. Then tidy MLflow and write the report."""
+    xi = meta.get("xi", 0.0)
+    meta.setdefault("code_version", "unknown")   # a sweep launched before the driver recorded it
     if sweep.optuna is not None:
         # per-epoch results do not carry the search's final metrics (acc, macs): only the last does
         os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
@@ -217,11 +258,11 @@ def _run_phases(sweep: Sweep, outcome: SweepOutcome, results_dir: Path, xi: floa
         for k, points in enumerate(sweep.phases()):
             path = f"{outcome.storage}/{sweep.name}/phase{k}"
             if restore and tune.Tuner.can_restore(path):
-                tuner = tune.Tuner.restore(path, trainable=trainable(sweep, restart_errored, epoch_hooks),
+                tuner = tune.Tuner.restore(path, trainable=trainable(meta["resources"], restart_errored, epoch_hooks),
                                            resume_unfinished=True, resume_errored=not restart_errored,
                                            restart_errored=restart_errored)
             else:
-                tuner = _tuner(sweep, k, points, outcome, verbose, epoch_hooks)
+                tuner = _tuner(sweep, k, points, outcome, meta, verbose, epoch_hooks)
             results = tuner.fit()
             outcome.trials += len(results)
             for r in results:
@@ -234,6 +275,7 @@ def _run_phases(sweep: Sweep, outcome: SweepOutcome, results_dir: Path, xi: floa
                     outcome.interrupted = True
                 elif metrics.get("run_existed"):
                     outcome.reused += 1
+            _try(fill_comparisons, outcome.tracking_uri, outcome.experiment, sweep.name, xi)
             if not outcome.ok:
                 break
     except BaseException:
@@ -247,7 +289,8 @@ def _run_phases(sweep: Sweep, outcome: SweepOutcome, results_dir: Path, xi: floa
         return  # the parent stays RUNNING until the resume closes it
     if sweep.latency is not None:   # after every trial, so the cores are free; before the report, which shows it
         outcome.latency = tracking.measure_sweep_latency(outcome.tracking_uri, outcome.experiment, sweep.name,
-                                                         sweep.latency, finished=outcome.ok)
+                                                         sweep.latency, finished=outcome.ok,
+                                                         on_cluster=bool(meta.get("address")))
     out = Path(outcome.storage) / sweep.name / "report" if not st.is_uri(outcome.storage) else \
         layout.reports_dir(results_dir, sweep.name)
     outcome.report_dir, outcome.main_table = tracking.write_sweep_report(

@@ -111,16 +111,72 @@ def cluster_address(address: str | None) -> str | None:
     return address or os.environ.get("RAY_ADDRESS") or None
 
 
-def check_cluster(address: str | None, root: str, shared: bool, uri: str) -> None:
-    """Before submitting to a cluster: shared storage and an MLflow server (then the address itself)."""
+def check_cluster(address: str | None, uri: str) -> None:
+    """Before joining a cluster: an MLflow server (every node logs to it), then the address itself.
+    Whether the storage is shared is checked once Ray is up (`check_shared`)."""
     if not address:
         return
-    if not is_uri(root) and not shared:
-        raise LotteryError(f"on a cluster every node must reach the sweep's storage, and {root} is a local path: "
-                           f"pass --storage s3://bucket/sweeps (or gs://...), or a path every node mounts "
-                           f"with --shared-storage")
     if not uri.startswith(("http://", "https://")):
         raise LotteryError(f"on a cluster trials log to an MLflow tracking server, not {uri}: run one on the "
                            f"head node (the launch files in tune/cluster/ do) and set "
                            f"MLFLOW_TRACKING_URI=http://<head>:5000 (or tracking.tracking_uri)")
     probe_address(address)
+
+
+MARKER_DIR = ".lottery-storage-check"
+
+
+def check_shared(root: str) -> int:
+    """Refuse, in one line, a storage that some node of the cluster cannot read: the driver writes a
+    marker (a random token) under `root`, a Ray task pinned to every alive node reads it back
+    (a node without CPUs, a head started with `--num-cpus 0`, too), and the marker is removed.
+    Returns the number of nodes that read it. Needs an initialised Ray."""
+    import uuid
+
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    fs, path = _fs(root)
+    token = uuid.uuid4().hex
+    marker = f"{path}/{MARKER_DIR}/{token}"
+    try:
+        fs.create_dir(f"{path}/{MARKER_DIR}", recursive=True)
+        with fs.open_output_stream(marker) as out:
+            out.write(token.encode())
+    except OSError as err:
+        raise LotteryError(f"cannot write to storage {root}: {str(err).splitlines()[0]}") from None
+    try:
+        nodes = [n for n in ray.nodes() if n.get("Alive")]
+        reader = ray.remote(num_cpus=0)(read_marker)
+        answers = ray.get([reader.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False))
+                           .remote(root, f"{MARKER_DIR}/{token}") for n in nodes])
+    finally:
+        try:
+            fs.delete_file(marker)
+        except OSError:
+            pass
+    problem = not_shared(root, nodes, answers, token)
+    if problem:
+        raise LotteryError(problem)
+    return len(nodes)
+
+
+def not_shared(root: str, nodes: list[dict], answers: list[str], token: str) -> str | None:
+    """The refusal (one line) for the first node (a `ray.nodes()` entry) whose answer is not the
+    marker's `token`, or None when every node read it."""
+    for node, answer in zip(nodes, answers, strict=True):
+        if answer != token:
+            return (f"storage {root} is not shared: node {node.get('NodeManagerAddress', '?')} "
+                    f"(id {node['NodeID'][:12]}) cannot read the marker the driver wrote there "
+                    f"({answer}); pass --storage s3://bucket/prefix (or gs://...), or a path every node mounts")
+    return None
+
+
+def read_marker(root: str, relative: str) -> str:
+    """The token in `<root>/<relative>` as this node reads it, or what went wrong (runs on every node)."""
+    try:
+        fs, path = _fs(root)
+        with fs.open_input_stream(f"{path}/{relative}") as handle:
+            return handle.read().decode(errors="replace")
+    except Exception as err:  # FileNotFoundError, pyarrow's OSError, credentials: all mean "cannot read"
+        return f"{type(err).__name__}: {(str(err).splitlines() or [''])[0][:200]}"

@@ -32,7 +32,9 @@ def log_sweep(uri: str, run_id: str, meta: dict) -> None:
     client.log_dict(run_id, meta, "sweep.json")
     sweep = meta["sweep"]
     client.log_batch(run_id, params=[Param("trials", str(len(sweep["points"]) or (sweep["optuna"] or {}).get("num_samples"))),
-                                     Param("resources", json.dumps(sweep["resources"])),
+                                     Param("resources", json.dumps(meta["resources"])),
+                                     Param("resources_requested", json.dumps(sweep["resources"])),
+                                     Param("code_version", meta["code_version"]),
                                      Param("max_concurrent", str(sweep["max_concurrent"])),
                                      Param("retries", str(sweep["retries"])), Param("storage", meta["storage"])])
 
@@ -87,23 +89,44 @@ def write_sweep_report(uri: str, experiment: str, name: str, out_dir: Path, pare
     return Path(out_dir), files.main_table
 
 
-def measure_sweep_latency(uri: str, experiment: str, name: str, latency: dict, finished: bool) -> str:
+def measure_sweep_latency(uri: str, experiment: str, name: str, latency: dict, finished: bool,
+                          on_cluster: bool = False) -> str:
     """The sweep file's `latency:` pass (`pipelines.latency.measure_runs` over the sweep's runs), run
-    once every trial has finished; returns one line saying what it did. It never fails the sweep: a
-    pass that cannot run says why and how to run it by hand."""
+    once every trial has finished; returns one line saying what it did. On a cluster it runs as a
+    Ray task on a worker node, one holding a GPU when the cluster has one (the head may have none).
+    It never fails the sweep: a pass that cannot run says why and how to run it by hand."""
     by_hand = f"`lottery latency --sweep {name} --experiment {experiment}`"
     if not finished:
         return f"latency not measured: not every trial finished (a resume that finishes them measures it, or {by_hand})"
     try:
-        from pipelines.latency import measure_runs
-        from pipelines.latency_settings import latency_settings
+        if on_cluster:
+            import ray
 
-        return measure_runs(uri, experiment, name, latency_settings(latency), say=lambda line: None).summary()
+            task = ray.remote(**latency_task_resources(latency))(measure_latency)
+            return ray.get(task.remote(uri, experiment, name, latency))
+        return measure_latency(uri, experiment, name, latency)
     except LotteryError as err:
         return f"latency not measured: {err}"
     except Exception as err:  # the runs are safe in MLflow; the pass can be run again by hand
         log.warning("the latency pass of sweep %s failed", name, exc_info=True)
         return f"latency not measured: {type(err).__name__}: {err}; try {by_hand}"
+
+
+def measure_latency(uri: str, experiment: str, name: str, latency: dict) -> str:
+    """The latency pass itself, in this process; its one-line summary."""
+    from pipelines.latency import measure_runs
+    from pipelines.latency_settings import latency_settings
+
+    return measure_runs(uri, experiment, name, latency_settings(latency), say=lambda line: None).summary()
+
+
+def latency_task_resources(latency: dict) -> dict:
+    """Ray resources of the latency task: one GPU where the cluster has one, else its CPU threads."""
+    from tune.resources import alive_nodes
+
+    if any(n.get("GPU", 0) >= 1 for n in alive_nodes()):
+        return {"num_gpus": 1, "num_cpus": latency.get("threads") or 1}
+    return {"num_cpus": latency.get("threads") or 1}
 
 
 def write_confirmation_sweep(sweep, report_dir: Path | None, seeds: int = 5) -> Path | None:

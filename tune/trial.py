@@ -1,12 +1,13 @@
 """A Ray Tune trial: a thin adapter over `pipelines.runner.run`.
 
-It builds the run config from the trial's config, gives the run the device Ray assigned and as
-many torch threads as CPUs it was given, reports every epoch's metrics to Ray with a copy of the
+It builds the run config from the trial's config, gives the run the device Ray assigned (CUDA
+when it was given GPUs, else a one-line failure: `trial_device`) and as many torch threads as
+CPUs it was given, reports every epoch's metrics to Ray with a copy of the
 epoch's checkpoint, and, when Ray retries or restores the trial (after a failure, a lost node or
 a killed driver), puts Ray's checkpoint back into the run's checkpoint folder so that training
 continues from that epoch. The MLflow run is found again by the config's identity (one run per
 trial, however often it is retried). The trial claims its identity first (`pipelines.claim`, the
-owner being its Ray trial id): a retry or restore of the same trial takes the claim over at once,
+owner being its Ray trial id; the claim lives on the sweep's storage, which every node sees): a retry or restore of the same trial takes the claim over at once,
 another trial of the same identity (an Optuna repeat) waits for it, then finds the finished run.
 """
 import importlib
@@ -20,14 +21,15 @@ from dataclasses import replace
 from pathlib import Path
 
 import ray
-import torch
 from ray import tune
 
 from lottery_core.errors import LotteryError
+from lottery_core.train.device import cuda_problem
 from pipelines import layout
+from pipelines.claim import claim_location
 from pipelines.config import RunConfig, build_config
 from pipelines.context import with_fingerprint
-from pipelines.runner import claim_identity, run
+from pipelines.runner import claim_identity, record_failure, run
 from pipelines.tracking import sweep_member_tag
 
 
@@ -53,23 +55,40 @@ class RayReporter:
                 tune.report(result, checkpoint=tune.Checkpoint.from_directory(folder))
 
 
+SWEEP_KEYS = ("run", "sweep", "parent_run_id", "storage", "code_version")   # the rest: Optuna's sampled keys
+
+
 def trial(config: dict, options: dict | None = None) -> dict:
     """Run one pipeline config and return its final metrics.
 
     `config`: {"run": the validated, frozen RunConfig of the trial's grid point (or of the search's
-    base), "sweep": name, "parent_run_id": id} plus, for Optuna, the sampled values under their
-    dotted keys, applied by `RunConfig.with_overrides`, which validates the whole config again. `options`: "restart_errored": True when the sweep
-    was resumed with --restart-errored (a trial without a Ray checkpoint starts over);
-    "epoch_hooks": import paths of extra epoch hooks (see `epoch_hook`), called after the reporter.
+    base), "sweep": name, "parent_run_id": id, "storage": the sweep's storage root (the identity's
+    claim lives there, seen by every node), "code_version": the driver's} plus, for Optuna, the
+    sampled values under their dotted keys, applied by `RunConfig.with_overrides`, which validates
+    the whole config again. `options`: "restart_errored": True when the sweep was resumed with
+    --restart-errored (a trial without a Ray checkpoint starts over); "epoch_hooks": import paths
+    of extra epoch hooks (see `epoch_hook`), called after the reporter.
+
+    A trial given GPUs trains on CUDA or fails, in one line that says why (`trial_device`), its
+    MLflow run marked FAILED with that line: never a quiet run on the CPU.
     """
     options = options or {}
     started = time.time()
-    gpus, cpus = assigned()
-    device = "cuda" if gpus and torch.cuda.is_available() else "cpu"
+    gpus, cpus, gpu_share = assigned()
+    requested = trial_config(config)
     threads = max(1, int(cpus))
-    cfg = with_fingerprint(replace(trial_config(config), device=device, threads=threads))  # the data read on this node
+    device, problem = trial_device(requested.device, gpus)
+    cfg = with_fingerprint(replace(requested, device=device, threads=threads))  # the data read on this node
     checkpoint_dir = layout.checkpoint_dir(cfg.results_path(), cfg.identity()).resolve()
-    with claim_identity(checkpoint_dir, cfg.identity(), owner=trial_owner(config), wait=True) as claim:
+    location = claim_location(config["storage"], cfg.identity()) if config.get("storage") else None
+    tags = sweep_tags(config.get("sweep", ""))
+    if config.get("code_version"):
+        tags["code_version"] = config["code_version"]   # workers have no .git: the driver's version
+    with claim_identity(checkpoint_dir, cfg.identity(), owner=trial_owner(config), wait=True,
+                        location=location) as claim:
+        if problem:
+            record_failure(cfg, problem, config.get("parent_run_id"), tags)
+            raise LotteryError(problem)
         restored = tune.get_checkpoint()
         if restored is not None:
             restore_into(restored, checkpoint_dir)
@@ -77,8 +96,8 @@ def trial(config: dict, options: dict | None = None) -> dict:
             shutil.rmtree(checkpoint_dir)  # --restart-errored: no Ray checkpoint means start over
         node_id = ray.get_runtime_context().get_node_id()
         hooks = [RayReporter(node_id), *(epoch_hook(path)() for path in options.get("epoch_hooks", ()))]
-        outcome = run(cfg, hooks=hooks, parent_run_id=config.get("parent_run_id"),
-                      tags=sweep_tags(config.get("sweep", "")), claim=claim, gpu_ids=gpus or None)
+        outcome = run(cfg, hooks=hooks, parent_run_id=config.get("parent_run_id"), tags=tags, claim=claim,
+                      gpu_ids=gpus or None, gpu_share=gpu_share)
     final = {k: float(v) for k, v in outcome.metrics.items()
              if isinstance(v, int | float) and not isinstance(v, bool)}
     final.update({"threads": float(threads), "gpus_assigned": float(len(gpus)),
@@ -87,6 +106,23 @@ def trial(config: dict, options: dict | None = None) -> dict:
                   "mlflow_run_id": outcome.run_id, "identity": outcome.identity})
     tune.report(final)
     return final
+
+
+def trial_device(requested: str, gpus: list) -> tuple[str, str | None]:
+    """(the device a trial trains on, why it cannot, or None). Given GPUs (Ray sets
+    CUDA_VISIBLE_DEVICES to them, so `cuda` is the first): `cuda`, and a one-line reason when CUDA
+    is unusable in this process (the torch build, the driver); given none: the CPU, or a reason
+    when the config asks for CUDA. The launch refuses `device: cpu` with GPUs before any trial."""
+    if gpus:
+        if requested == "cpu":
+            return "cpu", f"this trial was given GPU(s) {gpus} but its config says device: cpu"
+        problem = cuda_problem()
+        return "cuda", (f"this trial was given GPU(s) {gpus} by Ray, but {problem}: fix the node's NVIDIA "
+                        f"driver or image, or run the sweep with device: cpu and resources: {{gpu: 0}}"
+                        if problem else None)
+    if requested.startswith("cuda"):
+        return requested, f"device: {requested}, but this trial was given no GPU: give the sweep resources with gpu > 0"
+    return "cpu", None
 
 
 def epoch_hook(path: str):
@@ -121,18 +157,20 @@ def trial_config(config: dict) -> RunConfig:
     base = config["run"]
     if not isinstance(base, RunConfig):
         base = build_config(json.loads(json.dumps(base)))
-    sampled = {k: v for k, v in config.items() if k not in ("run", "sweep", "parent_run_id")}
+    sampled = {k: v for k, v in config.items() if k not in SWEEP_KEYS}
     return base.with_overrides(sampled) if sampled else base
 
 
-def assigned() -> tuple[list, float]:
-    """(GPU ids, CPUs) Ray gave this trial."""
+def assigned() -> tuple[list, float, float]:
+    """(GPU ids, CPUs, GPU share) Ray gave this trial; the share is its fraction of one GPU
+    (0.25 of a GPU shared by four), 1.0 for whole GPUs or none."""
     gpus = list(ray.get_gpu_ids())
     try:
-        cpus = tune.get_context().get_trial_resources().required_resources.get("CPU", 1)
+        required = tune.get_context().get_trial_resources().required_resources
     except Exception:  # outside a Tune session (a plain Ray task)
-        cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
-    return gpus, cpus
+        required = ray.get_runtime_context().get_assigned_resources()
+    fraction = float(required.get("GPU", 0) or 0)
+    return gpus, required.get("CPU", 1), fraction if 0 < fraction < 1 else 1.0
 
 
 def restore_into(checkpoint: tune.Checkpoint, checkpoint_dir: Path) -> None:

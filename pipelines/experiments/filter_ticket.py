@@ -30,3 +30,8 @@ def filter_ticket(ctx: RunContext) -> Trained:
     ctx.save_weights(ticket, 0)
     result = stages.train_model(ctx, ticket)
     return Trained(ticket, result, plan=block_plan)
+
+
+def needs_trained_dense(pruning) -> bool:
+    """Never: it prunes filters at θ_0."""
+    return False

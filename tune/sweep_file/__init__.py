@@ -8,7 +8,8 @@
       pruning.criterion: [grasp, snip]
       pruning.p: [1, 2, 3]
       seed: [0, 1, 2]
-    resources: {cpu: 1, gpu: 0}     # per trial; gpu may be a fraction (0.25: four trials share a GPU)
+    resources: auto                 # default: sized at launch so that trials spread over every GPU
+                                    # (tune.resources); or per trial {cpu: 2, gpu: 0.25}
     max_concurrent: 2               # 0 (default): as many as the resources allow
     retries: 1                      # a failed trial is retried from its last checkpoint, this many times
     storage: s3://bucket/sweeps     # Ray Tune's storage (default <results_dir>/ray)
@@ -25,7 +26,8 @@ or, instead of `grid`, an Optuna search:
 
 Every grid point is validated before anything starts; invalid points are all listed, none dropped.
 The dense baselines the tickets compare against are added once per dense identity (model, data,
-training, seed), never once per ticket, and run first (see `Sweep.phases`).
+training, seed), never once per ticket, and start first; tickets that need a trained dense network
+wait for it, the others train beside it (see `Sweep.phases`).
 
 One job per module: `sweep` (the Sweep record), `reading` (the file, its base config, resources),
 `points` (grid points: expanded, pinned, validated, dense baselines first), `optuna_space` (an

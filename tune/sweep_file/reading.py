@@ -39,7 +39,7 @@ def load_sweep(path, overrides=(), name: str | None = None) -> Sweep:
     if storage is not None and (not isinstance(storage, str) or not storage.strip()):
         raise LotteryError(f"sweep storage must be a path or a URI such as s3://bucket/sweeps, got {storage!r}")
     sweep = Sweep(name=check_name(name or raw.get("name") or path.stem), base=base,
-                  resources=_resources(raw.get("resources") or {}),
+                  resources=_resources(raw.get("resources", "auto")),
                   max_concurrent=_int(raw, "max_concurrent", 0, 0), retries=_int(raw, "retries", 1, 0),
                   storage=storage, latency=_latency(raw))
     if "grid" in raw:
@@ -82,9 +82,12 @@ def _merge(into: dict, other: dict) -> None:
             into[key] = value
 
 
-def _resources(raw) -> dict:
+def _resources(raw) -> dict | str:
+    """`auto` (the default: sized at launch from the cluster, `tune.resources`) or {cpu, gpu} per trial."""
+    if raw == "auto" or raw is None:
+        return "auto"
     if not isinstance(raw, dict):
-        raise LotteryError(f"sweep resources must be a mapping like {{cpu: 1, gpu: 0.25}}, got {raw!r}")
+        raise LotteryError(f"sweep resources must be `auto` or a mapping like {{cpu: 1, gpu: 0.25}}, got {raw!r}")
     unknown = sorted(set(raw) - {"cpu", "gpu"})
     if unknown:
         raise LotteryError(f"unknown resource {unknown[0]!r}; allowed: cpu, gpu")
