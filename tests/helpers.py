@@ -74,7 +74,7 @@ def start_mlflow_server(folder: Path, port: int) -> subprocess.Popen:
         [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
          "--backend-store-uri", f"sqlite:///{folder / 'server.db'}", "--artifacts-destination", str(folder / "artifacts")],
         stdout=subprocess.DEVNULL, stderr=open(folder / "server.log", "ab"), start_new_session=True)
-    deadline = time.time() + 90
+    deadline = time.time() + 240   # a loaded 2-core machine takes over a minute to import the server
     while time.time() < deadline:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1):
