@@ -36,18 +36,22 @@ def penultimate_features(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tenso
 
 
 @torch.no_grad()
+def features(model: nn.Module, batches) -> torch.Tensor:
+    """The penultimate features of `model` (eval mode) over `batches` of (inputs, labels), on the
+    CPU: n examples x features. Saved beside a run, they let its CKA with another model over the
+    same inputs be computed later without either model (`linear_cka` of the two)."""
+    mode = model.training
+    model.eval()
+    try:
+        return torch.cat([penultimate_features(model, x)[0].cpu() for x, _ in batches])
+    finally:
+        model.train(mode)
+
+
 def feature_cka(model_a: nn.Module, model_b: nn.Module, batches) -> float:
     """Linear CKA between the penultimate features of two models over the same batches (eval mode).
 
     `batches` yields (inputs, labels) already prepared for both models (same normalization).
     """
-    feats_a, feats_b = [], []
-    modes = (model_a.training, model_b.training)
-    model_a.eval(), model_b.eval()
-    try:
-        for x, _ in batches:
-            feats_a.append(penultimate_features(model_a, x)[0].cpu())
-            feats_b.append(penultimate_features(model_b, x)[0].cpu())
-    finally:
-        model_a.train(modes[0]), model_b.train(modes[1])
-    return linear_cka(torch.cat(feats_a), torch.cat(feats_b))
+    batches = list(batches)
+    return linear_cka(features(model_a, batches), features(model_b, batches))

@@ -8,12 +8,14 @@ speedup (dense epoch time / ticket epoch time), ideal_speedup (dense MACs / tick
 delta_<robustness metric>.
 """
 import statistics
+import tempfile
+from pathlib import Path
 
 import torch
 
 from lottery_core import accounting, robustness
 from lottery_core.evaluate import evaluate
-from lottery_core.similarity import feature_cka
+from lottery_core.similarity import features, linear_cka
 from pipelines import layout, stages
 from pipelines.comparison import COMPARISON_KEYS, ROBUSTNESS_PREFIXES, compare
 from pipelines.context import RunContext
@@ -61,6 +63,9 @@ def evaluate_run(ctx: RunContext, trained: Trained, emissions) -> tuple[dict[str
     metrics["resumed_from_epoch"] = trained.result.resumed_from_epoch or 0
     tags["emissions_status"] = _emissions(emissions, metrics)
     metrics.update(_robustness(ctx, model))
+    own_features = _cka_features(ctx, model) if ev.cka_images > 0 else None
+    if own_features is not None:   # a comparison made after both runs finished reads them
+        _log_tensor(ctx, own_features, layout.CKA_FEATURES)
     dense = trained.dense if trained.dense is not None else (
         stages.find_dense(ctx) if ctx.cfg.pipeline != "dense" else None)
     if ctx.cfg.pipeline == "dense":
@@ -74,7 +79,7 @@ def evaluate_run(ctx: RunContext, trained: Trained, emissions) -> tuple[dict[str
             tags["cka"] = (f"skipped: dense run {dense.run_id} was imported from records, which hold no weights "
                            f"(copy {missing.parent} here to measure it)")
         elif ev.cka_images > 0:
-            metrics["cka_vs_dense"] = _cka(ctx, model, dense)
+            metrics["cka_vs_dense"] = _cka(ctx, own_features, dense)
         metrics.update(compare(metrics, dense.metrics, ev.xi))
     return metrics, tags
 
@@ -131,12 +136,25 @@ def _robustness(ctx: RunContext, model) -> dict[str, float]:
     return out
 
 
-def _cka(ctx: RunContext, model, dense) -> float:
+def _cka_features(ctx: RunContext, model) -> torch.Tensor:
+    """Penultimate features of `model` on the run's CKA images (`evaluation.cka_images`, the same
+    images for every seed and run: `_subset`), n x d on the CPU."""
     from lottery_core.normalize import Normalize
 
+    images, _ = _subset(ctx, ctx.cfg.evaluation.cka_images)
+    normalize = Normalize(ctx.data.mean, ctx.data.std).to(images.device)
+    return features(model, [(normalize(images[i:i + 250].float() / 255), None) for i in range(0, len(images), 250)])
+
+
+def _cka(ctx: RunContext, own_features: torch.Tensor, dense) -> float:
     dense_model = stages.new_model(ctx)
     dense_model.load_state_dict(stages.dense_weights(ctx, dense, layout.FINAL))
-    images, labels = _subset(ctx, ctx.cfg.evaluation.cka_images)
-    normalize = Normalize(ctx.data.mean, ctx.data.std).to(images.device)
-    batches = [(normalize(images[i:i + 250].float() / 255), None) for i in range(0, len(images), 250)]
-    return feature_cka(model, dense_model, batches)
+    return linear_cka(own_features, _cka_features(ctx, dense_model))
+
+
+def _log_tensor(ctx: RunContext, tensor: torch.Tensor, artifact_path: str) -> None:
+    folder, _, name = artifact_path.rpartition("/")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / name
+        torch.save(tensor.contiguous(), path)
+        ctx.log_file(path, folder or None)

@@ -19,6 +19,8 @@ from pathlib import Path
 
 WEIGHTS = "weights"        # the folder under <results> and the MLflow artifact folder of θ_i files
 FINAL = "final"            # the weights name of a trained network: final.pt
+# MLflow artifact: penultimate features (float32, n x d) on the CKA images, for a CKA made later
+CKA_FEATURES = "cka/penultimate_features.pt"
 
 
 def store_database(results: Path) -> Path:

@@ -257,6 +257,9 @@ ARTIFACTS = (
     _a("weights/theta_<i>.pt", "state dict", "θ_i, the weights after i epochs (`training.keep_epochs`)",
        "dense"),
     _a("weights/final.pt", "state dict", "the trained network's weights"),
+    _a("cka/penultimate_features.pt", "float32 tensor [n, d]", "penultimate features on the CKA images "
+       "(`evaluation.cka_images` > 0): a ticket that finished before its dense run gets `cka_vs_dense` "
+       "from both runs' features"),
     _a("plots/block_scores.png", "PNG", "the block scores", "tickets that score blocks"),
     _a("plots/learning_curves.png", "PNG", "test accuracy and training loss per epoch, beside the dense run's"),
     _a("plots/iterative_rounds.png", "PNG", "each round against the one-shot tickets", ITERATIVE),

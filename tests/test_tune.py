@@ -275,9 +275,7 @@ def test_grid_sweep_one_child_run_per_trial_compared_with_dense_and_reported(loc
     for t in tickets:   # compared in the trial (dense finished first) or filled in after both finished
         assert t.data.tags["comparison"].startswith(f"ok: dense run {dense.info.run_id}")
         assert t.data.metrics["delta_acc"] == pytest.approx(t.data.metrics["acc"] - dense.data.metrics["acc"])
-        filled = t.data.tags["comparison"].endswith("(filled in after both finished)")
-        assert ("cka_vs_dense" in t.data.metrics) != filled
-        assert not filled or t.data.tags["cka"] == "not measured: the ticket finished before its dense run"
+        assert "cka_vs_dense" in t.data.metrics and "cka" not in t.data.tags   # from the saved features
     # the failed trial was retried from its checkpoint: epochs 0 and 1 trained once each
     retried = [r for r in runs if r.data.tags.get("resumed") == "true"]
     assert len(retried) == 1 and history(outcome.tracking_uri, retried[0].info.run_id) == [0, 1]
