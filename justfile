@@ -58,6 +58,14 @@ ui *args:
 drill:
     {{py}} -m pytest tests -m drill -q
 
+# a small real cluster here (S3, PostgreSQL + MLflow, Ray head + 2 workers), its drills, then the Slurm drill
+cluster-drill *args:
+    #!/usr/bin/env bash
+    set -uo pipefail
+    {{py}} -m scripts.cluster_drill {{args}}; cluster=$?
+    {{py}} -m scripts.slurm_drill; slurm=$?
+    exit $(( cluster || slurm ))
+
 # one shard (1, 2 or 3) of the deciding reproduction (docs/results/README.md): imports the
 # committed records of the shards before it (not its own: it trains again), trains the shard with two
 # one-thread workers, then — with the machine to itself — times every run (latency and one training
