@@ -91,6 +91,27 @@ def test_metric_points_find_a_step_logged_twice_and_one_lost():
         checks.epoch_keys(twice, 1)
 
 
+def test_a_rewound_ticket_is_expected_from_its_rewind_epoch():
+    dense = {"train_loss": history(3), "lr": history(3)}
+    rewound = {"train_loss": history(3)[1:], "lr": history(3)[1:]}    # trains epochs 1 and 2 only
+    got = checks.count_metric_points([dense, rewound], epochs=3, starts=[0, 1])
+    assert (got["expected"], got["logged"], got["missing"], got["duplicates"]) == (10, 10, [], [])
+    got = checks.count_metric_points([dense, rewound], epochs=3)          # as if it trained from 0
+    assert got["missing"] == [(1, "lr", 0), (1, "train_loss", 0)]
+
+
+def test_tunes_state_knows_a_checkpoint_written_before_it():
+    from datetime import UTC, datetime
+
+    def obj(key, second):
+        return {"Key": f"sweeps/s/phase0/{key}", "Size": 1, "LastModified": datetime(2026, 1, 1, 0, 0, second, tzinfo=UTC)}
+
+    objects = [obj("t1/checkpoint_000000/epoch-0001.pt", 10), obj("t2/checkpoint_000000/epoch-0001.pt", 14),
+               obj("t1/checkpoint_000001/epoch-0002.pt", 20), obj("experiment_state-x.json", 16)]
+    assert checks.checkpoints_in_state(objects) == (1, 6.0)      # t2's came 2 s before the state: too close
+    assert checks.checkpoints_in_state(objects[:3]) == (0, None)
+
+
 def test_overlap_log_counts_and_table():
     assert checks.max_overlap([(0, 10), (1, 5), (2, 6), (4, 12), (11, 13)]) == 4
     assert checks.max_overlap([(0, 1), (1, 2)]) == 1    # one ends as the next starts
@@ -100,6 +121,8 @@ def test_overlap_log_counts_and_table():
         'INFO:     127.0.0.1:3 - "POST /api/2.0/mlflow/runs/log-metric HTTP/1.1" 503 Service Unavailable',
         "sqlite3.OperationalError: database is locked"])
     assert checks.server_log_problems(log) == {"requests": 3, "http_5xx": 1, "database_locked": 1, "tracebacks": 0}
+    got = 'INFO: 127.0.0.1:4 - "GET /api/2.0/mlflow-artifacts/artifacts/1/ab/artifacts/weights/theta_1.pt HTTP/1.1" 200 OK'
+    assert checks.downloads(log + "\n" + got, "weights/theta_1.pt") == 1
     text = checks.table([("short", 1), ("a longer name", "word " * 40)], width=60)
     assert all(len(line) <= 60 for line in text.splitlines()) and text.count("\n") >= 3
 

@@ -23,14 +23,17 @@ def epoch_points(points: list[tuple[int, int]], epochs: int, final_after_ms: int
 
 
 def count_metric_points(runs: list[dict[str, list[tuple[int, int]]]], epochs: int,
-                        keys: set[str] | None = None) -> dict:
+                        keys: set[str] | None = None, starts: list[int] | None = None) -> dict:
     """Per-epoch metric points of `runs` (each: key -> [(step, timestamp ms)]) against what
-    `epochs` epochs of every per-epoch key make: expected = runs × epochs × keys. Duplicates are
-    a step logged twice for one key; missing a step never logged."""
+    `epochs` epochs of every per-epoch key make: expected = Σ runs (epochs − start) × keys, where a
+    run trains from epoch `start` (0; a ticket rewound to θ_i from i). Duplicates are a step logged
+    twice for one key; missing a step never logged."""
     if keys is None:
         keys = set().union(*(epoch_keys(h, epochs) for h in runs)) if runs else set()
-    logged, duplicates, missing = 0, [], []
-    for index, histories in enumerate(runs):
+    starts = list(starts) if starts is not None else [0] * len(runs)
+    logged, expected, duplicates, missing = 0, 0, [], []
+    for index, (histories, start) in enumerate(zip(runs, starts, strict=True)):
+        expected += (epochs - start) * len(keys)
         last = [ts for key in keys for step, ts in histories.get(key, []) if step == epochs - 1]
         final_after = max(last) if last else None
         for key in sorted(keys):
@@ -38,8 +41,9 @@ def count_metric_points(runs: list[dict[str, list[tuple[int, int]]]], epochs: in
             logged += len(steps)
             seen = Counter(steps)
             duplicates += [(index, key, s) for s, n in sorted(seen.items()) if n > 1]
-            missing += [(index, key, s) for s in range(epochs) if s not in seen]
-    return {"runs": len(runs), "epochs": epochs, "keys": len(keys), "expected": len(runs) * epochs * len(keys),
+            missing += [(index, key, s) for s in range(start, epochs) if s not in seen]
+            duplicates += [(index, key, s) for s in seen if s < start]   # before its start: not its own
+    return {"runs": len(runs), "epochs": epochs, "keys": len(keys), "expected": expected,
             "logged": logged, "duplicates": duplicates, "missing": missing}
 
 
@@ -66,6 +70,19 @@ def server_log_problems(text: str) -> dict[str, int]:
             "tracebacks": sum(1 for line in lines if line.startswith("Traceback"))}
 
 
+def downloads(text: str, artifact: str) -> int:
+    """GET requests answered 200 in an MLflow server log for artifacts whose path holds `artifact`
+    (e.g. `weights/theta_`: θ_i read through the server's artifact proxy, from S3)."""
+    return sum(1 for line in text.splitlines()
+               if '"GET /api/2.0/mlflow-artifacts/artifacts/' in line and artifact in line and '" 200' in line)
+
+
+def log_since(path: Path, offset: int) -> str:
+    with open(path, "rb") as handle:
+        handle.seek(offset)
+        return handle.read().decode(errors="replace")
+
+
 def table(rows: list[tuple[str, object]], width: int = 110) -> str:
     """Figures as two aligned columns; a long value wraps under itself (lines of at most `width`)."""
     import textwrap
@@ -85,11 +102,33 @@ def table(rows: list[tuple[str, object]], width: int = 110) -> str:
 # --- reading back -----------------------------------------------------------------------------
 
 
-def list_keys(s3, bucket: str, prefix: str = "") -> list[tuple[str, int]]:
+def list_objects(s3, bucket: str, prefix: str = "") -> list[dict]:
+    """The bucket's objects under `prefix`: Key, Size, LastModified (datetime)."""
     found = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        found += [(o["Key"], o["Size"]) for o in page.get("Contents", [])]
+        found += page.get("Contents", [])
     return found
+
+
+def list_keys(s3, bucket: str, prefix: str = "") -> list[tuple[str, int]]:
+    return [(o["Key"], o["Size"]) for o in list_objects(s3, bucket, prefix)]
+
+
+def checkpoints_in_state(objects: list[dict], margin_s: float = 3.0) -> tuple[int, float | None]:
+    """From a Tune experiment's objects in the bucket: how many trials' first checkpoint is older
+    than the newest experiment state by `margin_s` (so a restore knows of it), and by how many
+    seconds the state follows the earliest first checkpoint (None: no state or no checkpoint yet)."""
+    states = [o["LastModified"].timestamp() for o in objects if o["Key"].rsplit("/", 1)[-1].startswith("experiment_state")]
+    first: dict[str, float] = {}
+    for o in objects:
+        parts = o["Key"].split("/")
+        if len(parts) >= 3 and parts[-2].startswith("checkpoint_"):
+            trial = parts[-3]
+            first[trial] = min(first.get(trial, float("inf")), o["LastModified"].timestamp())
+    if not states or not first:
+        return 0, None
+    newest = max(states)
+    return sum(1 for t in first.values() if t + margin_s <= newest), newest - min(first.values())
 
 
 def trial_rows(s3, bucket: str, prefix: str) -> dict[str, list[dict]]:

@@ -94,11 +94,14 @@ class Context:
         return folder
 
     def sweep_file(self, name: str, experiment: str, *, grid=None, optuna=None, epochs: int = SHORT,
-                   device: str = "cpu", pipeline: str | None = None, **resources) -> Path:
+                   device: str = "cpu", pipeline: str | None = None, seed: int | None = None,
+                   **resources) -> Path:
         base = cmd.base_config(results_dir=self.cluster.private / "results", tracking_uri=self.cluster.tracking_uri,
                                experiment=experiment, epochs=epochs, train_size=TRAIN_IMAGES, device=device)
         if pipeline:
             base["pipeline"] = pipeline
+        if seed is not None:
+            base["seed"] = seed
         path = self.cluster.workdir / f"{name}.yaml"
         path.write_text(yaml.safe_dump(cmd.sweep_spec(base, grid=grid, optuna=optuna, **resources)))
         return path
@@ -176,10 +179,12 @@ def check_runs(ctx: Context, experiment: str, sweep: str, epochs: int, trials: i
     ctx.figure("MLflow runs / identities", f"{len(runs)} / {len(set(identities))}")
     statuses = sorted(r.info.status for r in runs)
     ctx.figure("run statuses", ", ".join(f"{s} {statuses.count(s)}" for s in sorted(set(statuses))))
-    points = checks.count_metric_points([checks.histories(ctx.mlflow, r) for r in runs], epochs)
+    starts = [first_epoch(r) for r in runs]
+    points = checks.count_metric_points([checks.histories(ctx.mlflow, r) for r in runs], epochs, starts=starts)
+    shape = f"{points['runs']} runs × {epochs} epochs × {points['keys']} keys" + \
+        (f", less {sum(starts)} rewound epochs" if any(starts) else "")
     ctx.figure("per-epoch metric points", f"{points['logged']} logged of {points['expected']} expected "
-               f"({points['runs']} runs × {epochs} epochs × {points['keys']} keys); "
-               f"{len(points['duplicates'])} steps twice, {len(points['missing'])} missing")
+               f"({shape}); {len(points['duplicates'])} steps twice, {len(points['missing'])} missing")
     expect(len(runs) == trials and len(set(identities)) == trials,
            f"{len(runs)} MLflow runs for {len(set(identities))} identities, expected {trials} and {trials}")
     expect(statuses == ["FINISHED"] * trials, f"run statuses {statuses}, expected all FINISHED")
@@ -187,6 +192,13 @@ def check_runs(ctx: Context, experiment: str, sweep: str, epochs: int, trials: i
     expect(not points["missing"] and points["logged"] == points["expected"],
            f"metric points missing: {points['missing'][:5]}")
     return runs
+
+
+def first_epoch(run) -> int:
+    """The first epoch a run trains: 0, or i for a ticket rewound to θ_i (it starts at epoch i)."""
+    if run.data.tags.get("pipeline") != "ticket_rewind":
+        return 0
+    return int(float(run.data.params.get("pruning.rewind_epoch", 0)))
 
 
 def wait_driver_midway(ctx: Context, driver: subprocess.Popen, experiment: str, epochs: int,
@@ -228,7 +240,7 @@ def drill_auth(ctx: Context) -> None:
     expect(len(nodes) == 3, f"{len(nodes)} alive Ray nodes, expected 3 (head and two workers)")
     expect(all(named.get(w, {}).get("gpu") == cmd.NODE_GPUS for w in ("w1", "w2")),
            f"workers' GPUs: { {k: v['gpu'] for k, v in named.items()} }, expected {cmd.NODE_GPUS} each")
-    path = ctx.sweep_file("auth", "drill-auth", grid={"pipeline": "dense"})
+    path = ctx.sweep_file("auth", "drill-auth", grid={"pipeline": "dense", "seed": [90]})
     where = ["--address", ctx.address, "--storage", ctx.storage, "--verbose", "0"]
     token = ctx.cluster.token_file.read_text().strip()
     for label, env in (("no token", ctx.driver_env(token=False)),
@@ -250,7 +262,7 @@ def drill_auth(ctx: Context) -> None:
 def drill_sweep_gpu(ctx: Context) -> None:
     """Trials given (fake) GPUs with device auto fail in one line saying CUDA is unusable: they
     never fall back to training on the CPU."""
-    path = ctx.sweep_file("gpu", "drill-gpu", grid={"pipeline": "dense", "seed": [0, 1]}, device="auto",
+    path = ctx.sweep_file("gpu", "drill-gpu", grid={"pipeline": "dense", "seed": [100, 101]}, device="auto",
                           cpu=1, gpu=1, retries=0, max_concurrent=2)
     got = ctx.lottery(["sweep", str(path), "--name", "gpu", "--address", ctx.address, "--storage", ctx.storage],
                       "sweep-gpu", timeout=900)
@@ -282,6 +294,7 @@ def drill_sweep(ctx: Context) -> None:
     grid = [{"pipeline": "ticket_init", "seed": [0, 1]},
             {"pipeline": "ticket_rewind", "pruning.rewind_epoch": 1, "seed": [0, 1]}]
     path = ctx.sweep_file("sweep", "drill-sweep", grid=grid, cpu=1, gpu=0, max_concurrent=4)
+    offset = ctx.cluster.mlflow_log.stat().st_size
     got = ctx.lottery(["sweep", str(path), "--name", "sweep", "--address", ctx.address, "--storage", ctx.storage],
                       "sweep", timeout=1200)
     ctx.figure("exit status, time", f"{got.rc}, {got.seconds:.0f} s")
@@ -300,7 +313,11 @@ def drill_sweep(ctx: Context) -> None:
     expect(len(rows) == 6, f"{len(rows)} trials' results in S3, expected 6")
     expect(len(set(where.values()) - {"head"}) == 2, f"the trials ran on {sorted(set(where.values()))}, expected both workers")
     crossed = [s for s in (0, 1) if where.get(("ticket_rewind", s)) != where.get(("dense", s))]
+    fetched = checks.downloads(checks.log_since(ctx.cluster.mlflow_log, offset), "/artifacts/weights/theta_1.pt")
     ctx.figure("ticket_rewind on another node than its dense run", f"{len(crossed)} of 2 (seeds {crossed})")
+    ctx.figure("θ_1 downloads through MLflow (server log)", fetched)
+    expect(fetched >= len(crossed), f"{len(crossed)} rewinds ran away from their dense run's θ_1, "
+                                    f"but MLflow served θ_1 {fetched} times")
     runs = check_runs(ctx, "drill-sweep", "sweep", SHORT, 6)
     experiment = ctx.mlflow.get_experiment_by_name("drill-sweep").experiment_id
     in_s3 = {key for key, _ in checks.list_keys(ctx.s3, ctx.bucket, f"mlflow/{experiment}/")}
@@ -337,7 +354,7 @@ def report_disks(ctx: Context) -> None:
 def drill_node_loss(ctx: Context) -> None:
     """kill -9 of the worker that runs a trial, once its first epoch's checkpoint is in S3: the trial
     continues on the other worker from that checkpoint; then a replacement worker joins."""
-    path = ctx.sweep_file("node-loss", "drill-node-loss", grid={"pipeline": "dense", "seed": [0]}, epochs=LONG,
+    path = ctx.sweep_file("node-loss", "drill-node-loss", grid={"pipeline": "dense", "seed": [10]}, epochs=LONG,
                           cpu=1, gpu=0, retries=2, max_concurrent=1)
     driver = ctx.start_lottery(["sweep", str(path), "--name", "node-loss", "--address", ctx.address,
                                 "--storage", ctx.storage], "node-loss")
@@ -392,20 +409,29 @@ def drill_node_loss(ctx: Context) -> None:
 
 def drill_driver_loss(ctx: Context) -> None:
     """SIGKILL of `lottery sweep` mid-sweep, then `lottery resume`: one run per identity, finished."""
-    path = ctx.sweep_file("driver-loss", "drill-driver-loss", grid={"pipeline": "dense", "seed": [0, 1]},
+    path = ctx.sweep_file("driver-loss", "drill-driver-loss", grid={"pipeline": "dense", "seed": [20, 21]},
                           epochs=LONG, cpu=1, gpu=0, retries=1, max_concurrent=2)
     driver = ctx.start_lottery(["sweep", str(path), "--name", "driver-loss", "--address", ctx.address,
                                 "--storage", ctx.storage], "driver-loss")
     started = time.time()
     try:
-        running = wait_driver_midway(ctx, driver, "drill-driver-loss", LONG)
+        deadline = time.time() + 900
+        while True:   # part-way, and Ray's experiment state in S3 knows each running trial's checkpoint
+            running = wait_driver_midway(ctx, driver, "drill-driver-loss", LONG)
+            midway = [n for _, n in running if 1 <= n < LONG]
+            known, lag = checks.checkpoints_in_state(checks.list_objects(ctx.s3, ctx.bucket, "sweeps/driver-loss/"))
+            if midway and known >= len(running):
+                break
+            expect(time.time() < deadline, "the trials never were part-way with their checkpoints in Ray's state")
+            time.sleep(0.5)
         os.kill(driver.pid, signal.SIGKILL)
         killed_at = time.time()
         driver.wait(timeout=30)
     finally:
         kill_tree(driver.pid)
     ctx.figure("driver SIGKILLed", f"{killed_at - started:.0f} s in, trials' epochs then: "
-                                   f"{sorted(n for _, n in running)}")
+                                   f"{sorted(n for _, n in running)}; Ray's state in S3 {lag:.0f} s newer than "
+                                   f"the first checkpoint")
     while time.time() < killed_at + 60 and any(n.runs_trial() for n in ctx.cluster.workers()):
         time.sleep(1)
     busy = [n.name for n in ctx.cluster.workers() if n.runs_trial()]
@@ -433,9 +459,9 @@ def drill_claims(ctx: Context) -> None:
     once, the other samples find the finished run (claims in S3, conditional writes)."""
     samples = 3
     optuna = {"space": {"pruning.p": {"type": "categorical", "choices": [1]}}, "metrics": ["acc"], "modes": ["max"],
-              "num_samples": samples, "seed": 0}
+              "num_samples": samples, "seed": 0}   # one identity: ticket_init p=1 of seed 30
     # 2 CPUs a trial: two trials at once are on two workers
-    path = ctx.sweep_file("claims", "drill-claims", optuna=optuna, pipeline="ticket_init", cpu=2, gpu=0,
+    path = ctx.sweep_file("claims", "drill-claims", optuna=optuna, pipeline="ticket_init", seed=30, cpu=2, gpu=0,
                           max_concurrent=2, retries=0)
     driver = ctx.start_lottery(["sweep", str(path), "--name", "claims", "--address", ctx.address,
                                 "--storage", ctx.storage], "claims")
@@ -477,7 +503,7 @@ def drill_storage(ctx: Context) -> None:
     """A node-private folder as --storage is refused in one line before any trial starts: the
     driver's marker there is not what the workers read (each has its own tmpfs at that path)."""
     private = ctx.cluster.private / "storage"
-    path = ctx.sweep_file("storage", "drill-storage", grid={"pipeline": "dense"}, cpu=1, gpu=0)
+    path = ctx.sweep_file("storage", "drill-storage", grid={"pipeline": "dense", "seed": [40]}, cpu=1, gpu=0)
     got = ctx.lottery(["sweep", str(path), "--name", "storage", "--address", ctx.address, "--storage", str(private)],
                       "storage", timeout=600)
     refusals = [line for line in got.err.splitlines() if line.startswith("lottery sweep: error:")]
@@ -497,13 +523,11 @@ def drill_load(ctx: Context) -> None:
     HTTP 5xx in the server's log, no metric point lost."""
     log = ctx.cluster.mlflow_log
     offset = log.stat().st_size
-    path = ctx.sweep_file("load", "drill-load", grid={"pipeline": "dense", "seed": [0, 1, 2, 3]}, cpu=1, gpu=0,
+    path = ctx.sweep_file("load", "drill-load", grid={"pipeline": "dense", "seed": [50, 51, 52, 53]}, cpu=1, gpu=0,
                           max_concurrent=4)
     got = ctx.lottery(["sweep", str(path), "--name", "load", "--address", ctx.address, "--storage", ctx.storage],
                       "load", timeout=1200)
-    with open(log, "rb") as handle:
-        handle.seek(offset)
-        problems = checks.server_log_problems(handle.read().decode(errors="replace"))
+    problems = checks.server_log_problems(checks.log_since(log, offset))
     ctx.figure("exit status, time", f"{got.rc}, {got.seconds:.0f} s")
     finals = [checks.final_row(rows) for rows in ctx.trials("load").values()]
     spans = [(f["trial_started_at"], f["trial_ended_at"]) for f in finals if "trial_started_at" in f]
