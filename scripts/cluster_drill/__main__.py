@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from scripts.cluster_drill import commands as cmd
 from scripts.cluster_drill.cluster import Cluster, ClusterError, stop_groups
 from scripts.cluster_drill.drills import DRILLS, Context, run_drill
 
@@ -84,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.stop:
         return stop_folder(args.stop)
     began = time.time()
+    if not (cmd.DATA_DIR / "train").is_dir():
+        parser.error(f"no CIFAR-10 image folders at {cmd.DATA_DIR}: set LOTTERY_DATA_DIR")
     print(f"cluster drill on {machine()}", flush=True)
     ensure_tools()
     selected = [d for d in DRILLS if not args.only or d.name in args.only]
