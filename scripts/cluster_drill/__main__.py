@@ -4,6 +4,7 @@ import importlib.util
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import subprocess
@@ -50,7 +51,8 @@ def ensure_tools(say=print) -> None:
 def versions() -> str:
     from importlib.metadata import version
 
-    pg = subprocess.run([which("initdb"), "--version"], capture_output=True, text=True).stdout.strip().split()[-1]
+    text = subprocess.run([which("initdb"), "--version"], capture_output=True, text=True).stdout
+    pg = (re.findall(r"\d+\.\d+", text) or ["?"])[0]   # "initdb (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"
     return (f"Ray {version('ray')}, MLflow {version('mlflow')}, moto {version('moto')} (S3), PostgreSQL {pg}, "
             f"pyarrow {version('pyarrow')}, boto3 {version('boto3')}")
 
