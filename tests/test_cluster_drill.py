@@ -121,8 +121,13 @@ def test_overlap_log_counts_and_table():
         'INFO:     127.0.0.1:3 - "POST /api/2.0/mlflow/runs/log-metric HTTP/1.1" 503 Service Unavailable',
         "sqlite3.OperationalError: database is locked"])
     assert checks.server_log_problems(log) == {"requests": 3, "http_5xx": 1, "database_locked": 1, "tracebacks": 0}
-    got = 'INFO: 127.0.0.1:4 - "GET /api/2.0/mlflow-artifacts/artifacts/1/ab/artifacts/weights/theta_1.pt HTTP/1.1" 200 OK'
-    assert checks.downloads(log + "\n" + got, "weights/theta_1.pt") == 1
+    served = "\n".join([
+        'INFO: 127.0.0.1:4 - "GET /api/2.0/mlflow-artifacts/artifacts/1/ab/artifacts/weights/theta_1.pt HTTP/1.1" 200 OK',
+        'INFO: 127.0.0.1:5 - "GET /api/2.0/mlflow-artifacts/artifacts?path=1%2Fcd%2Fartifacts%2Fweights%2Ftheta_1.pt '
+        'HTTP/1.1" 200 OK',   # a listing, not a download
+        'INFO: 127.0.0.1:5 - "GET /api/2.0/mlflow-artifacts/presigned/1/cd/artifacts/weights/theta_1.pt HTTP/1.1" 200 OK',
+        'INFO: 127.0.0.1:6 - "PUT /api/2.0/mlflow-artifacts/artifacts/1/ef/artifacts/weights/theta_1.pt HTTP/1.1" 200 OK'])
+    assert checks.downloads(log + "\n" + served, "weights/theta_1.pt") == {"proxied": 1, "presigned": 1}
     text = checks.table([("short", 1), ("a longer name", "word " * 40)], width=60)
     assert all(len(line) <= 60 for line in text.splitlines()) and text.count("\n") >= 3
 

@@ -70,11 +70,20 @@ def server_log_problems(text: str) -> dict[str, int]:
             "tracebacks": sum(1 for line in lines if line.startswith("Traceback"))}
 
 
-def downloads(text: str, artifact: str) -> int:
-    """GET requests answered 200 in an MLflow server log for artifacts whose path holds `artifact`
-    (e.g. `weights/theta_`: θ_i read through the server's artifact proxy, from S3)."""
-    return sum(1 for line in text.splitlines()
-               if '"GET /api/2.0/mlflow-artifacts/artifacts/' in line and artifact in line and '" 200' in line)
+def downloads(text: str, artifact: str) -> dict[str, int]:
+    """Downloads, answered 200, of artifacts whose path ends with `artifact` (e.g. `weights/theta_1.pt`)
+    in an MLflow server log: `proxied` through the server's artifact proxy (`GET .../mlflow-artifacts/
+    artifacts/<path>`) or `presigned` (the server hands out a presigned S3 URL, `GET .../mlflow-artifacts/
+    presigned/<path>`, and the client reads S3 itself), as MLflow 3.17's client does for S3."""
+    import re
+
+    found = {"proxied": 0, "presigned": 0}
+    pattern = re.compile(r'"GET /api/2\.0/mlflow-artifacts/(artifacts|presigned)/([^ ?"]+) HTTP/[\d.]+"\s+200')
+    for line in text.splitlines():
+        match = pattern.search(line)
+        if match and match.group(2).endswith(artifact):
+            found["proxied" if match.group(1) == "artifacts" else "presigned"] += 1
+    return found
 
 
 def log_since(path: Path, offset: int) -> str:
