@@ -298,8 +298,9 @@ def test_pgpass_lines_escape_and_refuse_a_password_in_the_uri():
     spec = importlib.util.spec_from_file_location("mlflow_db", CLUSTER / "mlflow_db.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    lines = module.pgpass_lines(["postgresql://mlflow@db.example:5432/mlflow?sslmode=require", "sqlite:///x.db"],
+    lines = module.pgpass_lines(["postgresql://mlflow@db.example:5432/mlflow?sslmode=require", "sqlite:///x.db",
+                                 "postgresql://mlflow@db.example:5432/mlflow_auth"],
                                 {"username": "admin", "password": "a:b\\c"})
-    assert lines == ["db.example:5432:mlflow:mlflow:a\\:b\\\\c"]
+    assert lines == ["db.example:5432:*:mlflow:a\\:b\\\\c"]   # every database of that server, once
     with pytest.raises(SystemExit):
         module.pgpass_lines(["postgresql://mlflow:secret@db.example/mlflow"], {"password": "x"})

@@ -7,7 +7,7 @@ Secrets Manager, so that MLflow logs in with no password in a command line, a UR
 
 The secret is RDS's own (`manage master user password`) or any secret whose JSON holds `password`
 (and `username`); it is read with the head's instance profile (secretsmanager:GetSecretValue on it).
-One ~/.pgpass line per database URI. Without LOTTERY_DB_SECRET, ~/.pgpass is left as it is (write
+One ~/.pgpass line per database server. Without LOTTERY_DB_SECRET, ~/.pgpass is left as it is (write
 it yourself). Used by the head setup of tune/cluster/aws-gpu.yaml; docs/cluster-aws.md.
 """
 import json
@@ -18,7 +18,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 
 def pgpass_lines(uris: list[str], secret: dict) -> list[str]:
-    """`host:port:database:user:password` for each postgresql:// URI (`:` and `\\` escaped)."""
+    """`host:port:*:user:password` for each server the postgresql:// URIs name (`:` and `\\` escaped):
+    every database there, the server's `postgres` one included (where the logins database is made)."""
     def field(value) -> str:
         return str(value).replace("\\", "\\\\").replace(":", "\\:")
 
@@ -30,8 +31,9 @@ def pgpass_lines(uris: list[str], secret: dict) -> list[str]:
         if parts.password:
             raise SystemExit(f"{parts.scheme}://...: the URI holds a password; leave it out (this file writes ~/.pgpass)")
         user = parts.username or secret.get("username", "")
-        lines.append(":".join(field(v) for v in (parts.hostname, parts.port or 5432, parts.path.lstrip("/") or "*",
-                                                 user, secret["password"])))
+        line = ":".join([field(parts.hostname), field(parts.port or 5432), "*", field(user), field(secret["password"])])
+        if line not in lines:
+            lines.append(line)
     return lines
 
 
