@@ -1,6 +1,6 @@
 """The Slurm drill: `tune/cluster/slurm/lottery.sbatch` on a real single-node Slurm on this machine.
 
-    .venv/bin/python -m scripts.slurm_drill [--epochs 3] [--train-size 500] [--snapshot] [--keep]
+    .venv/bin/python -m scripts.slurm_drill [--epochs 3] [--train-size 500] [--snapshot] [--graceful] [--keep]
 
 What it does (as root, which a single-node Slurm needs here):
 
@@ -25,7 +25,9 @@ The MLflow server is the one the batch script starts on the job's node, on SQLit
 temporary "shared" folder (the PostgreSQL server belongs to the cluster drill). `--snapshot` runs
 the jobs on a copy of this checkout made at the start (its tracked and untracked files, first on
 the jobs' PYTHONPATH), so that edits made in the working tree while the drill runs do not reach
-them. Exit status 0 when every check holds, 1 otherwise (the temporary folder is then kept).
+them. `--graceful` stops job B with `scancel --signal=INT --batch` (the batch script interrupts the
+driver, which lets Ray Tune save its state) instead of a plain `scancel`. Exit status 0 when every
+check holds, 1 otherwise (the temporary folder is then kept).
 """
 import argparse
 import os
@@ -471,15 +473,19 @@ class Drill:
         before = {r.data.tags.get("identity"): len(self.store.epochs(r)) for r in self.store.runs("drill-b")
                   if r.data.tags.get("sweep_parent") != "true"}
         t = time.perf_counter()
-        self.slurm.run(["scancel", job])
-        info = self.wait_state(job, ("CANCELLED", "COMPLETED", "FAILED"), 120)
+        self.slurm.run(["scancel", "--signal=INT", "--batch", job] if a.graceful else ["scancel", job])
+        info = self.wait_state(job, ("CANCELLED", "COMPLETED", "FAILED"), 300)
         cancelled = time.perf_counter() - t
-        if info["JobState"] != "CANCELLED":
-            raise DrillError(f"job B ended {info['JobState']} instead of CANCELLED")
+        expected = "FAILED" if a.graceful else "CANCELLED"   # an interrupted sweep exits 1
+        if info["JobState"] != expected:
+            raise DrillError(f"job B ended {info['JobState']} instead of {expected}:\n{self.job_log(job)[-2000:]}")
+        if a.graceful and "interrupted" not in self.job_log(job):
+            raise DrillError(f"job B's driver did not stop as interrupted:\n{self.job_log(job)[-2000:]}")
         self.no_leftovers(job)
         self.figure("job B: sbatch -> first epoch reported", first_epoch,
                     f"{sum(before.values())} epoch(s) of {len(before)} run(s) logged")
-        self.figure("job B: scancel -> job ended", cancelled, "CANCELLED, no process left, no token file")
+        how = "scancel --signal=INT --batch" if a.graceful else "scancel"
+        self.figure(f"job B: {how} -> job ended", cancelled, f"{info['JobState']}, no process left, no token file")
 
         # job C: LOTTERY_RESUME finishes B
         t = time.perf_counter()
@@ -522,6 +528,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=1500, help="seconds a job may take (default 1500)")
     parser.add_argument("--snapshot", action="store_true",
                         help="run the jobs on a copy of this checkout made at the start (edits made meanwhile stay out)")
+    parser.add_argument("--graceful", action="store_true",
+                        help="stop job B with `scancel --signal=INT --batch` (the driver saves and stops) instead of scancel")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs, store) afterwards")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
