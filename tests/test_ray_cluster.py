@@ -102,16 +102,9 @@ class RayStartCluster:
 
     def processes(self) -> list[psutil.Process]:
         """The cluster's processes: its process group and everything they started (Ray's workers)."""
-        found = {}
-        for proc in psutil.process_iter():
-            try:
-                if os.getpgid(proc.pid) == self.group:
-                    found[proc.pid] = proc
-                    for child in proc.children(recursive=True):
-                        found[child.pid] = child
-            except (psutil.Error, ProcessLookupError):
-                pass
-        return list(found.values())
+        from scripts.cluster_drill.cluster import group_processes
+
+        return group_processes(self.group)
 
     def stop(self) -> list[psutil.Process]:
         procs = self.processes()
