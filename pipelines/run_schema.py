@@ -220,6 +220,12 @@ TAGS = (
     _t("latency_torch", "version", "torch version of the latency measurement", LATENCY),
     _t("latency_method", "text", "rounds, repeats, warm-up, precision of the latency measurement", LATENCY),
     _t("latency_measured_at", "UTC time", "when the latency was measured", LATENCY),
+    _t("latency_pass", "UTC time-6 hex", "the timing pass that measured the run (`20261207T101500Z-a1b2c3`): "
+       "speed-ups are read within one pass", LATENCY),
+    _t("latency_network", "12 hex digits", "digest of the rebuilt architecture: runs of identical architectures "
+       "share it and one timing", LATENCY),
+    _t("latency_rounds", "JSON", "ms per round of each metric the pass timed, in round order: "
+       "`{metric: [ms of round 1, round 2, ...]}`", LATENCY),
     _t("verdict", "text", "the report's verdict of the run's configuration over the sweep's seeds, in words "
        "(one seed: no verdict); shown in the UI's view of the sweep", "sweep trials opened by `lottery ui`"),
     _t("imported_from_records", "file name", "the record file the run was recreated from "
