@@ -126,8 +126,8 @@ def _latency(args: argparse.Namespace) -> None:
     from pipelines.latency_settings import latency_settings
 
     settings = latency_settings({"batch_sizes": args.batch_sizes, "device": args.device, "threads": args.threads,
-                                 "rounds": args.rounds, "repeats": args.repeats,
-                                 "train_batch": args.train_batch})   # refused before torch loads
+                                 "rounds": args.rounds, "repeats": args.repeats, "warmup": args.warmup,
+                                 "train_batch": args.train_batch, "seed": args.seed})   # refused before torch loads
     from pipelines.config import load_config
     from pipelines.latency import measure_runs
     from pipelines.tracking import check_sweep_name, existing_store
@@ -135,21 +135,27 @@ def _latency(args: argparse.Namespace) -> None:
     if args.sweep is not None:
         check_sweep_name(args.sweep)
     cfg = load_config(None, _overrides(args) + [f"tracking.experiment={args.experiment}"])
-    outcome = measure_runs(existing_store(cfg), args.experiment, args.sweep, settings, force=args.force)
+    outcome = measure_runs(existing_store(cfg), args.experiment, args.sweep, settings, force=args.force,
+                           say=lambda line: print(line, flush=True) if args.verbose else None)
     print(outcome.summary())
 
 
 LATENCY_HELP = """\
-Time the inference of every finished run of an experiment (or of one sweep) and log it into the run:
-metrics latency_b<n>_ms (median ms of one forward pass of a batch of n, eval mode, float32) and tags
-latency_device, latency_threads, latency_torch, latency_method, latency_measured_at. Each run's
+Time the inference (and with --train-batch one training step) of every finished run of an experiment
+(or of one sweep) in one pass and log it into the run: metrics latency_b<n>_ms (median ms of one
+forward pass of a batch of n, eval mode, float32) and train_step_b<n>_ms, and tags latency_device,
+latency_threads, latency_torch, latency_method, latency_measured_at, latency_pass (the pass's id),
+latency_network (a digest of the architecture) and latency_rounds (ms of every round). Each run's
 network is rebuilt from its params and tags (block tickets: removed_blocks; filter tickets:
 filter_plan.json), checked against its logged MACs and params, and timed once per distinct
-architecture, the networks taking turns in rounds. Runs that have the metrics already
-are skipped unless --force. `lottery report` then shows the latency speed-up beside the MACs ratio.
+architecture. Every network, the dense one included, is timed in the same rounds (at least 5), each
+round visiting all of them in a fresh random order (--seed), so a slow moment of the machine falls on
+all networks alike; `lottery report` reads each speed-up per round (dense / ticket) and shows its
+median and interquartile range beside the MACs ratio. A pass times all the runs or none: when every
+run has the metrics already, nothing is timed unless --force.
 
-Run it with the machine to itself (after the sweep, nothing else running): a latency taken while
-other work shares the cores means little."""
+Run it with the machine as quiet as you can (after the sweep): interleaving protects the speed-ups
+from a slow moment, not the milliseconds themselves."""
 
 
 def _ui(args: argparse.Namespace) -> None:
@@ -306,10 +312,15 @@ def build_parser() -> argparse.ArgumentParser:
                          "training speed-up of runs that shared the cores, measured in isolation")
     latency.add_argument("--threads", type=int, default=None, help="torch threads (default: every CPU given)")
     latency.add_argument("--device", default="cpu", help="cpu, cuda, or auto (cuda when there is a GPU; default cpu)")
-    latency.add_argument("--rounds", type=int, default=3, help="rounds in which the networks take turns; "
-                         "a latency is the median over them (default 3)")
+    latency.add_argument("--rounds", type=int, default=5, help="rounds, each visiting every network in a fresh "
+                         "random order; a latency is the median over them (at least 5; default 5)")
     latency.add_argument("--repeats", type=int, default=10,
                          help="timed passes per network, batch size and round (default 10)")
+    latency.add_argument("--warmup", type=int, default=2,
+                         help="untimed passes before them (default 2)")
+    latency.add_argument("--seed", type=int, default=None,
+                         help="seed of the rounds' visiting orders (default: drawn; recorded in latency_method)")
+    latency.add_argument("--verbose", action="store_true", help="a line per round and per network timed")
     latency.add_argument("--force", action="store_true", help="measure runs that have the metrics already")
     latency.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help=argparse.SUPPRESS)
     _add_results_dir(latency)

@@ -20,21 +20,30 @@ The rebuilt network's MACs and parameters must equal the run's logged `macs` and
 where they differ is refused in one line before anything is timed (its tags do not describe its
 network). Runs that
 cannot be rebuilt (no `macs` metric, no `removed_blocks` tag, folder data that is not there) are
-skipped with the reason. Identical architectures are timed once and the result shared. The
-networks take turns in `rounds` rounds, each timed by `accounting.latency` (eval mode, no grad,
-float32, NCHW, median of `repeats` passes after `warmup`); a latency is the median over the rounds
-(as in `benchmarks/latency.py`). The run gets the metrics `latency_b<n>_ms` (milliseconds per forward
-pass of a batch of n), with `train_batch` also `train_step_b<n>_ms` (milliseconds per SGD training
-step of a batch of n, in the engine's precision: the isolated training speed that runs sharing the
-cores cannot measure), and the tags of `CONDITION_TAGS`. A run that already has every requested
-metric is skipped unless `force`; a run that is no longer FINISHED when its turn comes (reopened
-by a resume) is left alone.
+skipped with the reason. Identical architectures are timed once and the result shared.
+
+One pass for all: every distinct network of the runs, the dense one included, is timed in the same
+`rounds` rounds, each round visiting all of them in a fresh random order (`time_networks`), so a
+slow moment of the machine falls on all networks alike and a speed-up is read per round (dense
+round r / ticket round r, `pipelines.report.timing`). Inference is timed by `accounting.latency`
+(eval mode, no grad, float32, NCHW, median of `repeats` passes after `warmup`), a training step by
+`accounting.train_step_seconds`. The run gets the metrics `latency_b<n>_ms` (milliseconds per
+forward pass of a batch of n), with `train_batch` also `train_step_b<n>_ms` (milliseconds per SGD
+training step of a batch of n, in the engine's precision: the isolated training speed that runs
+sharing the cores cannot measure), each the median over the rounds; the tags of `CONDITION_TAGS`
+(with `latency_pass`, the pass's id) and of `NETWORK_TAGS` (`latency_network`, a digest of the
+architecture; `latency_rounds`, the milliseconds of every round). A pass times all the runs it is
+given or none: when every run that can be rebuilt already has every requested metric, nothing is
+timed unless `force`; otherwise all of them are timed again, so that their speed-ups come from one
+pass. A run that is no longer FINISHED when its turn comes (reopened by a resume) is left alone.
 """
 import contextlib
 import functools
 import hashlib
 import json
 import os
+import random
+import secrets
 import statistics
 import tempfile
 import time
@@ -58,6 +67,7 @@ from lottery_core.train.runtime import CPU_CHANNELS_LAST
 from pipelines.config import ModelConfig
 from pipelines.latency_settings import (
     CONDITION_TAGS,
+    NETWORK_TAGS,
     LatencySettings,
     metric_name,
     train_step_metric,
@@ -72,12 +82,13 @@ FILTER_PLAN = "filter_plan.json"
 @dataclass
 class LatencyOutcome:
     """What one pass did: runs that got the metrics, runs skipped (run id → reason), networks timed,
-    and the conditions (the tags logged)."""
+    the conditions (the tags logged, `latency_pass` among them) and the seed of the visiting orders."""
 
     measured: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
     networks: int = 0
     conditions: dict[str, str] = field(default_factory=dict)
+    seed: int | None = None
 
     def summary(self) -> str:
         done = (f"latency of {len(self.measured)} run(s) measured ({self.networks} distinct network(s); "
@@ -100,47 +111,59 @@ class Rebuilt:
 def measure_runs(tracking_uri: str, experiment: str, sweep: str | None = None,
                  settings: LatencySettings | None = None, force: bool = False,
                  say: Callable[[str], None] = print) -> LatencyOutcome:
-    """Time every FINISHED run of `experiment` (or of `sweep`) and log its latency metrics (module
-    docstring), with `settings` (default: `LatencySettings()`). `say` gets one line per run
-    skipped and per network timed."""
+    """Time every FINISHED run of `experiment` (or of `sweep`) in one interleaved pass and log its
+    latency metrics and tags (module docstring), with `settings` (default: `LatencySettings()`).
+    `say` gets one line per run skipped, per round and per network timed."""
     settings = settings or LatencySettings()
     device = resolve_device(settings.device)   # a GPU this machine lacks: one line, nothing done
     client = MlflowClient(tracking_uri)
     wanted = settings.metrics()
     outcome = LatencyOutcome()
+    runs = [client.get_run(run_id) for run_id in load_runs(tracking_uri, experiment, sweep).run_id]
+    if not force and all(all(m in run.data.metrics for m in wanted) for run in runs):
+        outcome.skipped = {run.info.run_id: "already measured (--force measures again)" for run in runs}
+        return outcome
     todo: dict[str, list[str]] = {}     # architecture key -> run ids
     networks: dict[str, Rebuilt] = {}
-    for run_id in load_runs(tracking_uri, experiment, sweep).run_id:
-        run = client.get_run(run_id)
-        if not force and all(m in run.data.metrics for m in wanted):
-            outcome.skipped[run_id] = "already measured (--force measures again)"
-            continue
+    for run in runs:
         try:
             rebuilt = rebuild(client, run)
         except SkipRun as why:
-            outcome.skipped[run_id] = str(why)
-            say(f"skipped run {run_id} ({run.info.run_name}): {why}")
+            outcome.skipped[run.info.run_id] = str(why)
+            say(f"skipped run {run.info.run_id} ({run.info.run_name}): {why}")
             continue
         check_rebuild(run, rebuilt)
         networks.setdefault(rebuilt.key, rebuilt)
-        todo.setdefault(rebuilt.key, []).append(run_id)
-    if not todo:
-        return outcome
-    outcome.conditions = conditions(device, settings)
+        todo.setdefault(rebuilt.key, []).append(run.info.run_id)
+    timed = {run.info.run_id for run in runs if run.info.run_id not in outcome.skipped}
+    if not force and all(all(m in run.data.metrics for m in wanted) for run in runs if run.info.run_id in timed):
+        outcome.skipped.update({run_id: "already measured (--force measures again)" for run_id in timed})
+        return outcome   # only runs that cannot be rebuilt lack the metrics
+    outcome.seed = settings.seed if settings.seed is not None else random.SystemRandom().randrange(2 ** 32)
+    outcome.conditions = conditions(device, settings, outcome.seed)
     with _threads(settings.threads):
         outcome.conditions["latency_threads"] = str(torch.get_num_threads())
-        measured = time_networks({key: networks[key] for key in todo}, device, settings)
+        rounds = time_networks({key: networks[key] for key in todo}, device, settings, outcome.seed, say)
     for key, run_ids in todo.items():
         outcome.networks += 1
-        say(f"{networks[key].label}: " + ", ".join(f"{name} {ms:.2f}" for name, ms in measured[key].items())
+        measured = {name: statistics.median(ms) for name, ms in rounds[key].items()}
+        say(f"{networks[key].label}: " + ", ".join(f"{name} {ms:.2f}" for name, ms in measured.items())
             + f" ({len(run_ids)} run(s))")
+        tags = {**outcome.conditions, **dict(zip(NETWORK_TAGS, (network_digest(key), json.dumps(
+            rounds[key], separators=(",", ":"))), strict=True))}   # latency_network, latency_rounds
         for run_id in run_ids:
             if client.get_run(run_id).info.status != "FINISHED":   # reopened meanwhile: not ours to touch
                 outcome.skipped[run_id] = "no longer FINISHED"
                 continue
-            log_latency(client, run_id, measured[key], outcome.conditions)
+            log_latency(client, run_id, measured, tags)
             outcome.measured.append(run_id)
     return outcome
+
+
+def network_digest(key: str) -> str:
+    """The tag `latency_network`: 12 hex digits of the architecture's key (`Rebuilt.key`), the same
+    for every run of that architecture."""
+    return hashlib.blake2b(key.encode(), digest_size=6).hexdigest()
 
 
 class SkipRun(Exception):
@@ -226,32 +249,58 @@ def check_rebuild(run, rebuilt: Rebuilt) -> None:
                                f"or plan does not describe its network, so no latency was measured")
 
 
-def time_networks(networks: Mapping[str, Rebuilt], device: torch.device,
-                  settings: LatencySettings) -> dict[str, dict[str, float]]:
-    """Milliseconds per network and metric on `device`: one forward pass per batch size
-    (`latency_b<n>_ms`) and, with `settings.train_batch`, one training step (`train_step_b<n>_ms`,
-    `accounting.train_step_seconds` in the engine's precision and memory format on that device).
-    In each of `settings.rounds` rounds every network takes its turn (each time the median of
-    `repeats` calls after `warmup`), so a slow moment of the machine falls on all of them alike;
-    the result is the median over the rounds. All inference rounds run before the training rounds."""
+def visit_orders(keys, rounds: int, seed: int, sub_passes: int = 2) -> list[list[list[str]]]:
+    """The order in which each round's sub-passes visit the networks: `rounds` lists of `sub_passes`
+    permutations of `keys` (sorted first, so the orders depend on the keys and the seed only), each
+    a fresh draw of `random.Random(seed)`."""
+    rng = random.Random(seed)
+    keys = sorted(keys)
+    return [[rng.sample(keys, len(keys)) for _ in range(sub_passes)] for _ in range(rounds)]
+
+
+def time_networks(networks: Mapping[str, Rebuilt], device: torch.device, settings: LatencySettings, seed: int,
+                  say: Callable[[str], None] = lambda line: None) -> dict[str, dict[str, list[float]]]:
+    """Milliseconds per network, metric and round on `device` (each list in round order): one
+    forward pass per batch size (`latency_b<n>_ms`, `accounting.latency`) and, with
+    `settings.train_batch`, one training step (`train_step_b<n>_ms`, `accounting.train_step_seconds`
+    in the engine's precision and memory format on that device); each the median of
+    `settings.repeats` calls after `settings.warmup`, rounded to 0.1 µs.
+
+    Interleaved: in each of `settings.rounds` rounds every network is visited, in an order drawn
+    afresh each round (`visit_orders(networks, rounds, seed)`), so a slow moment of the machine — a
+    burst of other work, a change of clock — falls on all networks of that round alike and cancels
+    in the round's speed-ups (dense round r / ticket round r). A round has two sub-passes, each in
+    its own random order: first every network's inference (all batch sizes), then every network's
+    training step. They are not mixed in one order because a training step (bf16, channels-last,
+    large buffers) changes the timing of the inference passes right after it by up to ±40 % on a
+    CPU: mixed, an inference visit would be slowed or not by the luck of the draw. For the same
+    reason each inference sub-pass after a training sub-pass starts with one untimed inference visit
+    (of its first network). Both sub-passes of a round lie within minutes of each other, so the
+    round's training speed-ups and its inference speed-ups each compare networks timed side by side.
+    `say` gets one line per round."""
     on_device = {key: rebuilt.network.to(device) for key, rebuilt in networks.items()}
     times: dict[str, dict[str, list[float]]] = {key: {m: [] for m in settings.metrics()} for key in networks}
     bf16 = precision(device, True) == "bf16"
     channels_last = device.type == "cuda" or CPU_CHANNELS_LAST
-    # inference first, training steps after: a training step (bf16, channels-last, large buffers)
-    # changes the timing of the inference passes that follow it by up to ±40 % on a CPU
-    for _ in range(settings.rounds):
-        for key, network in on_device.items():
-            for b in settings.batch_sizes:
-                times[key][metric_name(b)].append(accounting.latency(network, b, networks[key].input_size,
-                                                                     settings.repeats, settings.warmup))
-    for _ in range(settings.rounds if settings.train_batch else 0):
-        for key, network in on_device.items():
-            times[key][train_step_metric(settings.train_batch)].append(accounting.train_step_seconds(
-                network, settings.train_batch, networks[key].input_size, bf16, channels_last, settings.repeats,
-                settings.warmup))
-    return {key: {m: 1000.0 * statistics.median(seconds) for m, seconds in by_metric.items()}
-            for key, by_metric in times.items()}
+    train = settings.train_batch
+
+    def infer(key: str) -> dict[str, float]:
+        return {metric_name(b): accounting.latency(on_device[key], b, networks[key].input_size, settings.repeats,
+                                                   settings.warmup) for b in settings.batch_sizes}
+
+    for r, (inference_order, training_order) in enumerate(visit_orders(networks, settings.rounds, seed), 1):
+        started = time.monotonic()
+        if r > 1 and train:
+            infer(inference_order[0])   # settles the caches after the last round's training steps
+        for key in inference_order:
+            for name, seconds in infer(key).items():
+                times[key][name].append(round(1000.0 * seconds, 4))
+        for key in training_order if train else ():
+            times[key][train_step_metric(train)].append(round(1000.0 * accounting.train_step_seconds(
+                on_device[key], train, networks[key].input_size, bf16, channels_last, settings.repeats,
+                settings.warmup), 4))
+        say(f"round {r}/{settings.rounds}: {len(networks)} network(s) in {time.monotonic() - started:.0f} s")
+    return times
 
 
 def log_latency(client: MlflowClient, run_id: str, measured: Mapping[str, float], tags: Mapping[str, str]) -> None:
@@ -261,20 +310,23 @@ def log_latency(client: MlflowClient, run_id: str, measured: Mapping[str, float]
         client.set_tag(run_id, key, value)
 
 
-def conditions(device: torch.device, settings: LatencySettings) -> dict[str, str]:
-    """The tags that say how the latency was measured (threads are filled in once they are set)."""
+def conditions(device: torch.device, settings: LatencySettings, seed: int) -> dict[str, str]:
+    """The tags that say how and in which pass the latency was measured (threads are filled in once
+    they are set); the pass id is the UTC time and 6 random hex digits."""
     if device.type == "cuda":
         where = f"cuda ({torch.cuda.get_device_name(device)})"
     else:
         where = f"cpu ({cpu_model() or 'unknown model'})"
-    method = (f"median over {settings.rounds} rounds of the median of {settings.repeats} passes after "
-              f"{settings.warmup} warm-up; float32, eval mode")
+    method = (f"median over {settings.rounds} interleaved rounds (random order, seed {seed}) of the median of "
+              f"{settings.repeats} passes after {settings.warmup} warm-up; float32, eval mode")
     if settings.train_batch:
         method += (f"; training step of {settings.train_batch} images in "
                    f"{precision(device, True)}{', channels-last' if device.type == 'cuda' or CPU_CHANNELS_LAST else ''}")
-    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    # device, threads, torch, method, measured at
-    return dict(zip(CONDITION_TAGS, (where, "", torch.__version__, method, when), strict=True))
+    now = time.gmtime()
+    pass_id = f"{time.strftime('%Y%m%dT%H%M%SZ', now)}-{secrets.token_hex(3)}"
+    # device, threads, torch, method, measured at, pass
+    return dict(zip(CONDITION_TAGS, (where, "", torch.__version__, method, time.strftime("%Y-%m-%d %H:%M UTC", now),
+                                     pass_id), strict=True))
 
 
 @contextlib.contextmanager
@@ -297,4 +349,5 @@ def _artifact_json(client: MlflowClient, run_id: str, path: str) -> dict:
         return json.loads(Path(local).read_text())
 
 
-__all__ = ["LatencyOutcome", "Rebuilt", "SkipRun", "check_rebuild", "measure_runs", "rebuild", "time_networks"]
+__all__ = ["LatencyOutcome", "Rebuilt", "SkipRun", "check_rebuild", "measure_runs", "network_digest", "rebuild",
+           "time_networks", "visit_orders"]

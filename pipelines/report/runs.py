@@ -4,12 +4,12 @@ from mlflow.tracking import MlflowClient
 
 from lottery_core.errors import LotteryError
 from pipelines.comparison import compare
-from pipelines.latency_settings import CONDITION_TAGS
+from pipelines.latency_settings import CONDITION_TAGS, NETWORK_TAGS
 from pipelines.tracking import experiment_runs
 
 TAGS = ("pipeline", "model", "criterion", "control", "draw", "reinit_of", "p", "rewind_epoch", "seed", "identity",
         "dense_identity", "sweep", "stage_counts", "planned_stage_counts", "iterative_mode", "blocks_per_round",
-        "blocks_removed", *CONDITION_TAGS)
+        "blocks_removed", *CONDITION_TAGS, *NETWORK_TAGS)
 # what an iterative run logs per round (step = round): `round_<x>` (pipelines.experiments.iterative)
 ROUND_METRICS = ("blocks_removed", "macs_fraction", "test_acc", "val_acc")
 
