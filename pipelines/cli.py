@@ -83,10 +83,15 @@ def _report(args: argparse.Namespace) -> None:
 
     if args.name is not None:
         check_sweep_name(args.name)
+    questions = None
+    if args.questions:
+        from pipelines.report.questions import load_questions
+
+        questions = load_questions(args.questions)   # a bad declaration: one line, before any run is read
     cfg = load_config(None, _overrides(args) + [f"tracking.experiment={args.experiment}"])
     uri = existing_store(cfg)
     out = Path(args.out or layout.reports_dir(cfg.results_path(), args.name or args.experiment)).resolve()
-    files = write_report(uri, args.experiment, out, sweep=args.name, xi=args.xi)
+    files = write_report(uri, args.experiment, out, sweep=args.name, xi=args.xi, questions=questions)
     print(files.main_table)
     print(f"\nreport written to {out}")
 
@@ -278,7 +283,12 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="paper-style tables and plots of a sweep or experiment")
     report.add_argument("name", nargs="?", help="sweep name (omit for every finished run of the experiment)")
     report.add_argument("--experiment", default="block-tickets", help="MLflow experiment")
-    report.add_argument("--xi", type=float, default=0.0, help="winning ticket: acc + xi >= dense acc (points)")
+    report.add_argument("--questions", metavar="FILE",
+                        help="the study's declared questions (YAML: docs/results/questions.yaml shows the form); "
+                             "default: the sweep file's `questions:`; none: every verdict is exploratory")
+    report.add_argument("--xi", type=float, default=None,
+                        help="margin ξ (points) of the raw verdicts in the paper's tables (default: the questions' "
+                             "margin, else 0.5); each question's verdicts use its own margin")
     report.add_argument("--out", help="output folder (default <results-dir>/reports/<name>)")
     report.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help=argparse.SUPPRESS)
     _add_results_dir(report)

@@ -33,7 +33,7 @@ def test_one_seed_shows_only_the_columns_with_a_value_and_says_there_is_no_verdi
     rule = next(i for i, line in enumerate(lines) if line.startswith("---"))
     header = [h.strip() for h in lines[rule - 1].split("  ") if h.strip()]
     # no run has a control, a rewind point, rounds, an interval or a power figure: those columns go
-    for gone in ("control", "rewind", "rounds", "95% interval", "seeds for 80%", "detectable |Δ|"):
+    for gone in ("control", "rewind", "rounds", "90% interval", "adjusted verdict"):
         assert gone not in header
     for kept in ("pipeline", "criterion", "p", "acc %", "Δ", "verdict", "MACs −%"):
         assert kept in header
@@ -46,9 +46,9 @@ def test_one_seed_shows_only_the_columns_with_a_value_and_says_there_is_no_verdi
 
 def test_several_seeds_give_intervals_and_verdicts_in_words():
     runs, pairs = demo_like(seeds=(0, 1, 2))
-    text = terminal_table(tables.summary(runs, pairs), width=100)
+    text = terminal_table(tables.summary(runs, pairs, 0.5), width=100)
     assert max(map(len, text.splitlines())) <= 100
-    assert "wins" in text and "loses" in text and "1 seed" not in text
+    assert "better" in text and "worse" in text and "1 seed" not in text
     assert "±" in text                       # acc %: mean ± sd over the seeds
 
 

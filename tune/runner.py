@@ -294,7 +294,7 @@ def _run_phases(sweep: Sweep, outcome: SweepOutcome, results_dir: Path, meta: di
     out = Path(outcome.storage) / sweep.name / "report" if not st.is_uri(outcome.storage) else \
         layout.reports_dir(results_dir, sweep.name)
     outcome.report_dir, outcome.main_table = tracking.write_sweep_report(
-        outcome.tracking_uri, outcome.experiment, sweep.name, out, outcome.parent_run_id, xi)
+        outcome.tracking_uri, outcome.experiment, sweep.name, out, outcome.parent_run_id, sweep.questions or ())
     try:
         outcome.confirmation = tracking.write_confirmation_sweep(sweep, outcome.report_dir)
     except Exception as err:  # the search is done and reported; the follow-up file is a convenience

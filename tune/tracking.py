@@ -69,8 +69,9 @@ def close_stale_children(uri: str, parent_run_id: str, errored_identities=()) ->
 
 
 def write_sweep_report(uri: str, experiment: str, name: str, out_dir: Path, parent_run_id: str,
-                       xi: float = 0.0) -> tuple[Path | None, str]:
-    """The sweep's report (pipelines.report), logged to the parent run under `report/`.
+                       questions=()) -> tuple[Path | None, str]:
+    """The sweep's report (pipelines.report), logged to the parent run under `report/`, answering
+    the sweep file's declared `questions` (its raw `questions:` mapping; () when it declared none).
 
     Returns (folder, main table). A missing report module or a report that cannot be made (e.g.
     no finished run yet) never fails the sweep: the reason comes back instead of the table.
@@ -80,7 +81,8 @@ def write_sweep_report(uri: str, experiment: str, name: str, out_dir: Path, pare
     except ImportError as err:
         return None, f"(no report: pipelines.report is unavailable: {err})"
     try:
-        files = write_report(uri, experiment, out_dir, sweep=name, xi=xi, log_to_mlflow_run=parent_run_id)
+        files = write_report(uri, experiment, out_dir, sweep=name, log_to_mlflow_run=parent_run_id,
+                             questions=questions)
     except LotteryError as err:
         return None, f"(no report: {err})"
     except Exception as err:  # the runs are safe in MLflow; `lottery report` can try again

@@ -1,7 +1,13 @@
-"""`lottery report`: the paper-style tables (Markdown + CSV) and plots (PNG) of an experiment or sweep.
+"""`lottery report`: the declared questions' answers, the paper-style tables (Markdown + CSV) and
+plots (PNG) of an experiment or sweep.
 
-    files = write_report(tracking_uri, "block-tickets", out_dir, sweep="demo-...", xi=0.0)
+    files = write_report(tracking_uri, "block-tickets", out_dir, sweep="demo-...",
+                         questions=load_questions("questions.yaml"))
     print(files.main_table)
+
+The report opens with the study's declared questions (`questions`): for each, the answer in words
+generated from its Holm-adjusted verdicts, its table of comparisons and its planning SD. The
+paper's tables follow; a comparison that no question declares is labelled exploratory there.
 """
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,29 +16,42 @@ import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from pipelines.report import figures, pareto, stats, tables
+from pipelines.report.questions import (
+    DEFAULT_MARGIN,
+    Question,
+    answer_all,
+    load_questions,
+    membership,
+    read_questions,
+)
 from pipelines.report.runs import load_rounds, load_runs, paired
 
 TABLES = (
-    ("summary", "Summary: every configuration", "Test accuracy (%, mean ± std over seeds) and Δ = ticket − dense "
-     "accuracy in points, paired by seed, with its 95 % interval and verdict. {rule}."),
+    ("summary", "Summary: every configuration", "Test accuracy (`acc`: the final fp32 evaluation on the test split; "
+     "%, mean ± std over seeds) and Δ = ticket − dense accuracy in points, paired by seed, with its 90 % interval and "
+     "raw verdict at ξ = {xi:g} points; `question` names the declared question the row answers (its adjusted verdict "
+     "beside it), else the row is exploratory."),
     ("controls", "Controls: does the criterion find the blocks, or would a control do as well?",
-     "Each criterion against each control at the same p: random blocks (criterion random), random blocks with the "
-     "criterion's per-stage counts, the plain shallower network (uniform), the inverted criterion, scores on "
-     "shuffled labels or noise images, and reinit (the ticket's architecture, fresh weights)."),
+     "Each criterion against each control at the same p, d = acc(criterion) − acc(control) paired by seed, 90 % "
+     "interval, raw verdict at ξ = {xi:g} points (better / worse / equivalent / inconclusive): random blocks "
+     "(criterion random), random blocks with the criterion's per-stage counts, the plain shallower network "
+     "(uniform), the inverted criterion, scores on shuffled labels or noise images, and reinit (the ticket's "
+     "architecture, fresh weights)."),
     ("table1_rewind", "Table 1 analogue: block tickets after training, Δ by criterion × rewind point θᵢ",
-     "Δ accuracy in points, mean [95 % interval] (n) verdict (Algorithm 1); the reinit column is the "
+     "Δ accuracy in points, mean [90 % interval] (n) raw verdict (Algorithm 1); the reinit column is the "
      "Liu et al. control: the ticket's architecture with fresh weights, trained n epochs."),
     ("table2_init", "Table 2 analogue: block tickets at initialization, Δ by p × criterion",
-     "Δ accuracy in points, mean [95 % interval] (n) verdict (Algorithm 2); p = blocks removed."),
+     "Δ accuracy in points, mean [90 % interval] (n) raw verdict (Algorithm 2); p = blocks removed."),
     ("table3_filter_vs_block", "Table 3 analogue: filter tickets vs block tickets of the same size",
-     "Δ accuracy in points; filter tickets are pruned to the filter count of the p-block ticket."),
+     "Each side's Δ against dense, and filter − block accuracy paired by seed (points, 90 % interval, raw verdict at "
+     "ξ = {xi:g}). `matched`: the filter ticket is pruned to the block ticket's filter count (filters) or to its "
+     "MACs (macs); the MACs columns show how different \"the same size\" can be."),
     ("table4_cost", "Table 4 analogue: cost reductions and training speed-up",
      "Reductions versus dense in %; energy and CO₂ are codecarbon's estimates (where the CPU exposes no RAPL "
      "counters it models power as constant, so they restate the run's duration, shared cores included); "
-     "speed-up = dense / ticket training time per epoch (×) as the runs measured it "
-     "(meaningless when runs shared the cores), beside the MACs ratio; train step bn and latency bn = dense / ticket "
-     "time of one training step and of one inference pass of a batch of n (×), timed after training with the "
-     "machine to itself when `lottery latency` measured the runs."),
+     "speed-up = dense / ticket SGD time per epoch (×) as the runs measured it while they trained "
+     "(meaningless when runs shared the cores), beside the MACs ratio. Inference and training-step speed-ups are "
+     "in the speed-up table, from one interleaved timing pass."),
     ("pareto", "Pareto front: accuracy against MACs",
      "One row per ticket configuration (mean over seeds; accuracy = validation accuracy when every ticket reports "
      "it, else test accuracy), the dense network first; on_front: no other ticket is as accurate and cheaper. A "
@@ -41,7 +60,7 @@ TABLES = (
      "Each round of the iterative runs (k blocks a round) by blocks removed: MACs left, test accuracy of the round's "
      "ticket (at θ₀ only the last round is trained unless pruning.stop_xi judged every round) and of the one-shot "
      "ticket (ticket_init, or ticket_rewind at the same θᵢ) with the same criterion, seed and dense run; "
-     "iterative − one-shot in points, paired by seed, 95 % interval."),
+     "iterative − one-shot in points, paired by seed, 90 % interval, raw verdict at ξ = {xi:g}."),
     ("table5_robustness", "Table 5 analogue: robustness, Δ ticket − dense",
      "Points of accuracy on generated CIFAR-10-C corruptions (mean of 15 × 5 severities), shifted sets when "
      "given, and FGSM/PGD adversarial examples (ε = k/255). The first row is the dense networks' own accuracy on "
@@ -70,29 +89,39 @@ def markdown_table(df: pd.DataFrame) -> str:
     return "\n".join([header, rule, *body])
 
 
-def write_report(tracking_uri: str, experiment: str, out_dir, sweep: str | None = None, xi: float = 0.0,
-                 log_to_mlflow_run: str | None = None) -> ReportFiles:
-    """Build every table and plot from the finished runs and write them to `out_dir`."""
+def write_report(tracking_uri: str, experiment: str, out_dir, sweep: str | None = None, xi: float | None = None,
+                 log_to_mlflow_run: str | None = None, questions=None) -> ReportFiles:
+    """Build every table and plot from the finished runs and write them to `out_dir`.
+
+    `questions`: the study's declared questions (`Question`s, a raw `questions:` mapping, or a YAML
+    path); None reads them from the sweep's record when `sweep` names one. `xi`: the margin
+    (points) of the raw verdicts in the paper's tables; None: the questions' common margin, else
+    `DEFAULT_MARGIN`."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     runs = load_runs(tracking_uri, experiment, sweep)
+    declared = _questions(questions, tracking_uri, experiment, sweep)
+    if xi is None:
+        margins = {q.margin for q in declared}
+        xi = margins.pop() if len(margins) == 1 else DEFAULT_MARGIN
     pairs = paired(runs, xi)
+    answers = answer_all(declared, runs, pairs)
+    labels = membership(answers)
     rounds = load_rounds(tracking_uri, runs)
     rounds = rounds.assign(oneshot=tables.oneshot_acc(rounds, runs))
-    built = {"summary": tables.summary(runs, pairs, xi), "controls": tables.controls(pairs),
+    built = {"summary": tables.summary(runs, pairs, xi, labels), "controls": tables.controls(runs, xi, labels),
              "table1_rewind": tables.table1_rewind(pairs, xi), "table2_init": tables.table2_init(pairs, xi),
-             "table3_filter_vs_block": tables.table3_filter_vs_block(pairs, xi),
+             "table3_filter_vs_block": tables.table3_filter_vs_block(runs, pairs, xi, labels),
              "table4_cost": tables.table4_cost(pairs), "pareto": pareto.table(runs),
-             "iterative": tables.iterative(rounds, runs),
+             "iterative": tables.iterative(rounds, runs, xi),
              "table5_robustness": tables.table5_robustness(pairs, xi)}
     seeds = sorted(runs.seed.unique())
     lines = [f"# Report: {sweep or experiment}", "",
              f"{len(runs)} finished runs (experiment `{experiment}`{f', sweep `{sweep}`' if sweep else ''}); "
              f"seeds {', '.join(map(str, seeds))}.", "",
              tables.test_set(runs), "",
-             *([latency, ""] if (latency := tables.latency_conditions(runs)) else []),
-             f"Verdict rule: {tables.VERDICT_RULE.format(xi=xi)}.", "",
-             f"Controls rule: {stats.CONTROL_RULE}.", "", pareto.smallest_winner(pairs, xi), ""]
+             f"Verdict rule: {stats.VERDICT_RULE}.", "",
+             *_question_lines(answers, out), pareto.smallest_winner(pairs, xi, labels), ""]
     files = ReportFiles(markdown=out / "report.md")
     for key, title, note in TABLES:
         table = built[key]
@@ -100,7 +129,7 @@ def write_report(tracking_uri: str, experiment: str, out_dir, sweep: str | None 
         if table is None or not len(table):
             lines += ["No runs of this kind in this report.", ""]
             continue
-        lines += [note.format(rule=tables.VERDICT_RULE.format(xi=xi)), "", markdown_table(table), ""]
+        lines += [note.format(xi=xi), "", markdown_table(table), ""]
         csv = out / f"{key}.csv"
         table.to_csv(csv)
         files.csv.append(csv)
@@ -126,4 +155,59 @@ def write_report(tracking_uri: str, experiment: str, out_dir, sweep: str | None 
     return files
 
 
-__all__ = ["ReportFiles", "load_rounds", "load_runs", "markdown_table", "paired", "write_report"]
+def _questions(questions, tracking_uri: str, experiment: str, sweep: str | None) -> tuple[Question, ...]:
+    """The declared questions: as given, read from a path or mapping, else the sweep's record."""
+    if questions is None:
+        return sweep_questions(tracking_uri, experiment, sweep) if sweep else ()
+    if isinstance(questions, str | Path):
+        return load_questions(questions)
+    if isinstance(questions, dict | list):
+        return read_questions(questions)
+    return tuple(questions)
+
+
+def sweep_questions(tracking_uri: str, experiment: str, sweep: str) -> tuple[Question, ...]:
+    """The questions a sweep declared (its parent run's `sweep.json`: sweep.questions), or ()."""
+    import json
+    import tempfile
+
+    from pipelines.tracking import experiment_runs
+
+    client = MlflowClient(tracking_uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        return ()
+    parents = [r for r in experiment_runs(client, exp.experiment_id, sweep) if r.data.tags.get("sweep_parent")]
+    for parent in parents:
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                meta = json.loads(Path(client.download_artifacts(parent.info.run_id, "sweep.json", tmp)).read_text())
+            except Exception:   # no record (a sweep from before questions): nothing declared
+                continue
+        raw = (meta.get("sweep") or {}).get("questions")
+        if raw:
+            return read_questions(raw, f"sweep {sweep}: questions")
+    return ()
+
+
+def _question_lines(answers, out: Path) -> list[str]:
+    """The report's first section: each declared question's answer in words and its table (also
+    `questions.csv`), or the line that says none was declared."""
+    if not answers:
+        return ["## Declared questions", "",
+                "No questions were declared for these runs (a sweep file's `questions:` key, or `lottery report "
+                "--questions FILE`): every verdict below is exploratory, unadjusted for the number of comparisons.", ""]
+    lines = ["## Declared questions", ""]
+    frames = []
+    for a in answers:
+        lines += [a.prose(), ""]
+        table = a.table()
+        if len(table):
+            lines += [markdown_table(table), ""]
+            frames.append(table.assign(question=a.question.id))
+    if frames:
+        pd.concat(frames).to_csv(out / "questions.csv", index=False)
+    return lines
+
+
+__all__ = ["ReportFiles", "load_rounds", "load_runs", "markdown_table", "paired", "sweep_questions", "write_report"]

@@ -17,8 +17,8 @@ import pandas as pd
 
 EMPTY = ("", "—", "-", "none", "nan", "None")
 # left out first, when the table is wider than the terminal
-DROP_ORDER = ("speed-up ×", "stage counts", "rounds", "detectable |Δ|", "seeds for 80%", "seeds won", "control",
-              "rewind", "95% interval", "model", "n", "MACs −%")
+DROP_ORDER = ("speed-up ×", "stage counts", "rounds", "seeds won", "control", "rewind", "90% interval", "model",
+              "n", "MACs −%", "question")
 VERDICT_WORDS = {"1 seed": "1 seed: no verdict", "reference": "reference (dense)"}
 
 

@@ -10,6 +10,8 @@ from pipelines.tracking import experiment_runs
 TAGS = ("pipeline", "model", "criterion", "control", "draw", "reinit_of", "p", "rewind_epoch", "seed", "identity",
         "dense_identity", "sweep", "stage_counts", "planned_stage_counts", "iterative_mode", "blocks_per_round",
         "blocks_removed", *CONDITION_TAGS, *NETWORK_TAGS)
+# params a configuration is told apart by, as columns (param -> column, default for runs without it)
+PARAMS = {"pruning.filter_match": ("filter_match", "")}
 # what an iterative run logs per round (step = round): `round_<x>` (pipelines.experiments.iterative)
 ROUND_METRICS = ("blocks_removed", "macs_fraction", "test_acc", "val_acc")
 
@@ -31,6 +33,8 @@ def load_runs(tracking_uri: str, experiment: str, sweep: str | None = None) -> p
     for r in finished:
         row = {t: r.data.tags.get(t) for t in TAGS}
         row["run_id"] = r.info.run_id
+        row.update({column: r.data.params.get(param, default) if r.data.tags.get("pipeline") == "filter_ticket"
+                    else default for param, (column, default) in PARAMS.items()})
         row.update(r.data.metrics)
         rows.append(row)
     df = pd.DataFrame(rows)

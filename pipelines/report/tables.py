@@ -1,9 +1,11 @@
 """The paper's tables (Tables 1-5), a summary and the controls, as DataFrames of text cells.
 
-Δ is ticket minus dense accuracy in points, paired by seed; its cells read "mean [95 % interval]
-(n)" (see `pipelines.report.stats`). Other quantities read "mean ± sample std (n)". Rows of
-random draws (criterion random, random controls) are first averaged per seed over their draws, so
-n always counts seeds.
+Δ is ticket minus dense accuracy in points, paired by seed; its cells read "mean [90 % interval]
+(n) verdict" with the raw verdict of `pipelines.report.stats`. Other quantities read "mean ± sample
+std (n)". Rows of random draws (criterion random, random controls) are first averaged per seed over
+their draws, so n always counts seeds. The verdicts that answer a study's declared questions, with
+Holm's adjustment, are in `pipelines.report.questions`; the summary and controls tables say which
+question a row belongs to, or "exploratory".
 """
 import math
 
@@ -11,10 +13,10 @@ import numpy as np
 import pandas as pd
 
 from pipelines.report import stats
+from pipelines.report.questions import CONFIG_KEYS, per_seed
 
 VERDICT_RULE = stats.VERDICT_RULE
-CONFIG_KEYS = ["pipeline", "model", "criterion", "control", "reinit_of", "p", "planned_stage_counts", "rewind_epoch",
-               "iterative"]
+EXPLORATORY = "exploratory"
 CONTROL_ORDER = ("random", "same_stage_random", "uniform", "inverted", "shuffled_labels", "random_inputs", "reinit")
 
 
@@ -31,8 +33,9 @@ def cell(values, digits: int = 2, sign: bool = True) -> str:
 
 
 def delta_cell(g: pd.DataFrame, column: str = "delta_acc", xi: float = 0.0) -> str:
-    """'mean [low, high] (n) verdict' of a paired difference over seeds (draws averaged per seed)."""
-    s = stats.paired(per_seed(g, column), xi)
+    """'mean [low, high] (n) verdict' of ticket − dense over seeds (draws averaged per seed): the
+    90 % interval and the raw verdict at margin `xi` (`stats.estimate`, kind vs_dense)."""
+    s = stats.estimate(per_seed(g, column), "vs_dense", xi)
     if s.n == 0:
         return "—"
     if s.n == 1:
@@ -40,11 +43,6 @@ def delta_cell(g: pd.DataFrame, column: str = "delta_acc", xi: float = 0.0) -> s
     return f"{s.mean_text()} {s.interval()} (n={s.n}) {s.verdict}"
 
 
-def per_seed(g: pd.DataFrame, column: str) -> pd.Series:
-    """`column` averaged over the rows of each seed (several random draws of one seed count once)."""
-    if column not in g or not len(g):
-        return pd.Series(dtype=float)
-    return g.groupby("seed")[column].mean().dropna()
 
 
 def _grid(df: pd.DataFrame, rows: str, cols: str, value: str, xi: float = 0.0) -> pd.DataFrame:
@@ -81,22 +79,42 @@ def table2_init(pairs: pd.DataFrame, xi: float = 0.0) -> pd.DataFrame | None:
     return None if df is None or not len(df) else _grid(df, "p", "criterion", "delta_acc", xi)
 
 
-def table3_filter_vs_block(pairs: pd.DataFrame, xi: float = 0.0) -> pd.DataFrame | None:
-    """Filter tickets versus block tickets of the same size, at initialization."""
+def table3_filter_vs_block(runs: pd.DataFrame, pairs: pd.DataFrame, xi: float = 0.0,
+                           labels: dict | None = None) -> pd.DataFrame | None:
+    """Filter tickets against block tickets of the same size, at initialization: each side's Δ
+    against dense, and filter − block paired by seed (90 % interval, raw verdict at margin `xi`,
+    its question or "exploratory"). One row per criterion, p and match: the block ticket's filter
+    count (`pruning.filter_match` filters) and, where those runs exist, its MACs (macs)."""
+    from pipelines.report.questions import COMPARISONS, Question
+
     filters = _have(pairs, "filter_ticket")
     blocks = _plain(pairs, "ticket_init")
     if filters is None or blocks is None:
         return None
+    everything = Question("", "", ("filter_vs_block",), margin=xi)
     rows = []
-    for (criterion, p), f in filters.groupby(["criterion", "p"]):
-        b = blocks[(blocks.criterion == criterion) & (blocks.p == p)]
-        rows.append({"criterion": criterion, "p": p, "filter ticket Δ": delta_cell(f, xi=xi),
-                     "block ticket Δ": delta_cell(b, xi=xi), "filter seeds won": _won(f), "block seeds won": _won(b)})
-    return pd.DataFrame(rows).set_index(["criterion", "p"])
+    for c in COMPARISONS["filter_vs_block"][0](runs, pairs, everything):
+        cfg = dict(zip(CONFIG_KEYS, c.key[1], strict=True))
+        match = c.key[2] or "filters"
+        f = filters[(filters.criterion == cfg["criterion"]) & (filters.p.astype(str) == cfg["p"])
+                    & (filters.get("filter_match", pd.Series("filters", index=filters.index)).fillna("filters")
+                       .replace("", "filters") == match)]
+        b = blocks[(blocks.criterion == cfg["criterion"]) & (blocks.p.astype(str) == cfg["p"])]
+        s = stats.estimate(c.diffs.tolist(), "difference", xi)
+        question, adjusted = (labels or {}).get(c.key, (EXPLORATORY, ""))
+        rows.append({"criterion": cfg["criterion"], "p": int(cfg["p"]), "matched": match,
+                     "filter MACs −%": cell(f.get("macs_reduction_pct", []), sign=False),
+                     "block MACs −%": cell(b.get("macs_reduction_pct", []), sign=False),
+                     "filter ticket Δ": delta_cell(f, xi=xi), "block ticket Δ": delta_cell(b, xi=xi),
+                     "filter − block": s.mean_text(), "90% interval": s.interval(), "n": s.n, "verdict": s.verdict,
+                     "question": question, "adjusted verdict": adjusted})
+    return pd.DataFrame(rows).set_index(["criterion", "p", "matched"]) if rows else None
 
 
 def table4_cost(pairs: pd.DataFrame) -> pd.DataFrame | None:
-    """Reductions versus dense (%) and measured training speed-up (×) against the MACs ratio."""
+    """Reductions versus dense (%) and the training speed-up the runs measured while they trained (×),
+    against the MACs ratio. Latency and isolated training-step speed-ups come from the one
+    interleaved timing pass (`pipelines.report.timing`), not from here."""
     df = _plain(pairs, "ticket_init")
     if df is None:
         return None
@@ -108,11 +126,7 @@ def table4_cost(pairs: pd.DataFrame) -> pd.DataFrame | None:
                      "CO₂ −%": cell(g.get("emissions_reduction_pct", []), sign=False),
                      "energy −%": cell(g.get("energy_reduction_pct", []), sign=False),
                      "speed-up ×": cell(g.get("speedup", []), sign=False),
-                     "MACs ratio ×": cell(g.get("ideal_speedup", []), sign=False),
-                     **{f"train step b{b} ×": cell(g[f"train_step_speedup_b{b}"], sign=False)
-                        for b in latency_batches(df, "train_step")},
-                     **{f"latency b{b} ×": cell(g[f"latency_speedup_b{b}"], sign=False)
-                        for b in latency_batches(df)}})
+                     "MACs ratio ×": cell(g.get("ideal_speedup", []), sign=False)})
     return pd.DataFrame(rows).set_index(["model", "criterion", "p"])
 
 
@@ -179,28 +193,30 @@ def _robustness_cell(g: pd.DataFrame, column: str, xi: float) -> str:
     return delta_cell(g, column, xi)
 
 
-def summary(runs: pd.DataFrame, pairs: pd.DataFrame, xi: float = 0.0) -> pd.DataFrame:
-    """Every configuration: accuracy, Δ with its 95 % interval, verdict, power, cost, stage counts."""
+def summary(runs: pd.DataFrame, pairs: pd.DataFrame, xi: float = 0.0, labels: dict | None = None) -> pd.DataFrame:
+    """Every configuration: accuracy, Δ with its 90 % interval and raw verdict at margin `xi`, the
+    declared question it answers (else "exploratory") with its Holm-adjusted verdict, cost, stage counts."""
     rows = []
     for model, g in runs[runs.pipeline == "dense"].groupby("model"):
         rows.append({"pipeline": "dense", "model": model, "criterion": "—", "control": "—", "p": 0, "rewind": "—",
-                     "acc %": cell(g.acc, sign=False), "Δ": "", "95% interval": "", "n": g.seed.nunique(),
-                     "verdict": "reference", "seeds for 80%": "", "detectable |Δ|": "", "seeds won": "",
+                     "acc %": cell(g.acc, sign=False), "Δ": "", "90% interval": "", "n": g.seed.nunique(),
+                     "verdict": "reference", "question": "", "adjusted verdict": "", "seeds won": "",
                      "MACs −%": "", "speed-up ×": "", "stage counts": "", "rounds": "—"})
     for key, g in pairs.groupby(CONFIG_KEYS) if len(pairs) else []:
         cfg = dict(zip(CONFIG_KEYS, key, strict=True))
         have = g[g.dense_missing == ""] if "dense_missing" in g else g.iloc[0:0]
-        s = stats.paired(per_seed(have, "delta_acc"), xi)
+        s = stats.estimate(per_seed(have, "delta_acc"), "vs_dense", xi)
         verdict = "missing dense run" if not len(have) else s.verdict
+        question, adjusted = (labels or {}).get(("vs_dense", tuple(str(v) for v in key)), (EXPLORATORY, ""))
         control = cfg["control"] if cfg["pipeline"] != "reinit" else f"reinit of {cfg['reinit_of'] or 'ticket_init'}"
         rows.append({"pipeline": cfg["pipeline"], "model": cfg["model"], "criterion": cfg["criterion"],
                      "control": control, "p": cfg["p"] if not cfg["planned_stage_counts"] else
                      f"{cfg['p']} ({cfg['planned_stage_counts']})",
                      "rewind": f"θ{cfg['rewind_epoch']}" if cfg["pipeline"] == "ticket_rewind" or
                      cfg["iterative"].startswith("rewind") else "—", "rounds": cfg["iterative"] or "—",
-                     "acc %": cell(g.acc, sign=False), "Δ": s.mean_text(), "95% interval": s.interval(), "n": s.n,
-                     "verdict": verdict, "seeds for 80%": _number(s.seeds_needed),
-                     "detectable |Δ|": _number(s.detectable, 2), "seeds won": _won(have),
+                     "acc %": cell(g.acc, sign=False), "Δ": s.mean_text(), "90% interval": s.interval(), "n": s.n,
+                     "verdict": verdict, "question": question, "adjusted verdict": adjusted,
+                     "seeds won": _won(have),
                      "MACs −%": cell(have.get("macs_reduction_pct", []), sign=False),
                      "speed-up ×": cell(have.get("speedup", []), sign=False),
                      "stage counts": ", ".join(sorted(set(g.get("stage_counts", pd.Series(dtype=str)).dropna())))})
@@ -223,64 +239,68 @@ def oneshot_acc(rounds: pd.DataFrame, runs: pd.DataFrame) -> pd.Series:
     return pd.Series(out, index=rounds.index, dtype=float)
 
 
-def iterative(rounds: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame | None:
+def iterative(rounds: pd.DataFrame, runs: pd.DataFrame, xi: float = 0.0) -> pd.DataFrame | None:
     """Iterative runs round by round against one-shot tickets of the same p: MACs left (% of dense),
     test accuracy of the round's ticket (rounds at θ_0 are trained only when they are the last or
     when pruning.stop_xi judges every round) and of the one-shot ticket, and iterative − one-shot
-    per seed with its 95 % interval (points)."""
+    per seed with its 90 % interval and raw verdict at margin `xi` (points; better / worse /
+    equivalent / inconclusive, as `stats.KINDS["difference"]`). The declared comparison of iterative
+    and one-shot tickets, with Holm's adjustment, is `questions.iterative_vs_oneshot`."""
     if not len(rounds):
         return None
     df = rounds.assign(oneshot=oneshot_acc(rounds, runs), diff=lambda d: d.test_acc - d.oneshot)
     rows = []
     for (model, criterion, how, rewind, removed), g in df.groupby(["model", "criterion", "iterative", "rewind_epoch",
                                                                     "blocks_removed"]):
-        s = stats.paired(per_seed(g, "diff").tolist(), 0.0, ("iterative better", "one-shot better", "undecided"))
+        s = stats.estimate(per_seed(g, "diff").tolist(), "difference", xi)
         rows.append({"model": model, "criterion": criterion, "rounds": how,
                      "rewind": f"θ{rewind}" if how.startswith("rewind") else "—", "blocks removed": int(removed),
                      "MACs left %": cell(100 * g.macs_fraction, sign=False), "iterative acc %": cell(g.test_acc, sign=False),
                      "one-shot acc %": cell(g.oneshot, sign=False), "iterative − one-shot": s.mean_text(),
-                     "95% interval": s.interval(), "n": s.n, "verdict": s.verdict if s.n else "no one-shot ticket"})
+                     "90% interval": s.interval(), "n": s.n, "verdict": s.verdict if s.n else "no one-shot ticket"})
     return pd.DataFrame(rows).set_index(["model", "criterion", "rounds", "rewind", "blocks removed"])
 
 
-def controls(pairs: pd.DataFrame) -> pd.DataFrame | None:
+def controls(runs: pd.DataFrame, xi: float = 0.0, labels: dict | None = None) -> pd.DataFrame | None:
     """Each criterion against each of its controls at the same p (and pipeline, model, rewind point):
-    d = acc(criterion) − acc(control), paired by seed, with a 95 % interval (see stats.CONTROL_RULE).
+    d = acc(criterion) − acc(control), paired by seed, 90 % interval and raw verdict at margin `xi`
+    (`questions.criterion_vs_control` builds the rows), with the declared question the row answers
+    and its adjusted verdict, else "exploratory".
 
     Controls: random (criterion random), same_stage_random, uniform, inverted, shuffled_labels,
     random_inputs (pruning.control), and reinit (the reinit pipeline of the same ticket)."""
-    if not len(pairs):
+    from pipelines.report.questions import COMPARISONS, Question
+
+    if not len(runs):
         return None
+    everything = Question("", "", ("criterion_vs_control",), controls=CONTROL_ORDER, margin=xi)
     rows = []
-    tickets = pairs[pairs.pipeline.isin(["ticket_init", "ticket_rewind"])]
-    criteria = tickets[(tickets.control == "none") & ~tickets.criterion.isin(["random", "uniform"])]
-    for (pipeline, model, criterion, p, rewind), g in criteria.groupby(["pipeline", "model", "criterion", "p",
-                                                                        "rewind_epoch"]):
-        same = (pairs.model == model) & (pairs.p == p)
-        at = same & (pairs.pipeline == pipeline) & (pairs.rewind_epoch == rewind)
-        candidates = {"random": pairs[at & (pairs.criterion == "random") & (pairs.control == "none")],
-                      "uniform": pairs[at & (pairs.control == "uniform")],
-                      "reinit": pairs[same & (pairs.pipeline == "reinit") & (pairs.criterion == criterion)
-                                      & (pairs.reinit_of.replace("", "ticket_init") == pipeline)]}
-        for control in ("same_stage_random", "inverted", "shuffled_labels", "random_inputs"):
-            candidates[control] = pairs[at & (pairs.criterion == criterion) & (pairs.control == control)]
-        mine = per_seed(g, "acc")
-        for control in CONTROL_ORDER:
-            other = candidates[control]
-            if not len(other):
-                continue
-            theirs = per_seed(other, "acc")
-            common = mine.index.intersection(theirs.index)
-            s = stats.paired((mine[common] - theirs[common]).tolist(), 0.0,
-                             ("criterion better", "control better", "undecided"))
-            rows.append({"pipeline": pipeline, "model": model, "criterion": criterion, "p": p,
-                         "rewind": f"θ{rewind}" if pipeline == "ticket_rewind" else "—", "control": control,
-                         "control Δ vs dense": delta_cell(other) if "delta_acc" in other else "—",
-                         "criterion − control": s.mean_text(), "95% interval": s.interval(), "n": s.n,
-                         "verdict": s.verdict, "seeds for 80%": _number(s.seeds_needed),
-                         "control stage counts": ", ".join(sorted(set(other.get("stage_counts", pd.Series(dtype=str))
-                                                                      .dropna())))})
+    for c in COMPARISONS["criterion_vs_control"][0](runs, runs, everything):
+        cfg = dict(zip(CONFIG_KEYS, c.key[1], strict=True))
+        control = c.key[2]
+        s = stats.estimate(c.diffs.tolist(), "difference", xi)
+        question, adjusted = (labels or {}).get(c.key, (EXPLORATORY, ""))
+        rows.append({"pipeline": cfg["pipeline"], "model": cfg["model"], "criterion": cfg["criterion"], "p": cfg["p"],
+                     "rewind": f"θ{cfg['rewind_epoch']}" if cfg["pipeline"] == "ticket_rewind" else "—",
+                     "control": control, "criterion − control": s.mean_text(), "90% interval": s.interval(),
+                     "n": s.n, "verdict": s.verdict, "question": question, "adjusted verdict": adjusted,
+                     "control stage counts": _stage_counts(runs, cfg, control)})
     return pd.DataFrame(rows).set_index(["pipeline", "model", "criterion", "p", "rewind", "control"]) if rows else None
+
+
+def _stage_counts(runs: pd.DataFrame, cfg: dict, control: str) -> str:
+    """The per-stage counts the control's runs removed at the configuration's p."""
+    at = (runs.model == cfg["model"]) & (runs.p.astype(str) == cfg["p"]) & (runs.pipeline == cfg["pipeline"])
+    if control == "random":
+        other = runs[at & (runs.criterion == "random") & (runs.control == "none")]
+    elif control == "uniform":
+        other = runs[at & (runs.control == "uniform")]
+    elif control == "reinit":
+        other = runs[(runs.model == cfg["model"]) & (runs.p.astype(str) == cfg["p"]) & (runs.pipeline == "reinit")
+                     & (runs.criterion == cfg["criterion"])]
+    else:
+        other = runs[at & (runs.criterion == cfg["criterion"]) & (runs.control == control)]
+    return ", ".join(sorted(set(other.get("stage_counts", pd.Series(dtype=str)).dropna())))
 
 
 def test_set(runs: pd.DataFrame) -> str:

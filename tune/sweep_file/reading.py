@@ -20,7 +20,7 @@ def check_name(name: str) -> str:
     return check_sweep_name(name)
 
 
-KEYS = ("name", "base", "grid", "optuna", "resources", "max_concurrent", "retries", "storage", "latency")
+KEYS = ("name", "base", "grid", "optuna", "resources", "max_concurrent", "retries", "storage", "latency", "questions")
 
 
 def load_sweep(path, overrides=(), name: str | None = None) -> Sweep:
@@ -41,12 +41,23 @@ def load_sweep(path, overrides=(), name: str | None = None) -> Sweep:
     sweep = Sweep(name=check_name(name or raw.get("name") or path.stem), base=base,
                   resources=_resources(raw.get("resources", "auto")),
                   max_concurrent=_int(raw, "max_concurrent", 0, 0), retries=_int(raw, "retries", 1, 0),
-                  storage=storage, latency=_latency(raw))
+                  storage=storage, latency=_latency(raw), questions=_questions(raw, path))
     if "grid" in raw:
         sweep.points = with_dense(expand(raw["grid"], base))
     else:
         sweep.optuna = check_optuna(raw["optuna"], base)
     return sweep
+
+
+def _questions(raw: dict, path: Path) -> dict | None:
+    """The sweep's declared questions (`pipelines.report.questions`), validated now and kept as
+    plain values: the report reads them back from the sweep's record."""
+    from pipelines.report.questions import read_questions
+
+    if raw.get("questions") is None:
+        return None
+    questions = read_questions(raw["questions"], f"{path.name}: questions")
+    return {"questions": [q.to_dict() for q in questions]}
 
 
 def _base(value, path: Path) -> dict:

@@ -15,6 +15,7 @@ class Sweep:
     retries: int = 1
     storage: str | None = None
     latency: dict | None = None   # `pipelines.latency_settings`: time every run once all trials have finished
+    questions: dict | None = None  # `pipelines.report.questions`: what the report answers, declared before the runs
 
     def phases(self) -> list[list[dict]]:
         """The Tune experiments of the sweep, run one after the other.
@@ -58,4 +59,4 @@ class Sweep:
 
     @classmethod
     def from_dict(cls, data: dict) -> "Sweep":
-        return cls(**data)
+        return cls(**{"questions": None, **data})
