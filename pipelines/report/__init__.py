@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from pipelines.report import figures, pareto, stats, tables
+from pipelines.report import figures, pareto, stats, tables, timing
 from pipelines.report.questions import (
     DEFAULT_MARGIN,
     Question,
@@ -52,6 +52,8 @@ TABLES = (
      "speed-up = dense / ticket SGD time per epoch (×) as the runs measured it while they trained "
      "(meaningless when runs shared the cores), beside the MACs ratio. Inference and training-step speed-ups are "
      "in the speed-up table, from one interleaved timing pass."),
+    ("speedups", "Speed-ups from one interleaved timing pass",
+     "{timing}"),
     ("pareto", "Pareto front: accuracy against MACs",
      "One row per ticket configuration (mean over seeds; accuracy = validation accuracy when every ticket reports "
      "it, else test accuracy), the dense network first; on_front: no other ticket is as accurate and cheaper. A "
@@ -112,7 +114,8 @@ def write_report(tracking_uri: str, experiment: str, out_dir, sweep: str | None 
     built = {"summary": tables.summary(runs, pairs, xi, labels), "controls": tables.controls(runs, xi, labels),
              "table1_rewind": tables.table1_rewind(pairs, xi), "table2_init": tables.table2_init(pairs, xi),
              "table3_filter_vs_block": tables.table3_filter_vs_block(runs, pairs, xi, labels),
-             "table4_cost": tables.table4_cost(pairs), "pareto": pareto.table(runs),
+             "table4_cost": tables.table4_cost(pairs), "speedups": timing.speedup_table(runs),
+             "pareto": pareto.table(runs),
              "iterative": tables.iterative(rounds, runs, xi),
              "table5_robustness": tables.table5_robustness(pairs, xi)}
     seeds = sorted(runs.seed.unique())
@@ -129,7 +132,7 @@ def write_report(tracking_uri: str, experiment: str, out_dir, sweep: str | None 
         if table is None or not len(table):
             lines += ["No runs of this kind in this report.", ""]
             continue
-        lines += [note.format(xi=xi), "", markdown_table(table), ""]
+        lines += [note.format(xi=xi, timing=timing.timing_note(runs)), "", markdown_table(table), ""]
         csv = out / f"{key}.csv"
         table.to_csv(csv)
         files.csv.append(csv)

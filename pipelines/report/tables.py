@@ -130,32 +130,6 @@ def table4_cost(pairs: pd.DataFrame) -> pd.DataFrame | None:
     return pd.DataFrame(rows).set_index(["model", "criterion", "p"])
 
 
-def latency_batches(pairs: pd.DataFrame, kind: str = "latency") -> list[int]:
-    """The batch sizes whose `<kind>_speedup_b<n>` (kind: latency = inference, train_step = one
-    isolated training step) some ticket has, ascending."""
-    prefix = f"{kind}_speedup_b"
-    found = [int(c.removeprefix(prefix)) for c in pairs.columns if c.startswith(prefix) and pairs[c].notna().any()]
-    return sorted(found)
-
-
-def latency_conditions(runs: pd.DataFrame) -> str:
-    """One line: how the latencies in this report were measured (device, threads, torch, when), or ''
-    when no run has a latency."""
-    if "latency_device" not in runs or not runs.latency_device.notna().any():
-        return ""
-    measured = runs[runs.latency_device.notna()]
-    ways = sorted({f"{r.latency_device}, {r.latency_threads} thread(s), torch {r.latency_torch}"
-                   for r in measured.itertuples()})
-    when = sorted(measured.latency_measured_at.dropna())
-    span = f"{when[0]} to {when[-1]}" if when and when[0] != when[-1] else (when[0] if when else "unknown")
-    methods = sorted(set(measured.latency_method.dropna())) if "latency_method" in measured else []
-    how = f" ({'; '.join(methods)})" if methods else ""
-    return (f"Inference latency (`lottery latency`, after training, the machine to itself): {'; '.join(ways)}; "
-            f"measured {span}{how}. Latency speed-up = dense latency / "
-            f"ticket latency at batch n, paired by seed; train step bn = dense / ticket time of one SGD step of a "
-            f"batch of n, timed the same way (with --train-batch).")
-
-
 FLOOR_PCT = 0.5   # accuracy (%) at or under which an attack has left nothing to compare: 1 image of 200
 
 
