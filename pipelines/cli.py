@@ -342,8 +342,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="the experiment whose runs page the printed link opens (default tracking.experiment)")
     ui.add_argument("--sweep", default=None,
                     help="the sweep whose runs the link's view shows (default: the experiment's newest sweep)")
-    ui.add_argument("--xi", type=float, default=0.0,
-                    help="the verdicts' margin, as in `lottery report --xi` (points; default 0)")
+    ui.add_argument("--xi", type=float, default=None,
+                    help="the raw verdicts' margin, as in `lottery report --xi` (points; default: the sweep's "
+                         "questions' margin, else 0.5)")
     ui.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help=argparse.SUPPRESS)
     _add_results_dir(ui)
     ui.set_defaults(handler=_ui)

@@ -103,26 +103,40 @@ def write_view(client, experiment_id: str, sweep: str) -> str:
     return key
 
 
-def verdicts(tracking_uri: str, experiment: str, sweep: str, xi: float = 0.0) -> dict[str, str]:
+def verdicts(tracking_uri: str, experiment: str, sweep: str, xi: float | None = None) -> dict[str, str]:
     """run id -> the verdict of its configuration over the sweep's seeds, from the report's summary
-    (`pipelines.report.tables.summary`, one configuration at a time): dense runs are the reference."""
-    from pipelines.report import tables
+    (`pipelines.report.tables.summary`): a configuration that a question of the sweep declares gets
+    its Holm-adjusted verdict and the question ("better (Q1)"), any other its raw verdict marked
+    "(exploratory)"; dense runs are the reference. `xi`: the raw verdicts' margin (None: the
+    questions' margin, else `questions.DEFAULT_MARGIN`)."""
+    from pipelines.report import sweep_questions, tables
     from pipelines.report.console import verdict_words
+    from pipelines.report.questions import DEFAULT_MARGIN, answer_all, membership
     from pipelines.report.runs import load_runs, paired
 
     runs = load_runs(tracking_uri, experiment, sweep)
+    questions = sweep_questions(tracking_uri, experiment, sweep)
+    if xi is None:
+        margins = {q.margin for q in questions}
+        xi = margins.pop() if len(margins) == 1 else DEFAULT_MARGIN
     pairs = paired(runs, xi)
+    labels = membership(answer_all(questions, runs, pairs))
     dense = runs[runs.pipeline == "dense"]
     out = {}
     for row in tables.summary(dense, pairs.iloc[0:0], xi).itertuples():
         out.update({run_id: verdict_words(row.verdict) for run_id in dense[dense.model == row.model].run_id})
     for _, config in pairs.groupby(tables.CONFIG_KEYS) if len(pairs) else []:
-        verdict = tables.summary(runs.iloc[0:0], config, xi).verdict.iloc[0]
-        out.update({run_id: verdict_words(verdict) for run_id in config.run_id})
+        row = tables.summary(runs.iloc[0:0], config, xi, labels).iloc[0]
+        if row.question == tables.EXPLORATORY:
+            said = verdict_words(row.verdict) + ("" if row.verdict in ("1 seed", "missing dense run") else
+                                                 " (exploratory)")
+        else:
+            said = f"{verdict_words(row['adjusted verdict'])} ({row.question})"
+        out.update({run_id: said for run_id in config.run_id})
     return out
 
 
-def write_verdicts(client, tracking_uri: str, experiment: str, sweep: str, xi: float = 0.0) -> int:
+def write_verdicts(client, tracking_uri: str, experiment: str, sweep: str, xi: float | None = None) -> int:
     """Tag each finished run of the sweep with its configuration's verdict; returns how many."""
     found = verdicts(tracking_uri, experiment, sweep, xi)
     for run_id, verdict in found.items():

@@ -88,9 +88,16 @@ def test_verdicts_come_from_the_report_one_seed_has_none(tmp_path):
     assert ui_view.write_verdicts(client, uri, "e", "one") == 2
     assert client.get_run(one[("dense", 0)]).data.tags["verdict"] == "reference (dense)"
     assert client.get_run(one[("grasp", 0)]).data.tags["verdict"] == "1 seed: no verdict"
-    assert ui_view.verdicts(uri, "e", "three")[three[("grasp", 1)]] == "wins"   # Δ 1.0, 1.1, 1.2 over 3 seeds
+    # Δ 1.0, 1.1, 1.2 over 3 seeds, no question declared: the raw verdict, said to be exploratory
+    assert ui_view.verdicts(uri, "e", "three")[three[("grasp", 1)]] == "better (exploratory)"
     with pytest.raises(LotteryError, match="no finished runs"):
         ui_view.verdicts(uri, "e", "nothing")
+    # a sweep that declared a question about its tickets gets the adjusted verdict and the question
+    parent, declared = sweep(client, eid, "declared", seeds=(0, 1, 2))
+    client.log_dict(parent, {"sweep": {"questions": {"questions": [
+        {"id": "Q1", "ask": "Does GraSP win?", "compare": "ticket_vs_dense", "select": {"criterion": "grasp"}}]}}},
+        "sweep.json")
+    assert ui_view.verdicts(uri, "e", "declared")[declared[("grasp", 1)]] == "better (Q1)"
 
 
 def start_ui(tmp_path, port, *extra):
