@@ -105,3 +105,20 @@ def test_the_smallest_winner_is_the_cheapest_declared_configuration_that_survive
     assert pareto.smallest_winner(pairs, 0.5).startswith("Smallest winning ticket: not named")
     assert pareto.smallest_winner(pairs, 0.5, {key("grasp", "3/3/3", 9): ("Q1", "inconclusive")}).startswith(
         "Smallest winning ticket: none — none of the 1 declared")
+
+
+def test_a_confirmation_sweep_declares_its_questions_before_it_runs():
+    from pipelines.report.questions import read_questions
+
+    front = pd.DataFrame([{"pipeline": "dense", "criterion": "", "planned_stage_counts": "", "on_front": False},
+                          {"pipeline": "ticket_init", "criterion": "snip", "planned_stage_counts": "2/0/3",
+                           "on_front": True},
+                          {"pipeline": "ticket_init", "criterion": "grasp", "planned_stage_counts": "1/1/0",
+                           "on_front": False}])
+    grid = pareto.confirmation_grid(front, seeds=3)
+    assert [g["pruning.stage_counts"] for g in grid] == [[[2, 0, 3]]]
+    q1, q2 = read_questions(pareto.confirmation_questions(grid))
+    assert q1.compare == ("ticket_vs_dense",) and q2.controls == ("same_stage_random",)
+    assert q1.selects({"control": "none", "planned_stage_counts": "2/0/3"})
+    assert not q1.selects({"control": "same_stage_random", "planned_stage_counts": "2/0/3"})
+    assert pareto.confirmation_questions([]) is None

@@ -134,12 +134,12 @@ def latency_task_resources(latency: dict) -> dict:
 def write_confirmation_sweep(sweep, report_dir: Path | None, seeds: int = 5) -> Path | None:
     """After an Optuna search: `<report>/confirm.yaml`, a grid sweep with the search's base that
     reruns every front configuration with per-stage counts over `seeds` seeds, each beside random
-    blocks of the same per-stage counts (`pipelines.report.pareto.confirmation_grid`); its report
-    names the smallest winning ticket. None when there is no front with stage counts."""
+    blocks of the same per-stage counts (`pipelines.report.pareto.confirmation_grid`), with its
+    questions declared (`confirmation_questions`); its report names the smallest winning ticket. None when there is no front with stage counts."""
     import pandas as pd
     import yaml
 
-    from pipelines.report.pareto import confirmation_grid
+    from pipelines.report.pareto import confirmation_grid, confirmation_questions
 
     front_csv = report_dir / "pareto.csv" if report_dir else None
     if sweep.optuna is None or front_csv is None or not front_csv.is_file():
@@ -150,7 +150,8 @@ def write_confirmation_sweep(sweep, report_dir: Path | None, seeds: int = 5) -> 
     if not grid:
         return None
     spec = {"name": f"{sweep.name}-confirm", "base": sweep.base, "grid": grid, "resources": sweep.resources,
-            "max_concurrent": sweep.max_concurrent, "retries": sweep.retries}
+            "max_concurrent": sweep.max_concurrent, "retries": sweep.retries,
+            "questions": confirmation_questions(grid)}
     path = report_dir / "confirm.yaml"
     path.write_text(f"# The front of search {sweep.name}, rerun over {seeds} seeds beside same-stage random "
                     f"blocks:\n#   lottery sweep {path}\n" + yaml.safe_dump(spec, sort_keys=False))

@@ -116,3 +116,20 @@ def confirmation_grid(front_table: pd.DataFrame | None, seeds: int = 5) -> list[
                      "pruning.stage_counts": [counts], "pruning.p": sum(counts),
                      "pruning.control": ["none", "same_stage_random"], "seed": list(range(seeds))})
     return grid
+
+
+def confirmation_questions(grid: list[dict]) -> dict | None:
+    """The questions a confirmation sweep (`confirmation_grid`) declares before it runs: Q1, does
+    each front configuration win against the dense network; Q2, does its criterion beat random
+    blocks with the same per-stage counts. Its report names the smallest winner from Q1."""
+    counts = sorted({"/".join(map(str, entry["pruning.stage_counts"][0])) for entry in grid})
+    if not counts:
+        return None
+    select = {"control": "none", "planned_stage_counts": counts}
+    return {"questions": [
+        {"id": "Q1", "ask": "Does each front configuration win against the dense network?",
+         "compare": "ticket_vs_dense", "select": select},
+        {"id": "Q2", "ask": "Does its criterion beat random blocks with the same per-stage counts?",
+         "compare": "criterion_vs_control", "select": {"planned_stage_counts": counts},
+         "controls": ["same_stage_random"]}]}
+
