@@ -3,13 +3,20 @@
 The evaluation stage logs it with each ticket run (ξ of the config); the report computes it again
 for every ticket paired with its dense run (ξ of the report). Plain dicts in, a plain dict out:
 no torch, no MLflow.
+
+Only final values enter it (`pipelines.run_schema`: one meaning per key), never a per-epoch history:
+the training-time reduction compares the runs' total SGD time (`train_time_s`) and the speed-up
+their mean SGD time per epoch (`mean_epoch_train_time_s` = `train_time_s` / `epochs_trained`), the
+same measurement, so for a ticket trained as many epochs as its dense run
+100 (1 − 1 / speedup) = train_time_reduction_pct; a ticket trained fewer epochs (rewound to θ_i)
+saves more time in total than its per-epoch speed-up alone.
 """
 import math
 import numbers
 import re
 from collections.abc import Mapping
 
-# final metric -> <name>_reduction_pct: how much smaller the ticket is (%)
+# final metric (a run total) -> <name>_reduction_pct: how much smaller the ticket is (%)
 REDUCTIONS = {"macs": "macs", "params": "params", "memory_bytes": "memory", "filters": "filters",
               "emissions_kg": "emissions", "energy_kwh": "energy", "train_time_s": "train_time"}
 ROBUSTNESS_PREFIXES = ("corruption_acc", "shifted_acc.", "adv_acc.")
@@ -27,7 +34,9 @@ def compare(ticket: Mapping[str, float], dense: Mapping[str, float], xi: float =
     delta_acc          acc(ticket) - acc(dense), accuracy points
     winning            1.0 when acc(ticket) + xi >= acc(dense) (the paper's rule with ξ = xi), else 0.0
     <x>_reduction_pct  100 (1 - ticket / dense) for each metric of `REDUCTIONS`, %
-    speedup            dense epoch_time_s / ticket epoch_time_s, × (measured)
+    speedup            dense mean_epoch_train_time_s / ticket mean_epoch_train_time_s, × (SGD time per
+                       epoch, measured while the runs trained; equal epochs: 100 (1 - 1/speedup) =
+                       train_time_reduction_pct, from the totals `train_time_s`)
     ideal_speedup      dense macs / ticket macs, × (the speed-up if time followed MACs)
     latency_speedup_b<n>  dense latency_b<n>_ms / ticket latency_b<n>_ms, × (inference, batch n)
     train_step_speedup_b<n>  dense train_step_b<n>_ms / ticket train_step_b<n>_ms, × (one isolated SGD
@@ -41,7 +50,7 @@ def compare(ticket: Mapping[str, float], dense: Mapping[str, float], xi: float =
     for key, name in REDUCTIONS.items():
         if _number(ticket.get(key)) and _number(dense.get(key)) and dense[key]:
             out[f"{name}_reduction_pct"] = 100.0 * (1 - ticket[key] / dense[key])
-    for key, name in (("epoch_time_s", "speedup"), ("macs", "ideal_speedup")):
+    for key, name in (("mean_epoch_train_time_s", "speedup"), ("macs", "ideal_speedup")):
         if _number(ticket.get(key)) and _number(dense.get(key)) and ticket[key]:
             out[name] = dense[key] / ticket[key]
     for key, value in ticket.items():

@@ -1,11 +1,12 @@
 """The evaluation stage shared by every pipeline, and the comparison with the dense run.
 
-Metric names (final, logged once): acc, loss, top5, macs, params, memory_bytes, filters,
-train_time_s, epoch_time_s, energy_kwh, emissions_kg, corruption_acc[.<name>], shifted_acc.<set>,
+Metric names (final, logged once at step 0; `pipelines.run_schema`): acc, loss, top5, macs, params,
+memory_bytes, filters, train_time_s (total SGD time), mean_epoch_train_time_s (its mean per epoch),
+wall_time_s, energy_kwh, emissions_kg, corruption_acc[.<name>], shifted_acc.<set>,
 adv_acc.<attack>.eps<k> (ε = k/255), cka_vs_dense, and versus dense the keys of
 `pipelines.comparison.compare`: delta_acc (points), winning (1 or 0), <x>_reduction_pct,
-speedup (dense epoch time / ticket epoch time), ideal_speedup (dense MACs / ticket MACs),
-delta_<robustness metric>.
+speedup (dense / ticket mean SGD time per epoch), ideal_speedup (dense MACs / ticket MACs),
+delta_<robustness metric>. None of them is also a per-epoch key (those are `epoch_*`).
 """
 import statistics
 import tempfile
@@ -20,10 +21,11 @@ from pipelines import layout, stages
 from pipelines.comparison import COMPARISON_KEYS, ROBUSTNESS_PREFIXES, compare
 from pipelines.context import RunContext
 from pipelines.experiments import Trained
+from pipelines.run_schema import LEGACY_METRICS
 
 # Final metrics by name (see the module docstring): what an Optuna search may optimize.
-RUN_METRICS = ("acc", "loss", "top5", "macs", "params", "memory_bytes", "filters", "train_time_s", "epoch_time_s",
-               "wall_time_s", "energy_kwh", "emissions_kg", "val_acc")
+RUN_METRICS = ("acc", "loss", "top5", "macs", "params", "memory_bytes", "filters", "train_time_s",
+               "mean_epoch_train_time_s", "wall_time_s", "energy_kwh", "emissions_kg", "val_acc")
 VERSUS_DENSE = (*COMPARISON_KEYS, "cka_vs_dense")
 
 
@@ -38,6 +40,10 @@ def metric_problem(name: str, pipeline: str, val_size: int) -> str | None:
         return None if pipeline != "dense" else f"{name} compares a ticket with its dense run; a dense run has none"
     if name in RUN_METRICS:
         return None
+    if name in LEGACY_METRICS:
+        history, final = LEGACY_METRICS[name]
+        return (f"{name!r} is no final metric: the per-epoch one is now {history!r}"
+                + (f" and the final one {final!r}" if final else ""))
     return (f"no run reports a metric {name!r}; final metrics: {', '.join(RUN_METRICS + VERSUS_DENSE)}, "
             f"and {', '.join(p + '...' for p in ROBUSTNESS_PREFIXES)}")
 
@@ -53,10 +59,11 @@ def evaluate_run(ctx: RunContext, trained: Trained, emissions) -> tuple[dict[str
         metrics["val_acc"] = evaluate(model, d.val_images, d.val_labels, d.mean, d.std)["acc"]
     cost = accounting.measure(model, tuple(d.test_images.shape[1:]))
     metrics.update({k: v for k, v in cost.as_dict().items()})
-    # training time proper (SGD steps), without the per-epoch evaluation and checkpoint
+    # training time proper (SGD steps), without the per-epoch evaluation and checkpoint: the total
+    # and its mean per epoch (the history's `train_time_s` is logged as `epoch_train_time_s`)
     epoch_times = [h.get("train_time_s", h["epoch_time_s"]) for h in trained.result.history]
     metrics["train_time_s"] = sum(epoch_times)
-    metrics["epoch_time_s"] = statistics.fmean(epoch_times) if epoch_times else float("nan")
+    metrics["mean_epoch_train_time_s"] = statistics.fmean(epoch_times) if epoch_times else float("nan")
     metrics["wall_time_s"] = trained.result.total_time_s
     metrics["epochs_trained"] = len(epoch_times)
     # the epochs the last attempt found in its checkpoint (0: it trained from the start)

@@ -25,9 +25,11 @@ def block_scores(plan: dict, path: Path) -> Path:
 
 def learning_curves(ticket: dict[str, list[tuple[int, float]]], dense: dict[str, list[tuple[int, float]]] | None,
                     label: str, path: Path) -> Path:
-    """Test accuracy and training loss per epoch, ticket (solid) against its dense run (dashed)."""
+    """Test accuracy and training loss per epoch (`epoch_test_acc`, `train_loss`: {key: [(epoch, value)]}),
+    ticket (solid) against its dense run (dashed)."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
-    for ax, key, ylabel in ((axes[0], "test_acc", "test accuracy (%)"), (axes[1], "train_loss", "training loss")):
+    for ax, key, ylabel in ((axes[0], "epoch_test_acc", "test accuracy after each epoch (%)"),
+                            (axes[1], "train_loss", "training loss")):
         if ticket.get(key):
             ax.plot(*zip(*ticket[key], strict=True), label=label, color="tab:red")
         if dense and dense.get(key):

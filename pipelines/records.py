@@ -21,6 +21,13 @@ are not exported (their runs keep their `sweep` / `in_sweep.<name>` tags).
 Import validates every record before it creates a run, creates parents before their round runs,
 skips a record whose run is already FINISHED in the experiment (by identity; a round run by its
 parent and round), and tags each run it creates with `IMPORTED_TAG` = the record's file name.
+
+Records of runs logged before the rule "one meaning per metric key" (`pipelines.run_schema`) are
+imported under today's names (`current_metrics`, one table: `run_schema.LEGACY_METRICS`): a legacy
+per-epoch history key becomes its `epoch_` name (`test_acc` -> `epoch_test_acc`), and the final
+value that three legacy keys also held at step 0 beside their history becomes the final key
+(`train_time_s` stays the total, `epoch_time_s`'s final value becomes `mean_epoch_train_time_s`).
+The record files themselves are not rewritten; records of today's runs import unchanged.
 """
 import json
 import re
@@ -35,6 +42,7 @@ from mlflow.tracking import MlflowClient
 from lottery_core.errors import LotteryError
 from pipelines import secrets
 from pipelines.experiments.iterative import PARENT_TAG
+from pipelines.run_schema import LEGACY_METRICS
 from pipelines.tracking import IMPORTED_TAG, ensure_experiment, experiment_runs, finished_run
 
 FORMAT_VERSION = 1
@@ -270,12 +278,47 @@ def _create(client: MlflowClient, experiment_id: str, name: str, record: dict, i
                                run_name=record["run_name"] or None).info.run_id
     params = [Param(k, v) for k, v in sorted(record["params"].items())]
     metrics = [Metric(key, float(value), int(timestamp), int(step))
-               for key, history in sorted(record["metrics"].items()) for step, timestamp, value in history]
+               for key, history in sorted(current_metrics(record["metrics"]).items())
+               for step, timestamp, value in history]
     for start in range(0, len(params), 100):
         client.log_batch(run_id, params=params[start:start + 100])
     for start in range(0, len(metrics), 1000):
         client.log_batch(run_id, metrics=metrics[start:start + 1000])
     return run_id
+
+
+# legacy keys that no run logs today: a record holding one was logged before the naming rule
+_LEGACY_ONLY = frozenset(old for old, (_, final) in LEGACY_METRICS.items() if final != old)
+
+
+def current_metrics(metrics: dict[str, list]) -> dict[str, list]:
+    """A record's metric histories ({key: [[step, timestamp ms, value], ...]}) under today's keys.
+
+    A record holding none of the legacy-only keys (`epoch_time_s`, `test_acc`, `steps`, ...) is
+    returned as it is. Otherwise every key of `run_schema.LEGACY_METRICS` is renamed: a history key
+    to its `epoch_` name; a key that also held a final value (val_acc, train_time_s, epoch_time_s)
+    is split: its final value, the last entry at step 0, logged after every entry of a later step
+    (the evaluation follows the training), goes to the final key, the rest to the history key.
+    """
+    if not _LEGACY_ONLY.intersection(metrics):
+        return metrics
+    out: dict[str, list] = {}
+    for key, entries in metrics.items():
+        if key not in LEGACY_METRICS:
+            out.setdefault(key, []).extend(entries)
+            continue
+        history_key, final_key = LEGACY_METRICS[key]
+        history = sorted(entries)
+        if final_key is not None:
+            at_zero = [m for m in history if m[0] == 0]
+            later = max((m[1] for m in history if m[0] != 0), default=None)
+            if at_zero and (later is None or at_zero[-1][1] >= later):
+                final = max(at_zero, key=lambda m: m[1])
+                history.remove(final)
+                out.setdefault(final_key, []).append(final)
+        if history:
+            out.setdefault(history_key, []).extend(history)
+    return {key: sorted(entries) for key, entries in out.items()}
 
 
 def _finish(client: MlflowClient, run_id: str, record: dict, ids: dict[str, str]) -> None:
@@ -304,5 +347,5 @@ def _resolve(value, ids: dict[str, str]):
     return value
 
 
-__all__ = ["FORMAT_VERSION", "IMPORTED_TAG", "ImportCounts", "KEPT_ARTIFACTS", "export_records", "import_records",
-           "read_records", "records_experiment"]
+__all__ = ["FORMAT_VERSION", "IMPORTED_TAG", "ImportCounts", "KEPT_ARTIFACTS", "current_metrics", "export_records",
+           "import_records", "read_records", "records_experiment"]

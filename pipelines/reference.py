@@ -176,19 +176,31 @@ def mlflow_reference() -> str:
              "`corruption_acc.fog`), `<n>`, `<k>`, `<i>` for numbers, `<sweep>` for a sweep's name. "
              "Tags under `mlflow.` not listed here are MLflow's own. How runs are tracked: "
              "[runs in MLflow](../mlflow.md).", "",
+             "One meaning per key: a metric is either a history (per epoch or per round) or a final "
+             "value, never both, so the value MLflow shows for a key (the one at its highest step) is "
+             "what the tables below say.", "",
              "## Metrics per epoch", "",
-             "Logged after every epoch with step = the epoch (from 0).", "",
+             "Logged after every epoch with step = the epoch (from 0). Every one but the training "
+             "curves `lr`, `train_loss` and `train_acc` is named `epoch_<x>`; they are for curves, and "
+             "the run's results are its final metrics (its accuracy is `acc`, not `epoch_test_acc`).", "",
              *_table(header, rows(run_schema.EPOCH_METRICS)), "",
              "## Final metrics", "",
-             "Logged once, at step 0, when the run has trained and been evaluated. `val_acc`, "
-             "`train_time_s` and `epoch_time_s` are per-epoch keys too: their final value is the one "
-             "logged last at step 0 of the key's history (MLflow's latest value of a key is the one at "
-             "its highest step, for these three the last epoch's).", "",
+             "Logged once, at step 0, when the run has trained and been evaluated. A ticket's "
+             "`train_time_reduction_pct` compares total SGD times (`train_time_s`) and its `speedup` "
+             "the mean per epoch (`mean_epoch_train_time_s`): with as many epochs as its dense run, "
+             "100 (1 − 1 / speedup) = train_time_reduction_pct.", "",
              *_table(header, rows(run_schema.FINAL_METRICS)), "",
              "## Iterative runs and their rounds", "",
              "`round_<x>` metrics are logged on the iterative run with step = the round; the others on "
              "each round's child run.", "",
              *_table(header, rows(run_schema.ITERATIVE_METRICS)), "",
+             "## Keys of runs logged before the rule", "",
+             "Earlier runs logged the training loop's own names per epoch, and `val_acc`, `train_time_s` "
+             "and `epoch_time_s` both per epoch and as a final value. `lottery records import` imports "
+             "their records under today's keys:", "",
+             *_table(("earlier key", "its history now", "its final value now"),
+                     [(f"`{old}`", f"`{history}`", f"`{final}`" if final else "—")
+                      for old, (history, final) in run_schema.LEGACY_METRICS.items()]), "",
              "## Tags", "",
              *_table(header, rows(run_schema.TAGS)), "",
              "## Params", "",

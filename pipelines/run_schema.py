@@ -9,6 +9,25 @@ runs log it. The documentation's table (docs/reference/mlflow.md, written by `py
 pipelines.reference`) is generated from this tuple, and a test checks that the keys a real run
 logs are all declared here: a new metric or tag needs its entry. Plain data: imports nothing
 heavy (no torch, no MLflow).
+
+One meaning per metric key: a metric key is either a history, logged once per epoch (step = the
+epoch, from 0) or once per round (step = the round), or a single final value at step 0, logged when
+the run has been evaluated (again only to replace it, as a re-timed latency); never both. MLflow's
+run page and `run.data.metrics` show a key's value at its highest step, so a key with both would
+show its last epoch's value where the final one was meant (`Entry.step` says which a key is;
+`metric_step`). Every per-epoch key carries the `epoch_` prefix (`epoch_test_acc` beside the final
+`acc`, `epoch_train_time_s` beside the total `train_time_s`), except the training curves `lr`,
+`train_loss` and `train_acc`, which have no final counterpart; round histories carry `round_`.
+`EPOCH_KEYS` maps the training loop's in-memory history keys (`lottery_core.train`) to the logged
+ones, and `LEGACY_METRICS` the keys of runs logged before this rule to theirs (`lottery records
+import`).
+
+Accuracy: `acc` is the primary endpoint, the float32 evaluation of the trained network on the
+whole test split; `epoch_test_acc` (evaluated during training, in the training precision, bf16 on
+a GPU) is for learning curves only. Training time: `epoch_train_time_s` is one epoch's SGD steps,
+`train_time_s` their sum over the epochs trained and `mean_epoch_train_time_s` their mean; a
+ticket's `train_time_reduction_pct` compares the sums and its `speedup` the means, so with as many
+epochs as its dense run 100 (1 − 1 / speedup) = train_time_reduction_pct.
 """
 import re
 from dataclasses import dataclass
@@ -77,29 +96,65 @@ EPOCH_METRICS = (
     _m("lr", "learning rate", "learning rate at the end of the epoch", _EPOCH, "epoch"),
     _m("train_loss", "nats", "mean cross-entropy of the epoch's training batches", _EPOCH, "epoch"),
     _m("train_acc", "%", "accuracy on the epoch's (augmented) training batches", _EPOCH, "epoch"),
-    _m("train_time_s", "s", "time of the epoch's SGD steps (no evaluation, no checkpoint)", _EPOCH, "epoch"),
-    _m("eval_time_s", "s", "time of the epoch's test/validation evaluation", _EPOCH, "epoch"),
-    _m("checkpoint_time_s", "s", "time to write the epoch's checkpoint", _EPOCH, "epoch"),
-    _m("epoch_time_s", "s", "train + eval + checkpoint time of the epoch", _EPOCH, "epoch"),
-    _m("images_per_s", "images/s", "training images per second of SGD steps", _EPOCH, "epoch"),
-    _m("steps", "count", "SGD steps in the epoch", _EPOCH, "epoch"),
-    _m("test_acc", "%", "test accuracy after the epoch (every `training.eval_every` epochs and after the last)",
+    _m("epoch_train_time_s", "s", "time of the epoch's SGD steps (no evaluation, no checkpoint); "
+       "summed: `train_time_s`", _EPOCH, "epoch"),
+    _m("epoch_eval_time_s", "s", "time of the epoch's test/validation evaluation", _EPOCH, "epoch"),
+    _m("epoch_checkpoint_time_s", "s", "time to write the epoch's checkpoint", _EPOCH, "epoch"),
+    _m("epoch_wall_time_s", "s", "wall time of the epoch: SGD steps + evaluation + checkpoint", _EPOCH, "epoch"),
+    _m("epoch_images_per_s", "images/s", "training images per second of the epoch's SGD steps", _EPOCH, "epoch"),
+    _m("epoch_steps", "count", "SGD steps in the epoch", _EPOCH, "epoch"),
+    _m("epoch_test_acc", "%", "test accuracy after the epoch, in the training precision (bf16 on a GPU; "
+       "every `training.eval_every` epochs and after the last): for learning curves only, the run's "
+       "accuracy is `acc`", _EPOCH, "epoch"),
+    _m("epoch_test_loss", "nats", "mean test cross-entropy after the epoch (curves only; final: `loss`)",
        _EPOCH, "epoch"),
-    _m("test_loss", "nats", "mean test cross-entropy after the epoch", _EPOCH, "epoch"),
-    _m("test_top5", "%", "top-5 test accuracy after the epoch (data sets with >= 5 classes)", _EPOCH, "epoch"),
-    _m("val_acc", "%", "validation accuracy after the epoch (`data.val_size` > 0)", _EPOCH, "epoch"),
-    _m("val_loss", "nats", "mean validation cross-entropy after the epoch (`data.val_size` > 0)", _EPOCH, "epoch"),
-    _m("val_top5", "%", "top-5 validation accuracy after the epoch (`data.val_size` > 0)", _EPOCH, "epoch"),
+    _m("epoch_test_top5", "%", "top-5 test accuracy after the epoch (data sets with >= 5 classes; curves only; "
+       "final: `top5`)", _EPOCH, "epoch"),
+    _m("epoch_val_acc", "%", "validation accuracy after the epoch (`data.val_size` > 0; curves only; final: "
+       "`val_acc`)", _EPOCH, "epoch"),
+    _m("epoch_val_loss", "nats", "mean validation cross-entropy after the epoch (`data.val_size` > 0)",
+       _EPOCH, "epoch"),
+    _m("epoch_val_top5", "%", "top-5 validation accuracy after the epoch (`data.val_size` > 0)", _EPOCH, "epoch"),
 )
+
+# the training loop's per-epoch history key (`lottery_core.train`) -> the key a run logs per epoch
+# (MLflow, Ray); a key not named here is logged as `epoch_<key>`
+EPOCH_KEYS = {"lr": "lr", "train_loss": "train_loss", "train_acc": "train_acc",
+              "train_time_s": "epoch_train_time_s", "eval_time_s": "epoch_eval_time_s",
+              "checkpoint_time_s": "epoch_checkpoint_time_s", "epoch_time_s": "epoch_wall_time_s",
+              "images_per_s": "epoch_images_per_s", "steps": "epoch_steps",
+              "test_acc": "epoch_test_acc", "test_loss": "epoch_test_loss", "test_top5": "epoch_test_top5",
+              "val_acc": "epoch_val_acc", "val_loss": "epoch_val_loss", "val_top5": "epoch_val_top5"}
+
+
+def epoch_key(key: str) -> str:
+    """The key a per-epoch metric of the training loop's history is logged under (`EPOCH_KEYS`)."""
+    return EPOCH_KEYS.get(key, f"epoch_{key}")
+
+
+def epoch_metrics(metrics) -> dict[str, float]:
+    """One epoch of the training loop's history as the run logs it: numbers only (no `epoch`, no
+    booleans), under their logged keys (`epoch_key`)."""
+    return {epoch_key(k): float(v) for k, v in metrics.items()
+            if k != "epoch" and isinstance(v, int | float) and not isinstance(v, bool)}
+
+
+# Runs logged before the rule above (records exported then) used the training loop's keys, and three
+# of them (val_acc, train_time_s, epoch_time_s) held a history and a final value at step 0 at once.
+# legacy key -> (the name of its per-epoch history now, the name of its final value now or None)
+LEGACY_METRICS = {old: (new, {"val_acc": "val_acc", "train_time_s": "train_time_s",
+                              "epoch_time_s": "mean_epoch_train_time_s"}.get(old))
+                  for old, new in EPOCH_KEYS.items() if old != new}
 
 _ROBUSTNESS = "runs whose `evaluation` asks for it"
 
 FINAL_METRICS = (
-    _m("acc", "%", "test accuracy of the trained network (the whole test split unless `data.test_size`)"),
+    _m("acc", "%", "test accuracy of the trained network, float32, on the whole test split unless "
+       "`data.test_size`: the primary endpoint"),
     _m("loss", "nats", "mean test cross-entropy of the trained network"),
     _m("top5", "%", "top-5 test accuracy (data sets with >= 5 classes)"),
     _m("test_images", "count", "test images behind `acc` (the same images for every seed)"),
-    _m("val_acc", "%", "final validation accuracy (`data.val_size` > 0)"),
+    _m("val_acc", "%", "validation accuracy of the trained network, float32 (`data.val_size` > 0)"),
     _m("macs", "MACs", "multiply-accumulates of one forward pass of one image (convolutions, linears, "
        "attention; `torch.utils.flop_counter`)"),
     _m("params", "count", "parameters of the trained network"),
@@ -108,10 +163,11 @@ FINAL_METRICS = (
     _m("memory_bytes", "bytes", "4 bytes per parameter and per output of every convolution, BatchNorm, "
        "ReLU, linear and pooling call for one image"),
     _m("filters", "count", "convolution filters (output channels) of the network"),
-    _m("train_time_s", "s", "time of the SGD steps of every epoch trained, summed (no evaluation or checkpoint)"),
-    _m("epoch_time_s", "s", "mean SGD time of one epoch (the per-epoch metric of the same name, at step 0, is "
-       "the last attempt's final value)"),
-    _m("wall_time_s", "s", "wall time of the training loop (epochs with evaluation and checkpoints)"),
+    _m("train_time_s", "s", "time of the SGD steps of every epoch trained, summed (no evaluation or checkpoint): "
+       "the sum of `epoch_train_time_s`"),
+    _m("mean_epoch_train_time_s", "s", "mean SGD time of one epoch: `train_time_s` / `epochs_trained`"),
+    _m("wall_time_s", "s", "wall time of the training loop: its epochs' SGD steps, evaluations and checkpoints "
+       "(per epoch: `epoch_wall_time_s`)"),
     _m("epochs_trained", "count", "epochs in the training history (a ticket rewound to θ_i: n − i)"),
     _m("resumed_from_epoch", "epoch", "epochs the last attempt found in its checkpoint (0: trained from the start)"),
     _m("energy_kwh", "kWh", "energy of the run (CPU + GPU + RAM; codecarbon, offline)"),
@@ -136,7 +192,9 @@ FINAL_METRICS = (
     _m("winning", "1 or 0", "1 when acc(ticket) + `evaluation.xi` >= acc(dense)", TICKETS),
     *(_m(f"{name}_reduction_pct", "%", f"100 (1 − ticket / dense) of `{key}`", TICKETS)
       for key, name in REDUCTIONS.items()),
-    _m("speedup", "×", "dense epoch_time_s / ticket epoch_time_s (measured while the run trained)", TICKETS),
+    _m("speedup", "×", "dense mean_epoch_train_time_s / ticket mean_epoch_train_time_s: training speed-up "
+       "per epoch, measured while the runs trained (equal epochs: 100 (1 − 1 / speedup) = "
+       "train_time_reduction_pct)", TICKETS),
     _m("ideal_speedup", "×", "dense macs / ticket macs: the speed-up if time followed MACs", TICKETS),
     _m("delta_corruption_acc", "points", "corruption_acc(ticket) − corruption_acc(dense)", TICKETS),
     _m("delta_corruption_acc.<corruption>", "points", "ticket − dense accuracy under one corruption", TICKETS),
@@ -154,7 +212,8 @@ ITERATIVE_METRICS = (
                                  ("params", "count", "parameters"),
                                  ("macs_fraction", "0..1", "fraction of the dense MACs"),
                                  ("val_acc", "%", "validation accuracy (trained rounds)"),
-                                 ("test_acc", "%", "test accuracy (trained rounds)"))),
+                                 ("test_acc", "%", "float32 test accuracy, the `acc` of its round run "
+                                  "(trained rounds)"))),
     _m("blocks_removed", "count", "blocks the round's ticket lacks (dense network's count minus its own)", ROUND),
     _m("macs_fraction", "0..1", "the round's ticket MACs / dense MACs", ROUND),
     _m("loses", "1 or 0", "1 when the round's validation accuracy is more than `pruning.stop_xi` below dense "
@@ -289,10 +348,21 @@ def declared(key: str, kind: str) -> Entry | None:
     return next((e for e in entries(kind) if e.pattern().match(key)), None)
 
 
+def metric_step(key: str) -> str | None:
+    """What the MLflow step of metric `key` counts: `epoch` or `round` for a history, `0` for a final
+    value logged once; None when no entry declares it. ValueError when entries of both kinds declare
+    it (the rule of the module docstring)."""
+    steps = {e.step for e in entries("metric") if e.pattern().match(key)}
+    if len(steps) > 1:
+        raise ValueError(f"metric {key!r} is declared both as a history and as a final value: {sorted(steps)}")
+    return next(iter(steps), None)
+
+
 def undeclared(keys, kind: str) -> list[str]:
     """The keys no entry of `kind` declares, sorted; tags under `mlflow.` are MLflow's own."""
     return sorted(k for k in keys
                   if declared(k, kind) is None and not (kind == "tag" and k.startswith(SYSTEM_TAG_PREFIX)))
 
 
-__all__ = ["ENTRIES", "Entry", "KINDS", "declared", "entries", "undeclared"]
+__all__ = ["ENTRIES", "EPOCH_KEYS", "Entry", "KINDS", "LEGACY_METRICS", "declared", "entries", "epoch_key",
+           "epoch_metrics", "metric_step", "undeclared"]

@@ -31,6 +31,7 @@ from pipelines.context import RunContext, with_fingerprint
 from pipelines.evaluation import evaluate_run
 from pipelines.experiments import PIPELINES
 from pipelines.logged_model import log_trained
+from pipelines.run_schema import epoch_metrics
 from pipelines.tracking import (
     SWEEP_MEMBER_PREFIX,
     UNFINISHED,
@@ -52,7 +53,9 @@ class RunOutcome:
 
 
 class MlflowEpochLogger:
-    """Epoch hook: log every epoch's metrics to the run, with step = epoch.
+    """Epoch hook: log every epoch's metrics to the run, with step = epoch, under their per-epoch
+    names (`pipelines.run_schema.epoch_metrics`: `test_acc` of the training loop's history is logged
+    as `epoch_test_acc`, ...), never under a final value's name.
 
     A resumed run is reconciled on the first epoch this attempt trains: epochs the checkpoint
     holds but MLflow never received (the attempt died between the checkpoint and the logging,
@@ -75,8 +78,7 @@ class MlflowEpochLogger:
         if epoch in self.logged:
             return
         now = int(time.time() * 1000)
-        batch = [Metric(k, float(v), now, epoch) for k, v in metrics.items()
-                 if k != "epoch" and isinstance(v, int | float) and not isinstance(v, bool)]
+        batch = [Metric(k, v, now, epoch) for k, v in epoch_metrics(metrics).items()]
         self.client.log_batch(self.run_id, metrics=batch)
         self.logged.add(epoch)
 
@@ -258,7 +260,7 @@ def _log_plots(ctx: RunContext, trained) -> None:
 
 def _curves(client: MlflowClient, run_id: str) -> dict[str, list[tuple[int, float]]]:
     return {key: sorted((m.step, m.value) for m in client.get_metric_history(run_id, key))
-            for key in ("test_acc", "train_loss")}
+            for key in ("epoch_test_acc", "train_loss")}
 
 
 os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")

@@ -171,7 +171,7 @@ def test_a_sigkilled_claimant_is_taken_over_after_three_missed_heartbeats(tmp_pa
     (only,) = runs_of(cfg)                                    # the abandoned run, reopened
     assert only.info.run_id == started.info.run_id and only.info.status == "FINISHED"
     assert only.data.tags["resumed"] == "true"
-    for key in ("train_loss", "test_acc"):
+    for key in ("train_loss", "epoch_test_acc"):
         assert [step for step, _ in steps(cfg, only.info.run_id, key)] == [0, 1, 2]   # every epoch once
     assert steps(cfg, only.info.run_id, "train_loss")[2][1] >= taken_at * 1000 - 1000   # epoch 2: the taker's
     assert not claim.exists()

@@ -74,7 +74,8 @@ def history(epochs: int, t0: int = 1000, final: float | None = None) -> list[tup
 
 
 def test_metric_points_expected_from_runs_epochs_and_keys():
-    # train_time_s is an epoch metric and a final one (step 0, after the last epoch): not a duplicate
+    # a run logged before the one-meaning rule (pipelines.run_schema): train_time_s per epoch and as a
+    # final value (step 0, after the last epoch): not a duplicate
     run = {"train_loss": history(3), "train_time_s": history(3, final=1.0), "acc": [(0, 2000)]}
     got = checks.count_metric_points([run, run], epochs=3)
     assert (got["runs"], got["keys"], got["expected"], got["logged"]) == (2, 2, 12, 12)

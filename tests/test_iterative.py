@@ -88,7 +88,7 @@ def test_at_init_each_round_removes_the_silenced_block_and_only_the_last_ticket_
         ("iterative", "2", "2", "layer1.1,layer3.2")
     assert tags["stop_reason"].startswith("target reached: 2 blocks")
     # only the last ticket trains, n epochs, as this run's epochs; round 1 was never trained
-    assert [s for s, _ in steps(cfg, outcome.run_id, "test_acc")] == [0, 1]
+    assert [s for s, _ in steps(cfg, outcome.run_id, "epoch_test_acc")] == [0, 1]
     assert "acc" not in rounds[0].data.metrics and rounds[1].data.metrics["acc"] == pytest.approx(outcome.metrics["acc"])
     dense = models.build("resnet20", num_classes=4)
     ticket = surgery.remove_blocks(dense, ["layer1.1", "layer3.2"])
@@ -160,7 +160,7 @@ def test_after_training_each_round_rewinds_trains_n_minus_i_epochs_and_resumes_w
     assert [r.info.run_id for r in rounds] == [r.info.run_id for r in killed]   # found again, not doubled
     assert [r.info.status for r in rounds] == ["FINISHED", "FINISHED"]
     for r in rounds:   # n − i = 1 epoch each, from epoch i = 1, trained once (the resume trained nothing)
-        assert [s for s, _ in steps(cfg, r.info.run_id, "test_acc")] == [1]
+        assert [s for s, _ in steps(cfg, r.info.run_id, "epoch_test_acc")] == [1]
     # round 1 scores the trained dense network: the one-shot Algorithm 1 ticket of p = 1
     expected = artifact(oneshot_cfg, oneshot.run_id, "plan.json", tmp_path)["removed"]
     assert rounds[0].data.tags["round_removed"].split(",") == expected
@@ -181,7 +181,7 @@ def test_a_round_that_loses_on_validation_stops_the_rounds(tmp_path, tiny_folder
     outcome = run(cfg)
     rounds = children(cfg, outcome.run_id)
     assert len(rounds) == 1 and rounds[0].data.metrics["loses"] == 1.0
-    assert [s for s, _ in steps(cfg, rounds[0].info.run_id, "test_acc")] == [0, 1]   # judged after n epochs
+    assert [s for s, _ in steps(cfg, rounds[0].info.run_id, "epoch_test_acc")] == [0, 1]   # judged after n epochs
     tags = client_for(cfg).get_run(outcome.run_id).data.tags
     assert tags["stop_reason"].startswith("round 1 loses") and tags["blocks_removed"] == "1"
 

@@ -79,7 +79,7 @@ def test_a_run_logs_its_ticket_and_onnx_file_when_asked_and_keeps_its_identity(r
     assert tags["onnx"] == "onnx/ticket_init.onnx"
     graph = onnx.load(client.download_artifacts(run_id, tags["onnx"], str(ran["tmp"])))
     assert {p.key: p.value for p in graph.metadata_props}["removed_blocks"] == ",".join(removed)
-    assert len(client.get_metric_history(run_id, "test_acc")) == 1   # logging the model copies no metric
+    assert len(client.get_metric_history(run_id, "epoch_test_acc")) == 1   # logging the model copies no metric
 
 
 def test_tracking_store_restores_the_uri_and_the_variable(monkeypatch, tmp_path):

@@ -56,7 +56,7 @@ def test_dense_run_records_params_epochs_tags_and_weights(store, tmp_path):
     assert mlrun.data.params["training.epochs"] == "2" and mlrun.data.params["model.name"] == "resnet20"
     tags = mlrun.data.tags
     assert (tags["pipeline"], tags["criterion"], tags["p"], tags["identity"]) == ("dense", "none", "0", cfg.identity())
-    history = client_for(cfg).get_metric_history(outcome.run_id, "test_acc")
+    history = client_for(cfg).get_metric_history(outcome.run_id, "epoch_test_acc")
     assert [m.step for m in history] == [0, 1]
     assert {"acc", "macs", "params", "memory_bytes", "train_time_s", "corruption_acc",
             "corruption_acc.gaussian_noise", "adv_acc.fgsm.eps8", "energy_kwh", "emissions_overhead_s"} <= set(outcome.metrics)
@@ -111,7 +111,7 @@ def test_rewind_reuses_the_dense_run_and_loads_theta_i_exactly(store, tmp_path):
     dense_runs = client.search_runs([client.get_experiment_by_name("test").experiment_id],
                                     "tags.pipeline = 'dense'")
     assert len(dense_runs) == 1  # reused, not trained again
-    assert client.get_metric_history(outcome.run_id, "test_acc")[0].step == 1  # n − i epochs: epoch 1 only
+    assert client.get_metric_history(outcome.run_id, "epoch_test_acc")[0].step == 1  # n − i epochs: epoch 1 only
     plan = json.loads(open(client.download_artifacts(outcome.run_id, "plan.json", str(tmp_path))).read())
     rewound = weights(cfg, outcome.run_id, "theta_1", tmp_path)
     dense_theta_1 = weights(cfg, store["dense"].run_id, "theta_1", tmp_path)
@@ -164,7 +164,7 @@ def test_ctrl_c_marks_the_run_killed_and_the_same_command_continues_it(tmp_path,
     assert any((tmp_path / "runs" / "checkpoints" / cfg.identity()).iterdir())
     outcome = run(cfg)
     assert outcome.run_id == killed.info.run_id and outcome.status == "finished"
-    assert [m.step for m in client.get_metric_history(outcome.run_id, "test_acc")] == [0, 1]
+    assert [m.step for m in client.get_metric_history(outcome.run_id, "epoch_test_acc")] == [0, 1]
     assert client.get_run(outcome.run_id).data.tags["resumed"] == "true"
 
 
@@ -185,7 +185,7 @@ def test_an_epoch_whose_logging_failed_is_logged_from_the_checkpoint_on_resume(t
     assert outcome.metrics["resumed_from_epoch"] == 1
     client = client_for(cfg)
     assert [m.step for m in client.get_metric_history(outcome.run_id, "train_loss")] == [0, 1]
-    assert [m.step for m in client.get_metric_history(outcome.run_id, "test_acc")] == [0, 1]
+    assert [m.step for m in client.get_metric_history(outcome.run_id, "epoch_test_acc")] == [0, 1]
 
 
 def test_an_epoch_trained_again_after_a_lost_checkpoint_is_not_logged_twice(tmp_path, tiny_folder):
@@ -278,7 +278,7 @@ def test_reinit_of_a_rewind_ticket_has_its_architecture_and_trains_all_n_epochs(
     # planned on the trained dense θ_n, like the rewind ticket (not at θ_0)
     assert plan_of(reinit_cfg, reinit.run_id, tmp_path)["removed"] == \
         plan_of(rewind_cfg, rewind.run_id, tmp_path)["removed"]
-    history = client_for(reinit_cfg).get_metric_history(reinit.run_id, "test_acc")
+    history = client_for(reinit_cfg).get_metric_history(reinit.run_id, "epoch_test_acc")
     assert [m.step for m in history] == [0, 1]                     # n epochs from epoch 0, not n − i
     tags = client_for(reinit_cfg).get_run(reinit.run_id).data.tags
     assert tags["reinit_of"] == "ticket_rewind" and tags["comparison"].startswith("ok: dense run")

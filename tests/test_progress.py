@@ -15,10 +15,10 @@ def test_a_trial_is_named_by_its_runs_describe(capsys):
     printer = ProgressPrinter(total=2)
     trial = SimpleNamespace(config=config, trial_id="t1", last_result={"acc": 41.25})
     printer.on_trial_start(0, [], trial)
-    printer.on_trial_result(0, [], trial, {"epoch": 1, "test_acc": 40.0})
+    printer.on_trial_result(0, [], trial, {"epoch": 1, "epoch_test_acc": 40.0, "epoch_wall_time_s": 2.5})
     printer.on_trial_complete(0, [], trial)
     lines = [line.split("] ", 1)[1] for line in capsys.readouterr().out.splitlines()]
-    assert lines == [f"started   {described}", f"epoch 2/3 {described}  test_acc 40.0%",
+    assert lines == [f"started   {described}", f"epoch 2/3 {described}  epoch_test_acc 40.0%  2.5 s",
                      f"finished  {described}  acc 41.2%  (1 of 2 done)"]
 
 

@@ -99,7 +99,7 @@ def test_one_record_per_finished_run_and_round_named_readably_without_weights_or
     ticket = records[f"ticket_init-snip-p1-seed0-{ids['ticket']}.json"]
     assert ticket["tags"]["comparison"] == f"ok: dense run @run({ids['dense']})"
     assert ticket["artifacts"]["plan.json"]["removed"] == ticket["tags"]["removed_blocks"].split(",")
-    assert [step for step, _, _ in ticket["metrics"]["test_acc"]] == [0, 1]
+    assert [step for step, _, _ in ticket["metrics"]["epoch_test_acc"]] == [0, 1]
     for text in (f.read_text() for f in original["files"]):
         assert not re.search(r"\b[0-9a-f]{32}\b", text)                           # no run id left
         assert '"mlflow.' not in text and IMPORTED_TAG not in text

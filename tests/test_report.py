@@ -35,7 +35,7 @@ def ticket(client, exp, name, base, p=1, seeds=(0, 1, 2), **tags):
         log(client, exp, {"pipeline": "ticket_init", "p": str(p), "seed": str(seed), "identity": f"{name}{p}{seed}",
                           "dense_identity": f"d{seed}", "stage_counts": "1/0/0", **tags},
             {"acc": DENSE[seed] + delta, "macs": 100.0 - 10 * p, "memory_bytes": 50.0 - 5 * p, "params": 9.0,
-             "epoch_time_s": 10.0 / (1 + 0.1 * p), "emissions_kg": 2.0 - 0.2 * p, "test_images": 10000.0,
+             "mean_epoch_train_time_s": 10.0 / (1 + 0.1 * p), "emissions_kg": 2.0 - 0.2 * p, "test_images": 10000.0,
              "corruption_acc": 71.0, "corruption_acc.fog": 62.0, "adv_acc.pgd.eps8": 4.0})
 
 
@@ -49,7 +49,7 @@ def store_uri(tmp_path_factory):
     for seed, acc in DENSE.items():
         log(client, exp, {"pipeline": "dense", "criterion": "none", "p": "0", "seed": str(seed),
                           "identity": f"d{seed}", "dense_identity": f"d{seed}"},
-            {"acc": acc, "macs": 100.0, "memory_bytes": 50.0, "params": 10.0, "epoch_time_s": 10.0,
+            {"acc": acc, "macs": 100.0, "memory_bytes": 50.0, "params": 10.0, "mean_epoch_train_time_s": 10.0,
              "emissions_kg": 2.0, "test_images": 10000.0, "corruption_acc": 70.0, "corruption_acc.fog": 60.0,
              "adv_acc.pgd.eps8": 5.0})
     for criterion, base in (("grasp", 1.0), ("snip", -1.0)):
@@ -60,9 +60,9 @@ def store_uri(tmp_path_factory):
     ticket(client, exp, "inv", 0.5, 1, criterion="grasp", control="inverted")
     ticket(client, exp, "uni", 1.0, 1, seeds=(0,), criterion="uniform", control="uniform")   # one seed only
     log(client, exp, {"pipeline": "filter_ticket", "criterion": "snip", "p": "1", "seed": "0", "identity": "f0",
-                      "dense_identity": "d0"}, {"acc": 89.0, "macs": 95.0, "epoch_time_s": 9.0})
+                      "dense_identity": "d0"}, {"acc": 89.0, "macs": 95.0, "mean_epoch_train_time_s": 9.0})
     log(client, exp, {"pipeline": "ticket_init", "criterion": "grasp", "p": "1", "seed": "7", "identity": "g7",
-                      "dense_identity": "d7"}, {"acc": 50.0, "macs": 90.0, "epoch_time_s": 9.0})
+                      "dense_identity": "d7"}, {"acc": 50.0, "macs": 90.0, "mean_epoch_train_time_s": 9.0})
     log(client, exp, {"pipeline": "ticket_init", "criterion": "grasp", "p": "3", "seed": "0", "identity": "r",
                       "dense_identity": "d0"}, {"acc": 1.0}, status="FAILED")
     # a finished run of another sweep that sweep s1 reused: it belongs to s1's report too
@@ -160,9 +160,9 @@ def test_cell_format():
 
 
 def test_one_comparison_one_key_set_missing_quantities_left_out():
-    ticket = {"acc": 80.0, "macs": 8.0, "params": 6, "epoch_time_s": 2.0, "filters": 30, "emissions_kg": math.nan,
+    ticket = {"acc": 80.0, "macs": 8.0, "params": 6, "mean_epoch_train_time_s": 2.0, "filters": 30, "emissions_kg": math.nan,
               "corruption_acc": 51.0, "adv_acc.pgd.eps8": 9.0}
-    dense = {"acc": 81.0, "macs": 10.0, "params": 8, "epoch_time_s": 3.0, "filters": 40, "emissions_kg": 1.0,
+    dense = {"acc": 81.0, "macs": 10.0, "params": 8, "mean_epoch_train_time_s": 3.0, "filters": 40, "emissions_kg": 1.0,
              "corruption_acc": 50.0, "energy_kwh": 2.0}
     out = compare(ticket, dense, xi=1.0)
     assert out == pytest.approx({"delta_acc": -1.0, "winning": 1.0, "macs_reduction_pct": 20.0,

@@ -2,7 +2,7 @@
 Ray Tune's tables of nested configs:
 
     [05:01:12] started   ticket_init resnet20 snip p=1 seed=0
-    [05:01:40] epoch 3/8 ticket_init resnet20 snip p=1 seed=0  test_acc 38.2%  11.9 s
+    [05:01:40] epoch 3/8 ticket_init resnet20 snip p=1 seed=0  epoch_test_acc 38.2%  11.9 s
     [05:02:31] finished  ticket_init resnet20 snip p=1 seed=0  acc 45.1%  (7 of 9 done)
 """
 import time
@@ -46,8 +46,8 @@ class ProgressPrinter(tune.Callback):
         if "mlflow_run_id" in result or "epoch" not in result:
             return
         name, epochs = self._name(trial)
-        acc = f"  test_acc {result['test_acc']:.1f}%" if "test_acc" in result else ""
-        took = f"  {result['epoch_time_s']:.1f} s" if "epoch_time_s" in result else ""
+        acc = f"  epoch_test_acc {result['epoch_test_acc']:.1f}%" if "epoch_test_acc" in result else ""
+        took = f"  {result['epoch_wall_time_s']:.1f} s" if "epoch_wall_time_s" in result else ""
         self._say(f"epoch {int(result['epoch']) + 1}/{epochs} {name}{acc}{took}")
 
     def on_trial_complete(self, iteration, trials, trial, **info):

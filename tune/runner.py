@@ -210,11 +210,11 @@ def _tuner(sweep: Sweep, phase: int, points: list[dict], outcome: SweepOutcome, 
                           tune_config=tune.TuneConfig(max_concurrent_trials=limit, trial_name_creator=trial_name,
                                                       trial_dirname_creator=trial_name, reuse_actors=True),
                           run_config=run_config)
-    from ray.tune.search.optuna import OptunaSearch
+    from tune.search import FinalResultOptunaSearch   # imports Optuna
 
     o = sweep.optuna
     metric, mode = (o["metrics"][0], o["modes"][0]) if len(o["metrics"]) == 1 else (o["metrics"], o["modes"])
-    search = OptunaSearch(metric=metric, mode=mode, seed=o["seed"])
+    search = FinalResultOptunaSearch(metric=metric, mode=mode, seed=o["seed"])
     return tune.Tuner(trainable(meta["resources"], epoch_hooks=epoch_hooks), param_space=_param_space(sweep, points, meta),
                       tune_config=tune.TuneConfig(search_alg=search, num_samples=o["num_samples"],
                                                   max_concurrent_trials=limit, trial_name_creator=trial_name,

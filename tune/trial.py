@@ -29,19 +29,22 @@ from pipelines import layout
 from pipelines.claim import claim_location
 from pipelines.config import RunConfig, build_config
 from pipelines.context import with_fingerprint
+from pipelines.run_schema import epoch_metrics
 from pipelines.runner import claim_identity, record_failure, run
 from pipelines.tracking import sweep_member_tag
 
 
 class RayReporter:
-    """Epoch hook: `tune.report(metrics, checkpoint=...)` with a copy of the epoch's checkpoint file."""
+    """Epoch hook: `tune.report(metrics, checkpoint=...)` with a copy of the epoch's checkpoint file.
+    The epoch's metrics go under the names the MLflow run logs them by (`epoch_test_acc`, ...:
+    `pipelines.run_schema.epoch_metrics`), never under a final metric's name: the trial's last
+    result, its final metrics, is the only one with `acc`, `val_acc`, `train_time_s`, ..."""
 
     def __init__(self, node_id: str = ""):
         self.node_id = node_id
 
     def on_epoch_end(self, epoch: int, metrics: dict, state) -> None:
-        numbers = {k: float(v) for k, v in metrics.items()
-                   if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)}
+        numbers = {k: v for k, v in epoch_metrics(metrics).items() if math.isfinite(v)}
         numbers["epoch"] = float(epoch)
         result = {**numbers, "node_id": self.node_id}
         path = state.checkpoint_path

@@ -3,7 +3,7 @@
 Each round scores the current ticket with the criterion, removes its k lowest blocks
 (`pruning.blocks_per_round`; stage budgets kept) and records the new ticket as an MLflow child run
 of this run (tags `round`, `removed_blocks`, `blocks_removed`, `iterative_parent`; metrics macs,
-params, macs_fraction, and val_acc / test_acc in % when the round's ticket was trained):
+params, macs_fraction, and the final val_acc / acc in % when the round's ticket was trained):
 
 - `pruning.iterative_mode=init`: the current ticket is scored at its θ_0 (the dense θ_0 without
   the removed blocks), with no training between rounds: the iterative analogue of SynFlow. The
