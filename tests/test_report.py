@@ -1,7 +1,8 @@
 """The report from runs with known metrics, logged into a temporary SQLite store.
 
 Seeds 0, 1, 2 have dense accuracies 90, 92, 91 and every configuration's Δ is its base plus
-−0.1, 0, +0.1 by seed: sd 0.1, so the 95 % interval is base ± 4.303 · 0.1/√3 = base ± 0.248.
+−0.1, 0, +0.1 by seed: sd 0.1, so the 90 % interval is base ± t(0.95, 2) · 0.1/√3 = base ± 0.169
+(t(0.95, 2) = 2.920). The report's margin is 0.5 points unless a test says otherwise.
 """
 import math
 
@@ -93,28 +94,28 @@ def test_pairs_deltas_reductions_and_speedup(store):
     assert orphan.dense_missing == "no finished dense run with identity d7" and pd.isna(orphan.delta_acc)
 
 
-def test_report_intervals_and_three_way_verdicts(store):
+def test_report_intervals_and_verdicts(store):
     uri, tmp = store
     files = write_report(uri, "e", tmp / "report", sweep="s1")
     table2 = pd.read_csv(tmp / "report" / "table2_init.csv", index_col=0)
-    assert table2.loc[1, "grasp"] == "+1.00 [+0.75, +1.25] (n=3) wins"
-    assert table2.loc[2, "grasp"] == "+0.00 [-0.25, +0.25] (n=3) undecided"
-    assert table2.loc[2, "snip"] == "-2.00 [-2.25, -1.75] (n=3) loses"
+    assert table2.loc[1, "grasp"] == "+1.00 [+0.83, +1.17] (n=3) better"
+    assert table2.loc[2, "grasp"] == "+0.00 [-0.17, +0.17] (n=3) matches"     # inside ±0.5
+    assert table2.loc[2, "snip"] == "-2.00 [-2.17, -1.83] (n=3) worse"        # below −0.5
     # two draws per seed are averaged first: Δ −1.5 ± spread, n counts seeds, not runs
-    assert table2.loc[1, "random"] == "-1.50 [-1.75, -1.25] (n=3) loses"
+    assert table2.loc[1, "random"] == "-1.50 [-1.67, -1.33] (n=3) worse"
     summary = pd.read_csv(tmp / "report" / "summary.csv", keep_default_na=False)
     rows = {(r["criterion"], r["control"], r["p"]): r for r in summary.to_dict("records")
             if r["pipeline"] == "ticket_init"}
-    assert rows[("grasp", "none", 1)]["verdict"] == "wins" and rows[("snip", "none", 1)]["verdict"] == "loses"
-    undecided = rows[("grasp", "none", 2)]
-    assert undecided["verdict"] == "undecided" and undecided["95% interval"] == "[-0.25, +0.25]"
-    assert undecided["seeds for 80%"] == "∞" and undecided["detectable |Δ|"] == "0.16"  # Δ = 0: no n detects it
+    assert rows[("grasp", "none", 1)]["verdict"] == "better" and rows[("snip", "none", 1)]["verdict"] == "worse"
+    matches = rows[("grasp", "none", 2)]
+    assert matches["verdict"] == "matches" and matches["90% interval"] == "[-0.17, +0.17]"
+    assert matches["question"] == "exploratory" and matches["adjusted verdict"] == ""   # the sweep declared none
     assert rows[("uniform", "uniform", 1)]["verdict"] == "1 seed"
     assert rows[("grasp", "none", 1)]["seeds won"] == "3/3" and rows[("grasp", "none", 1)]["stage counts"] == "1/0/0"
     text = files.markdown.read_text()
     assert "Test set: 10000 images (the same images for every seed); binomial standard error" in text
     assert "±0.29 points" in text                      # √(0.91 · 0.09 / 10000) at the dense mean 91 %
-    assert "Verdict: wins when the interval's lower end ≥ −ξ, loses when its upper end < −ξ" in text
+    assert "*wins* if L > −ξ (non-inferior)" in text and "No questions were declared for these runs" in text
     assert "Tickets without a dense run" in text and "no finished dense run with identity d7" in text
     assert "filter ticket Δ" in text
     assert {p.name for p in files.png} == {"delta_vs_p.png", "acc_vs_macs.png", "pareto_front.png", "speedup_vs_p.png",
@@ -130,13 +131,12 @@ def test_criterion_against_its_controls_paired_by_seed(store):
     grasp = {r["control"]: r for r in rows if r["criterion"] == "grasp" and r["p"] == "1"}
     assert set(grasp) == {"random", "uniform", "inverted"}
     # d = 1.0 − (−1.5) on every seed (both have the same seed offsets): sd 0, an interval of zero width
-    assert grasp["random"]["criterion − control"] == "+2.50" and grasp["random"]["verdict"] == "criterion better"
-    assert grasp["random"]["95% interval"] == "[+2.50, +2.50]"
-    assert grasp["random"]["control Δ vs dense"] == "-1.50 [-1.75, -1.25] (n=3) loses"
+    assert grasp["random"]["criterion − control"] == "+2.50" and grasp["random"]["verdict"] == "better"
+    assert grasp["random"]["90% interval"] == "[+2.50, +2.50]"
     assert grasp["inverted"]["criterion − control"] == "+0.50" and grasp["inverted"]["n"] == "3"
     assert grasp["uniform"]["verdict"] == "1 seed"      # the uniform control ran one seed
     snip = {r["control"]: r for r in rows if r["criterion"] == "snip" and r["p"] == "1"}
-    assert snip["random"]["criterion − control"] == "+0.50" and snip["random"]["verdict"] == "criterion better"
+    assert snip["random"]["criterion − control"] == "+0.50" and snip["random"]["verdict"] == "better"
 
 
 def test_xi_changes_the_verdict(store):
@@ -144,7 +144,11 @@ def test_xi_changes_the_verdict(store):
     write_report(uri, "e", tmp / "r2", sweep="s1", xi=2.5)
     summary = pd.read_csv(tmp / "r2" / "summary.csv")
     snip2 = summary[(summary.pipeline == "ticket_init") & (summary.criterion == "snip") & (summary.p == 2)].iloc[0]
-    assert snip2.verdict == "wins"  # interval [−2.25, −1.75], lower end ≥ −2.5
+    assert snip2.verdict == "matches"  # interval [−2.17, −1.83] inside ±2.5
+    write_report(uri, "e", tmp / "r3", sweep="s1", xi=2.1)
+    summary = pd.read_csv(tmp / "r3" / "summary.csv")
+    snip2 = summary[(summary.pipeline == "ticket_init") & (summary.criterion == "snip") & (summary.p == 2)].iloc[0]
+    assert snip2.verdict == "inconclusive"   # L = −2.17 < −2.1 < U = −1.83: neither non-inferior nor worse
 
 
 def test_empty_sweep_is_one_clear_error(store):
@@ -189,4 +193,4 @@ def test_robustness_table_states_the_dense_level_and_flags_the_floor():
     assert dense.criterion == "dense (acc %)" and dense["adv fgsm eps2 Δ"] == "22.00 ± 2.00 (n=3)"
     assert dense["adv pgd eps8 Δ"] == "0.00 ± 0.00 (n=3)"
     assert grasp["adv pgd eps8 Δ"].startswith("at floor") and "wins" not in grasp["adv pgd eps8 Δ"]
-    assert grasp["adv fgsm eps2 Δ"] == "+2.00 [-0.48, +4.48] (n=3) undecided"
+    assert grasp["adv fgsm eps2 Δ"] == "+2.00 [+0.31, +3.69] (n=3) better"   # sd 1: ± 2.920/√3
