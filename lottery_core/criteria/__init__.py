@@ -38,8 +38,12 @@ What a criterion can see:
 - magnitude reads only weights: a silenced block (last BN γ = β = 0) keeps its conv weights and
   its score. GraSP is signed: a silenced block's weights score exactly 0, which is not the
   lowest score when other blocks are negative.
-- KL, CKA, SNIP and SynFlow give a silenced block exactly 0 (SynFlow: not on ReLU6 networks such
-  as MobileNetV2, where the positive all-ones pass saturates every ReLU6 and all scores are 0).
+- KL, CKA, SNIP and SynFlow give a silenced block exactly 0 (SynFlow is refused on networks with
+  bounded activations such as MobileNetV2's ReLU6, where the positive all-ones pass saturates and
+  every block scores 0: `applicability`, trait "bounded_activation").
+- Scores that cannot rank the blocks (all equal, all zero, some not finite) are refused by
+  `score_blocks` with the likely cause (`degenerate`), since block order, the tie-break, would
+  otherwise choose the ticket; the `random` control is exempt.
 - On a vision transformer a block is an encoder layer (silenced: its attention output projection
   and last MLP Linear zero). KL, CKA, SNIP, GraSP, magnitude and random (the weights: the packed
   q/k/v projection, the output projection, both MLP Linears) and the consensus score it; SynFlow

@@ -7,6 +7,7 @@ import torch.nn as nn
 from lottery_core.criteria import registry
 from lottery_core.criteria.applicability import model_traits, refusal
 from lottery_core.criteria.common import Batch, check_batches, scoring_copy
+from lottery_core.criteria.degenerate import check_scores
 from lottery_core.errors import LotteryError, choose
 from lottery_core.surgery import DEFAULT_MIN_BLOCKS_PER_STAGE, block_parameters, removable_blocks
 
@@ -45,7 +46,11 @@ def score_blocks(model: nn.Module, criterion: str, batches: Iterable[Batch] | No
     early blocks; "mean" is the per-weight mean (units of one weight's score), free of that bias.
     Activation criteria take `target` ("branch", default: the residual branch f(x); "output":
     the block's output relu(x + f(x)), the paper's literal reading), see `common.TARGETS`.
-    Other arguments as `score_weights`."""
+    Other arguments as `score_weights`.
+
+    Degenerate scores are refused (LotteryError, one line, with the likely cause): all equal,
+    all zero or some not finite over two or more blocks, where block order, the tie-break of
+    `select_blocks`, would choose the ticket (`degenerate`; the `random` control is exempt)."""
     choose("aggregate", aggregate, AGGREGATES)
     c = registry.get(criterion, "block")
     check_applies(c.name, model)
@@ -60,12 +65,14 @@ def score_blocks(model: nn.Module, criterion: str, batches: Iterable[Batch] | No
             parts = [weights[k] for k in block_parameters(model, b) if k in weights]
             total = sum(float(s.double().sum()) for s in parts)
             scores[b] = total / sum(s.numel() for s in parts) if aggregate == "mean" else total
-        return scores
-    mode, kwargs = _prepare(c, model, bn_mode, options)
-    data = check_batches(c.name, batches, c.needs_data)
-    scored = scoring_copy(model, mode)
-    result = c.fn(scored, blocks, data, **kwargs)
-    return {b: float(result[b]) for b in blocks}
+    else:
+        mode, kwargs = _prepare(c, model, bn_mode, options)
+        data = check_batches(c.name, batches, c.needs_data)
+        scored = scoring_copy(model, mode)
+        result = c.fn(scored, blocks, data, **kwargs)
+        scores = {b: float(result[b]) for b in blocks}
+    check_scores(c.name, model, scores, needs_data=c.needs_data)
+    return scores
 
 
 def check_applies(criterion: str, model: nn.Module) -> None:

@@ -3,6 +3,7 @@
     names()                          every architecture `models.build` takes
     options("resnet20")              {"shortcut", "init"}: its builder's options
     traits("vit_tiny")               {"layernorm", "token_blocks"}: what some criteria refuse
+    traits("mobilenet_v2")           {"bounded_activation"}: ReLU6 (SynFlow is refused)
     max_removable("resnet20", 2)     3: the largest p with 2 blocks kept per stage
     stage_budgets("resnet20", 2)     (1, 1, 1): how many blocks each stage may lose
 
@@ -36,7 +37,9 @@ ARCHITECTURES: dict[str, Architecture] = {
     "resnet18": Architecture((), ((2, 2), (2, 1), (2, 1), (2, 1))),
     "resnet34": Architecture((), ((3, 3), (4, 3), (6, 5), (3, 2))),
     "resnet50": Architecture((), ((3, 2), (4, 3), (6, 5), (3, 2))),
-    "mobilenet_v2": Architecture((), ((1, 0), (2, 1), (3, 2), (4, 3), (3, 2), (3, 2), (1, 0))),
+    # ReLU6 after every expansion and depthwise conv (see traits: SynFlow's all-ones pass saturates it)
+    "mobilenet_v2": Architecture((), ((1, 0), (2, 1), (3, 2), (4, 3), (3, 2), (3, 2), (1, 0)),
+                                 ("bounded_activation",)),
     "vgg11_bn": Architecture((), ()),
     # one stage of identity encoder layers (models/vit.py); LayerNorm, token blocks (see traits)
     "vit_tiny": Architecture((), ((6, 6),), ("layernorm", "token_blocks")),
