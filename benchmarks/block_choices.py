@@ -26,6 +26,7 @@ import torch
 from benchmarks.common import default_data_dir
 from lottery_core import criteria, models
 from lottery_core.data import load_data
+from lottery_core.errors import LotteryError
 from lottery_core.train import TrainSettings, train
 
 HERE = Path(__file__).resolve().parent
@@ -82,7 +83,12 @@ def main(argv=None) -> int:
             columns.append(column)
             for name, options in ROWS:
                 tick = time.perf_counter()
-                scores = criteria.score_blocks(model, name, batches, **options)
+                try:
+                    scores = criteria.score_blocks(model, name, batches, **options)
+                except LotteryError as err:   # degenerate scores (e.g. branch HRank at θ0): no ranking to show
+                    choices[(label(name, options), column)] = "refused"
+                    print(f"  {column:<22} {label(name, options):<20} refused: {err}", flush=True)
+                    continue
                 plan = criteria.select_blocks(scores, args.p, model=model, criterion=name)
                 choices[(label(name, options), column)] = short(plan.removed)
                 print(f"  {column:<22} {label(name, options):<20} {short(plan.removed):<16} "
