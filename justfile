@@ -66,19 +66,17 @@ cluster-drill *args:
     {{py}} -m scripts.slurm_drill; slurm=$?
     exit $(( cluster || slurm ))
 
-# one shard (1, 2 or 3) of the deciding reproduction (docs/results/README.md): imports the
-# committed records of the shards before it (not its own: it trains again), trains the shard with two
-# one-thread workers, then — with the machine to itself — times every run (latency and one training
-# step), exports the records, writes the report
-reproduce-shard shard results="lottery-runs":
-    #!/usr/bin/env bash
-    set -euo pipefail
-    grid() { {{py}} -m scripts.reproduce configs/quick/reproduction.yaml --data-dir {{data}} \
-        --results-dir {{results}} --shard {{shard}} "$@"; }
-    grid --import-earlier docs/results/records
-    grid --worker 0/2 --threads 1 & first=$!
-    grid --worker 1/2 --threads 1 & second=$!
-    wait "$first"; wait "$second"
+# the deciding reproduction (docs/results/README.md) as a sweep: 144 trials, two one-thread trials at
+# a time (tune/sweeps/reproduction.yaml); finished identities are reused, never trained again. After
+# an interruption `lottery resume reproduction-<time>` (the name it printed) finishes it; then, with
+# the machine to itself, `just reproduce-finish` times every run, exports the records, writes the report
+reproduce results="lottery-runs":
+    {{lottery}} sweep tune/sweeps/reproduction.yaml --data-dir {{data}} --results-dir {{results}}
+    just reproduce-finish {{results}}
+
+# latency and one training step of every reproduction run (alone on the machine), records, report
+reproduce-finish results="lottery-runs":
     {{lottery}} latency --experiment reproduction --results-dir {{results}} --threads 1 --train-batch 128 --repeats 5
     {{lottery}} records export --experiment reproduction --results-dir {{results}} --out docs/results/records
-    {{lottery}} report --experiment reproduction --results-dir {{results}} --out docs/results
+    {{lottery}} report --experiment reproduction --results-dir {{results}} --questions tune/sweeps/reproduction.yaml \
+        --out docs/results

@@ -284,7 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("name", nargs="?", help="sweep name (omit for every finished run of the experiment)")
     report.add_argument("--experiment", default="block-tickets", help="MLflow experiment")
     report.add_argument("--questions", metavar="FILE",
-                        help="the study's declared questions (YAML: docs/results/questions.yaml shows the form); "
+                        help="the study's declared questions (YAML: a `questions:` mapping, or a sweep file that declares "
+                             "them, e.g. tune/sweeps/reproduction.yaml); "
                              "default: the sweep file's `questions:`; none: every verdict is exploratory")
     report.add_argument("--xi", type=float, default=None,
                         help="margin ξ (points) of the raw verdicts in the paper's tables (default: the questions' "

@@ -71,7 +71,7 @@ def test_shipped_configs_load_and_tickets_find_their_dense_config():
 
     root = pathlib.Path(__file__).resolve().parents[1] / "configs"
     for scale in ("paper", "quick"):
-        configs = {p.name: load_config(p) for p in (root / scale).glob("*.yaml") if p.name != "reproduction.yaml"}
+        configs = {p.name: load_config(p) for p in (root / scale).glob("*.yaml")}
         dense = configs["resnet32_dense.yaml"]
         assert dense.pipeline == "dense"
         for name, cfg in configs.items():
@@ -84,67 +84,3 @@ def test_settings_a_pipeline_does_not_read_leave_its_identity_alone():
     assert load_config(None, ["pruning.rewind_epoch=5"]).identity() == load_config().identity()
     rewind = ["pipeline=ticket_rewind"]
     assert load_config(None, rewind + ["pruning.rewind_epoch=25"]).identity() != load_config(None, rewind).identity()
-
-
-def test_the_reproduction_grid_is_valid_and_complete():
-    """Issue 13's protocol: (a) + (c) in shard 1 (the rewind tickets beside the dense runs whose
-    θ_i they need), (b) in shard 2, (d)-(f) in shard 3; every run once, with its own seeds."""
-    import collections
-    import pathlib
-
-    import yaml
-
-    from scripts.reproduce import expand
-
-    grid = yaml.safe_load((pathlib.Path(__file__).resolve().parents[1] / "configs/quick/reproduction.yaml").read_text())
-    shards = {name: [load_config(grid["base"], point) for point in expand(grid, name)] for name in ("1", "2", "3")}
-    assert {name: len(configs) for name, configs in shards.items()} == {"1": 53, "2": 60, "3": 31}
-    every = [c for configs in shards.values() for c in configs]
-    assert len({c.identity() for c in every}) == 144 == len(expand(grid))
-    pipelines = collections.Counter((name, c.pipeline) for name, configs in shards.items() for c in configs)
-    assert pipelines[("1", "dense")] == 5 and sum(c.pipeline == "dense" for c in every) == 5
-    assert pipelines[("1", "ticket_rewind")] == 12 and pipelines[("1", "reinit")] == 6
-    assert {c.seed for c in shards["1"] if c.pipeline == "ticket_rewind"} == {0, 1, 2}
-    assert {c.seed for c in shards["1"] if c.pipeline == "ticket_init"} == {0, 1, 2, 3, 4}
-    assert collections.Counter(c.pruning.control for c in shards["2"]) == {
-        "none": 10, "same_stage_random": 20, "inverted": 20, "uniform": 10}
-    assert all(c.data.test_size is None for c in every)  # the whole test split, the same for every seed
-
-
-def test_the_reproduction_script_refuses_an_unknown_shard_and_a_bad_worker():
-    from scripts.reproduce import _worker, expand
-
-    grid = {"base": {}, "seeds": [0], "shards": {"1": [{"pipeline": "dense"}]}}
-    assert expand(grid, "1") == [["pipeline=dense", "seed=0"]]
-    with pytest.raises(LotteryError, match="--shard 9: the grid has shards 1"):
-        expand(grid, "9")
-    assert _worker("1/2") == (1, 2)
-    for bad in ("2/2", "x", "1/0", "-1/2"):
-        with pytest.raises(LotteryError, match="expected i/n with 0 <= i < n"):
-            _worker(bad)
-
-
-def test_a_reproduction_worker_defers_a_ticket_whose_dense_run_another_worker_trains():
-    """Round-robin workers: a rewind ticket reached before its dense run is finished goes to the
-    back of the queue (it would fail: it needs θ_i of that run); with the dense run finished, or
-    when no worker of the grid trains it, the ticket runs at once."""
-    from types import SimpleNamespace
-
-    from scripts.reproduce import _DenseWaiter
-
-    class Store:  # the part of MlflowClient that pipelines.tracking.finished_run reads
-        finished: set = set()
-
-        def search_runs(self, experiment_ids, filter_string, order_by, max_results):
-            identity = filter_string.split("'")[1]
-            return [SimpleNamespace(info=SimpleNamespace(status="FINISHED"))] if identity in self.finished else []
-
-    ticket = load_config(None, ["pipeline=ticket_rewind", "seed=1"])
-    dense = ticket.dense().identity()
-    store = Store()
-    waiter = _DenseWaiter(store, "0", {dense}, poll_s=0.0)
-    assert waiter.for_dense(load_config(None, ["pipeline=dense", "seed=1"]), others=[]) is False
-    assert waiter.for_dense(ticket, others=[load_config(None, ["pipeline=dense", "seed=2"])]) is True
-    assert _DenseWaiter(store, "0", set(), poll_s=0.0).for_dense(ticket, others=[]) is False  # not in this grid
-    store.finished = {dense}
-    assert waiter.for_dense(ticket, others=[]) is False

@@ -218,42 +218,6 @@ def test_import_of_only_some_runs_takes_an_iterative_run_with_its_rounds(origina
     assert (counts.imported, counts.skipped) == (1, 3) and len(by_identity(uri)) == 4
 
 
-def test_a_reproduction_shard_starts_from_the_records_of_the_shards_before_it(original, tiny_folder, tmp_path, capsys):
-    """`scripts.reproduce --shard S --import-earlier RECORDS` (what `just reproduce-shard` runs first on
-    a fresh machine): the runs of earlier shards come from their records; the shard's own run is left
-    out, so that its workers train it again instead of finding it by identity."""
-    import yaml
-
-    from scripts.reproduce import main as reproduce
-
-    grid = tmp_path / "grid.yaml"
-    grid.write_text(yaml.safe_dump({"base": TINY, "seeds": [0], "shards": {
-        "first": [{"pipeline": "dense"}, {"pipeline": "ticket_init"}],
-        "second": [{"pipeline": "iterative", "pruning.p": 2, "pruning.blocks_per_round": 1}]}}))
-    results = tmp_path / "runs"
-
-    def shard(name: str, records: Path = original["folder"]) -> int:
-        return reproduce([str(grid), "--data-dir", str(tiny_folder), "--results-dir", str(results), "--shard", name,
-                          "--import-earlier", str(records)])
-
-    assert shard("first") == 0 and not results.exists()
-    assert capsys.readouterr().out == "shard first is the first: there is no earlier shard to import\n"
-    assert shard("second") == 0
-    assert capsys.readouterr().out == (f"shards first: 2 runs imported from {original['folder']} (0 were already "
-                                       "there); shard second and later shards are left out, to train again\n")
-    assert sorted(by_identity(store_uri(results))) == sorted(
-        original["cfgs"][name].identity() for name in ("dense", "ticket"))
-    # an earlier shard without all its records is refused before anything is imported
-    partial = tmp_path / "partial"
-    shutil.copytree(original["folder"], partial)
-    next(partial.glob("dense-*.json")).unlink()
-    results = tmp_path / "other"
-    with pytest.raises(LotteryError, match=r"^shards first: 1 of their 2 runs have no record in \S+partial \(the "
-                                           r"first: dense resnet20 seed=0\); finish those shards"):
-        shard("second", partial)
-    assert not results.exists()
-
-
 def bad_folder(tmp_path: Path, name: str, content: str) -> Path:
     folder = tmp_path / name
     folder.mkdir()

@@ -112,11 +112,16 @@ def read_questions(raw, where: str = "questions") -> tuple[Question, ...]:
 
 
 def load_questions(path) -> tuple[Question, ...]:
-    """Questions declared in a YAML file (`read_questions`)."""
+    """Questions declared in a YAML file (`read_questions`): a sweep file's `questions:` key (a
+    file with `grid`, `base` or `optuna`), else the file's own questions mapping."""
     from pipelines import yaml_strict
 
     path = Path(path)
     raw = yaml_strict.read_mapping(path, "questions", f"a mapping with keys {', '.join(TOP_KEYS)}, got {{got}}")
+    if any(key in raw for key in ("grid", "base", "optuna")):   # a sweep file
+        if raw.get("questions") is None:
+            raise LotteryError(f"{path.name}: this sweep file declares no questions (its `questions:` key)")
+        return read_questions(raw["questions"], f"{path.name}: questions")
     return read_questions(raw, path.name)
 
 
