@@ -451,6 +451,17 @@ def test_speedup_table_shows_identical_architectures_once_with_median_and_iqr_ov
     assert "\n" not in note
 
 
+def test_speedups_by_size_pool_the_rounds_of_every_architecture_of_one_size():
+    from pipelines.report.timing import speedup_by_size
+
+    # a (MACs ratio 1.25): 2.0 in every round; b (2.00): 1.25, 1.1, 1.2, 1.3, 2.0
+    table = speedup_by_size(hand_runs())
+    assert list(table["MACs ratio ×"]) == ["1.25", "2.00"] and list(table.network) == ["block ticket"] * 2
+    assert list(table.architectures) == [1, 1] and list(table.runs) == [3, 1]
+    assert list(table["inference b128 ×"]) == ["2.00 [2.00–2.00]", "1.25 [1.20–1.30]"]
+    assert speedup_by_size(hand_runs().assign(latency_rounds=None, latency_pass=None)) is None
+
+
 def test_records_without_per_round_timings_have_no_speedup_table():
     old = hand_runs().assign(latency_rounds=None, latency_pass=None, latency_network=None)
     assert speedup_table(old) is None and timing_note(old) == ""

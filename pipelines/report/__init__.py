@@ -52,8 +52,11 @@ TABLES = (
      "speed-up = dense / ticket SGD time per epoch (×) as the runs measured it while they trained "
      "(meaningless when runs shared the cores), beside the MACs ratio. Inference and training-step speed-ups are "
      "in the speed-up table, from one interleaved timing pass."),
-    ("speedups", "Speed-ups from one interleaved timing pass",
-     "{timing}"),
+    ("speedups_by_size", "Speed-ups from one interleaved timing pass, by ticket size",
+     "{timing} This table pools the per-round speed-ups of every architecture of one kind and MACs ratio; the "
+     "next gives each architecture."),
+    ("speedups", "Speed-ups from one interleaved timing pass, per architecture",
+     "One row per distinct architecture (identical architectures are one measurement), dense first."),
     ("pareto", "Pareto front: accuracy against MACs",
      "One row per ticket configuration (mean over seeds; accuracy = validation accuracy when every ticket reports "
      "it, else test accuracy), the dense network first; on_front: no other ticket is as accurate and cheaper. A "
@@ -115,6 +118,7 @@ def write_report(tracking_uri: str, experiment: str, out_dir, sweep: str | None 
              "table1_rewind": tables.table1_rewind(pairs, xi), "table2_init": tables.table2_init(pairs, xi),
              "table3_filter_vs_block": tables.table3_filter_vs_block(runs, pairs, xi, labels),
              "table4_cost": tables.table4_cost(pairs), "speedups": timing.speedup_table(runs),
+             "speedups_by_size": timing.speedup_by_size(runs),
              "pareto": pareto.table(runs),
              "iterative": tables.iterative(rounds, runs, xi),
              "table5_robustness": tables.table5_robustness(pairs, xi)}

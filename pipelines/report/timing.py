@@ -108,6 +108,29 @@ def speedup_table(runs: pd.DataFrame) -> pd.DataFrame | None:
     return pd.DataFrame(rows)
 
 
+def speedup_by_size(runs: pd.DataFrame) -> pd.DataFrame | None:
+    """The speed-up table in brief: one row per kind of network (block or filter ticket) and MACs
+    ratio (two decimals: every block ticket of one p has one ratio), with the architectures and runs
+    it holds and, per metric, the median and interquartile range of the per-round speed-ups of all
+    its architectures pooled (numpy percentiles 25/75). None as `speedup_table`."""
+    timings = network_timings(runs)
+    if timings is None:
+        return None
+    metrics = _metrics(timings)
+    tickets = timings[timings.network != timings.dense_network].assign(
+        kind=lambda d: ["filter ticket" if c.startswith("filter_ticket") else "block ticket" for c in d.configurations],
+        ratio=lambda d: d.macs_ratio.round(2))
+    rows = []
+    for (kind, ratio), group in tickets.groupby(["kind", "ratio"]):
+        row = {"network": kind, "MACs ratio ×": f"{ratio:.2f}", "architectures": len(group), "runs": int(group.runs.sum())}
+        for metric in metrics:
+            pooled = [s for lists in group[f"{metric}_speedups"] if isinstance(lists, list) for s in lists]
+            row[f"{metric_label(metric)} ×"] = (f"{np.median(pooled):.2f} [{np.percentile(pooled, 25):.2f}–"
+                                               f"{np.percentile(pooled, 75):.2f}]" if pooled else "—")
+        rows.append(row)
+    return pd.DataFrame(rows) if rows else None
+
+
 def timing_note(runs: pd.DataFrame) -> str:
     """One line under the table: the pass read, its conditions (device, threads, torch, rounds, when;
     the tags `pipelines.latency_settings.CONDITION_TAGS`), how many runs and networks it covers, how many runs are left out (timed
@@ -171,4 +194,4 @@ def _spread(row, prefix: str, fmt: str) -> str:
             f"{fmt.format(row[f'{prefix}_q75'])}]")
 
 
-__all__ = ["metric_label", "network_timings", "speedup_table", "timed_pass", "timing_note"]
+__all__ = ["metric_label", "network_timings", "speedup_by_size", "speedup_table", "timed_pass", "timing_note"]
