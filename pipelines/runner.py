@@ -14,24 +14,23 @@
 import os
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from mlflow.entities import Metric, Param
+from mlflow.entities import Param
 from mlflow.tracking import MlflowClient
 
 from lottery_core.emissions import SHARE_RULE, EmissionsMeter
 from lottery_core.train.device import resolve_device
 from pipelines import layout, plots
-from pipelines.claim import EXPIRE_AFTER, Claim, ClaimLost
+from pipelines.claim import EXPIRE_AFTER, Claim
 from pipelines.config import RunConfig
 from pipelines.context import RunContext, with_fingerprint
 from pipelines.evaluation import evaluate_run
 from pipelines.experiments import PIPELINES
 from pipelines.logged_model import log_trained
-from pipelines.run_schema import epoch_metrics
+from pipelines.run_lifecycle import MlflowEpochLogger, closed_as_outcome, reopen
 from pipelines.tracking import (
     SWEEP_MEMBER_PREFIX,
     UNFINISHED,
@@ -50,37 +49,6 @@ class RunOutcome:
     identity: str
     metrics: dict
     status: str  # "finished" (trained now) or "existing" (found finished, not run again)
-
-
-class MlflowEpochLogger:
-    """Epoch hook: log every epoch's metrics to the run, with step = epoch, under their per-epoch
-    names (`pipelines.run_schema.epoch_metrics`: `test_acc` of the training loop's history is logged
-    as `epoch_test_acc`, ...), never under a final value's name.
-
-    A resumed run is reconciled on the first epoch this attempt trains: epochs the checkpoint
-    holds but MLflow never received (the attempt died between the checkpoint and the logging,
-    e.g. a tracking server that went away) are logged from the checkpoint's history, and epochs
-    MLflow already holds are not logged twice. So every epoch appears exactly once per metric.
-    """
-
-    def __init__(self, client: MlflowClient, run_id: str, reference_key: str = "train_loss"):
-        self.client, self.run_id, self.reference_key = client, run_id, reference_key
-        self.logged: set[int] | None = None  # steps already in MLflow; read once, on the first epoch
-
-    def on_epoch_end(self, epoch: int, metrics: dict, state) -> None:
-        if self.logged is None:
-            self.logged = {m.step for m in self.client.get_metric_history(self.run_id, self.reference_key)}
-            for earlier in state.history[:-1]:
-                self._log(int(earlier["epoch"]), earlier)
-        self._log(epoch, metrics)
-
-    def _log(self, epoch: int, metrics: dict) -> None:
-        if epoch in self.logged:
-            return
-        now = int(time.time() * 1000)
-        batch = [Metric(k, v, now, epoch) for k, v in epoch_metrics(metrics).items()]
-        self.client.log_batch(self.run_id, metrics=batch)
-        self.logged.add(epoch)
 
 
 def run_tags(cfg: RunConfig) -> dict[str, str]:
@@ -193,7 +161,7 @@ def _train(cfg: RunConfig, client: MlflowClient, experiment_id: str, device, che
     claim.refresh()  # still ours (loading the data may take long): else ClaimLost, nothing touched
     ctx.run_id = _open_run(client, experiment_id, cfg, parent_run_id, tags or {})
     ctx.hooks = (claim, MlflowEpochLogger(client, ctx.run_id), *hooks)   # a lost claim stops first
-    try:
+    with closed_as_outcome(client, ctx.run_id):   # FINISHED, KILLED or FAILED; a lost claim: untouched
         with EmissionsMeter(country_iso_code=cfg.evaluation.country_iso_code, gpu_ids=gpu_ids,
                             gpu_share=gpu_share) as meter:
             trained = PIPELINES[cfg.pipeline](ctx)
@@ -209,15 +177,6 @@ def _train(cfg: RunConfig, client: MlflowClient, experiment_id: str, device, che
         for warning in getattr(trained.result, "warnings", ()) or ():
             ctx.set_tags({"warning": str(warning)[:4000]})
         claim.refresh()  # the run is still ours to close
-    except ClaimLost:
-        raise            # the run belongs to the claim's new holder: leave its status alone
-    except KeyboardInterrupt:
-        client.set_terminated(ctx.run_id, "KILLED")
-        raise
-    except BaseException:
-        client.set_terminated(ctx.run_id, "FAILED")
-        raise
-    client.set_terminated(ctx.run_id, "FINISHED")
     return RunOutcome(ctx.run_id, cfg.identity(), metrics, "finished")
 
 
@@ -232,9 +191,7 @@ def _open_run(client: MlflowClient, experiment_id: str, cfg: RunConfig, parent_r
         run_id = unfinished[0].info.run_id
         for stale in unfinished[1:]:
             client.set_terminated(stale.info.run_id, "KILLED")
-        client.update_run(run_id, status="RUNNING")
-        for key, value in tags.items():
-            client.set_tag(run_id, key, value)
+        reopen(client, run_id, tags)
         client.set_tag(run_id, "resumed", "true")
         return run_id
     created = client.create_run(experiment_id, tags=tags, run_name=cfg.describe())

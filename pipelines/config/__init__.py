@@ -10,13 +10,16 @@ every error names the field and what is allowed. Validation imports neither torc
 torchvision, MLflow or Ray. One job per module:
 
     fields     a field's declaration, help text, flattening
-    schema     the sections and RunConfig
+    sections   the sections (model, data, training, ...) and the names they choose from
     identity   the identity hash and the settings a pipeline reads
-    building   nested mapping -> validated RunConfig, and back (`to_raw`)
     checks     the rules that span fields
-    loading    YAML files, `section.key=value` overrides, `with_overrides`
+    building   nested mapping -> section, each field checked, and back (`to_raw`); dotted keys
+    schema     RunConfig and `build_config` (a validated RunConfig from a nested mapping)
+    loading    YAML files, `section.key=value` overrides
+
+Each imports only those listed above it (tests/test_import_graph.py checks there is no cycle).
 """
-from pipelines.config.building import build_config, to_raw
+from pipelines.config.building import to_raw
 from pipelines.config.checks import DEVICE
 from pipelines.config.fields import flatten
 from pipelines.config.identity import IDENTITY_SCHEMA
@@ -34,6 +37,7 @@ from pipelines.config.schema import (
     RunConfig,
     TrackingConfig,
     TrainingConfig,
+    build_config,
 )
 
 

@@ -1,19 +1,23 @@
-"""Building a RunConfig from a nested mapping: every field checked against its declaration, then
-the rules that span fields (`checks`). Errors are one line naming the dotted field."""
+"""Building a config section from a nested mapping, every field checked against its declaration,
+and back (`to_raw`); dotted keys (`section.key`) in such mappings. Errors are one line naming the
+dotted field. The rules that span fields are `checks`', applied by `schema.build_config`; this
+module knows the sections (`sections`), never `RunConfig`, so the schema can hand off to it.
+"""
+import re
 from dataclasses import fields, is_dataclass
 from typing import get_type_hints
 
 from lottery_core.errors import LotteryError
-from pipelines.config import checks
 from pipelines.config.fields import declaration
-from pipelines.config.schema import PruningConfig, RunConfig
+from pipelines.config.sections import PruningConfig
 
 # criterion options the pipelines pass themselves (the random draws' seed): not settable in a config
 SUPPLIED_BY_PIPELINES = ("seed",)
 
 
-def build_config(raw: dict, cls=RunConfig, prefix: str = ""):
-    """Construct and validate `cls` from a nested dict; errors name the dotted field."""
+def build_section(raw: dict, cls, prefix: str = ""):
+    """Construct `cls` (a config dataclass) from a nested dict, each field checked against its
+    declaration, nested sections built alike; errors name the dotted field."""
     if not isinstance(raw, dict):
         raise LotteryError(f"{prefix.rstrip('.') or 'config'} must be a mapping, got {raw!r}")
     known = {f.name: f for f in fields(cls) if not (cls is PruningConfig and f.name == "options")}
@@ -32,17 +36,14 @@ def build_config(raw: dict, cls=RunConfig, prefix: str = ""):
             continue
         tp = hints[name]
         if isinstance(tp, type) and is_dataclass(tp):
-            values[name] = build_config(value or {}, tp, f"{prefix}{name}.")
+            values[name] = build_section(value or {}, tp, f"{prefix}{name}.")
         else:
             values[name] = check_field(declaration(known[name]), value, f"{prefix}{name}")
     if extra:
         options = declared_criterion_options()
         values["options"] = tuple(sorted((k, check_field(options[k], v, f"{prefix}{k}")) for k, v in extra.items()
                                          if v != options[k].default))
-    cfg = cls(**values)
-    if cls is RunConfig:
-        checks.check_run(cfg)
-    return cfg
+    return cls(**values)
 
 
 def check_field(decl, value, label: str):
@@ -80,3 +81,32 @@ def to_raw(cfg) -> dict:
 
 def _plain(value):
     return [_plain(v) for v in value] if isinstance(value, tuple) else value
+
+
+STAGE_COUNT = re.compile(r"pruning\.stage_counts\.([0-9]+)")
+
+
+def gather_stage_counts(values: dict) -> dict:
+    """`{"pruning.stage_counts.1": a, ".2": b, ...}` (stage N, 1-based, every stage once) as
+    `{"pruning.stage_counts": [a, b, ...], "pruning.p": a + b + ...}`; other keys unchanged."""
+    stages = {int(m.group(1)): v for k, v in values.items() if (m := STAGE_COUNT.fullmatch(k))}
+    if not stages:
+        return dict(values)
+    if sorted(stages) != list(range(1, len(stages) + 1)):
+        raise LotteryError(f"pruning.stage_counts.N keys must name stages 1 to {max(stages)} each once, got "
+                           f"stages {sorted(stages)}")
+    counts = [stages[n] for n in sorted(stages)]
+    kept = {k: v for k, v in values.items() if not STAGE_COUNT.fullmatch(k)}
+    total = sum(c for c in counts if isinstance(c, int))   # a bad count: stage_counts' own check says so
+    return {**kept, "pruning.stage_counts": counts, "pruning.p": total}
+
+
+def set_dotted(raw: dict, key: str, value) -> None:
+    """`raw[a][b] = value` for key "a.b" (sections created as needed)."""
+    node = raw
+    *parents, leaf = key.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise LotteryError(f"override {key!r}: {part!r} is not a section")
+    node[leaf] = value

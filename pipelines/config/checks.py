@@ -9,6 +9,7 @@ import re
 
 from lottery_core.errors import LotteryError, choose
 from pipelines import secrets
+from pipelines.config.sections import CONTROL_PIPELINES
 
 DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]+)?")
 # The names `lottery_core.robustness` registers (it imports torch); tests/test_config.py checks
@@ -149,7 +150,6 @@ def check_applicability(cfg, criterion) -> None:
 def check_control(cfg) -> None:
     """A control must make sense for its pipeline and criterion."""
     from lottery_core.criteria import registry
-    from pipelines.config.schema import CONTROL_PIPELINES
 
     control, criterion = cfg.pruning.control, cfg.pruning.criterion
     if control == "none":

@@ -11,6 +11,8 @@ import hashlib
 import json
 from dataclasses import fields, is_dataclass, replace
 
+from pipelines.config.sections import RANDOM_CONTROLS, PruningConfig
+
 # Bump when a default that changes results changes (2: branch targets for activation criteria,
 # one test set for all seeds, random draws seeded by (seed, draw), device/precision/data/country;
 # 3: training drops a last partial batch, bf16 on CPUs with native bf16).
@@ -41,7 +43,6 @@ def read_settings(cfg):
     random criterion; the draw index where nothing random is drawn; `target` of criteria
     that read no activations; the declared options (`pruning.options`) the criterion does not read."""
     from lottery_core.criteria import registry
-    from pipelines.config.schema import RANDOM_CONTROLS, PruningConfig
 
     if cfg.pipeline == "dense":
         return replace(cfg, pruning=PruningConfig())

@@ -1,181 +1,36 @@
-"""The run config's sections: frozen dataclasses whose fields carry their declarations.
+"""The run config: `RunConfig`, the whole of the sections (`sections`), and `build_config`.
 
-Training settings and criterion options are declared by the library (`lottery_core.train.settings.
-OPTIONS`, each criterion's `OPTIONS` through the criteria registry); the rest (which pipeline, p,
-the data subsets, ...) is declared here with `option`. Nothing in this module imports torch.
+RunConfig's methods hand off to modules below it (identity, building, checks), none of which
+imports this module: `pipelines.config` has no import cycle (tests/test_import_graph.py).
+Nothing in this module imports torch.
 """
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from lottery_core.criteria import registry as criteria_registry
-from lottery_core.options import by_name
-from lottery_core.train.settings import OPTIONS as TRAIN_OPTIONS
-from pipelines.config import identity
-from pipelines.config.fields import declared, flatten, option
+from pipelines.config import building, checks, identity
+from pipelines.config.fields import flatten, option
+from pipelines.config.sections import (
+    CONTROL_PIPELINES,
+    CONTROLS,
+    CRITERION_OPTIONS,
+    ITERATIVE_MODES,
+    PIPELINES,
+    RANDOM_CONTROLS,
+    SETTINGS_FIELDS,
+    TICKET_PIPELINES,
+    TRAIN,
+    DataConfig,
+    EvaluationConfig,
+    ModelConfig,
+    PruningConfig,
+    TrackingConfig,
+    TrainingConfig,
+)
 
-PIPELINES = ("dense", "ticket_init", "ticket_rewind", "filter_ticket", "reinit", "iterative")
-TICKET_PIPELINES = ("ticket_init", "ticket_rewind", "filter_ticket", "reinit", "iterative")
-ITERATIVE_MODES = ("init", "rewind")
-# Controls: how the removed blocks are chosen instead of "the p lowest scores" (see README, Concepts).
-CONTROLS = ("none", "inverted", "same_stage_random", "uniform", "shuffled_labels", "random_inputs")
-CONTROL_PIPELINES = ("ticket_init", "ticket_rewind")
-RANDOM_CONTROLS = ("same_stage_random", "shuffled_labels", "random_inputs")
-TRAIN = by_name(TRAIN_OPTIONS)
-CRITERION_OPTIONS = criteria_registry.declared_options()
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    name: str = option("resnet32", "architecture from lottery_core.models (e.g. resnet20/32/56/110, resnet18, mobilenet_v2)")
-    shortcut: str = option("A", "CIFAR ResNet shortcut: A zero-pad, B 1x1 conv+BN, conv 1x1 conv (authors)",
-                           choices=("A", "B", "conv"))
-    init: str = option("kaiming", "CIFAR ResNet weight init: kaiming (He et al.'s kaiming_normal_, the "
-                       "paper protocol) or torch (torch's module defaults; trains better at short budgets, "
-                       "benchmarks/recipe.md)", choices=("kaiming", "torch"))
-
-    def builder_options(self) -> dict:
-        """The options of this architecture's builder that it takes (shortcut, init: CIFAR ResNets)."""
-        from lottery_core.models import catalog
-
-        taken = catalog.options(self.name)
-        return {k: getattr(self, k) for k in ("shortcut", "init") if k in taken}
-
-
-@dataclass(frozen=True)
-class DataConfig:
-    name: str = option("cifar10", "data set: cifar10, cifar100 or folder (ImageFolder train/ and test/)",
-                       choices=("cifar10", "cifar100", "folder"))
-    root: str | None = option(None, kind=str, help="data directory (ImageFolder copy or torchvision root); "
-                              "default $LOTTERY_DATA_DIR, else torchvision download", identity=False)
-    fingerprint: str | None = option(None, kind=str, help="content fingerprint of the data set (blake2b-<16 hex digits>); "
-                                     "filled in from the data where it is read, and checked there")
-    train_size: int | None = option(None, "class-balanced training subset size (None = all)", low=1)
-    test_size: int | None = option(None, "class-balanced test subset size (None = all)", low=1)
-    test_seed: int = option(0, "seed of the test subset and of the corruption, attack and CKA "
-                            "subsets: the same images for every run seed", low=0)
-    val_size: int = option(0, "held-out validation images carved from train, class-balanced", low=0)
-
-
-@dataclass(frozen=True)
-class TrainingConfig:
-    """The training settings: every rule declared once, in `lottery_core.train.settings.OPTIONS`."""
-
-    epochs: int = declared(TRAIN["epochs"])
-    batch_size: int = declared(TRAIN["batch_size"])
-    lr: float = declared(TRAIN["lr"])
-    momentum: float = declared(TRAIN["momentum"])
-    nesterov: bool = declared(TRAIN["nesterov"])
-    weight_decay: float = declared(TRAIN["weight_decay"])
-    schedule: str = declared(TRAIN["schedule"])
-    milestones: tuple[float, ...] = declared(TRAIN["milestones"])
-    gamma: float = declared(TRAIN["gamma"])
-    warmup_epochs: int = declared(TRAIN["warmup_epochs"])
-    pct_start: float = declared(TRAIN["pct_start"])
-    div_factor: float = declared(TRAIN["div_factor"])
-    final_div_factor: float = declared(TRAIN["final_div_factor"])
-    base_momentum: float = declared(TRAIN["base_momentum"])
-    label_smoothing: float = declared(TRAIN["label_smoothing"])
-    amp: bool = declared(TRAIN["amp"], identity=False, help=TRAIN["amp"].help + "; the identity holds the "
-                         "resolved precision")
-    compile: bool = declared(TRAIN["compile"], identity=False)
-    eval_every: int = declared(TRAIN["eval_every"], identity=False)
-    keep_epochs: tuple[int, ...] = option((0, 25, 50, 75), "dense runs keep the weights of these epochs "
-                                          "(rewind points θ_i); epochs >= n are ignored", identity=False,
-                                          low=0, sequence=True)
-
-    def settings(self, threads: int | None = None):
-        """The engine's TrainSettings for this section (checked again there, by the same declarations)."""
-        from lottery_core.train.settings import TrainSettings
-
-        return TrainSettings(**{n: getattr(self, n) for n in SETTINGS_FIELDS}, threads=threads)
-
-
-SETTINGS_FIELDS = ("epochs", "batch_size", "lr", "momentum", "nesterov", "weight_decay", "schedule", "milestones",
-                   "gamma", "warmup_epochs", "pct_start", "div_factor", "final_div_factor", "base_momentum",
-                   "label_smoothing", "amp", "compile", "eval_every")
-
-
-@dataclass(frozen=True)
-class PruningConfig:
-    criterion: str = option("grasp", "criterion that scores blocks (or filters): see `lottery info --criteria`")
-    p: int = option(1, "number of residual blocks removed (filter tickets: matched to this block ticket)", low=0)
-    stage_counts: tuple[int, ...] = option((), "blocks removed from each stage, stage 1 first (e.g. [2, 3, 1]), "
-                                           "the criterion choosing which within each stage; p must be their "
-                                           "sum. Empty: the criterion's p lowest, wherever they are",
-                                           kind=int, low=0, sequence=True)
-    rewind_epoch: int = option(0, "ticket_rewind and iterative_mode=rewind: rewind point i (weights θ_i, lr "
-                               "schedule from epoch i)", low=0)
-    min_blocks_per_stage: int = option(2, "blocks every stage keeps at least (authors' code: 2)", low=1)
-    images_per_class: int = option(10, "class-balanced scoring images per class", low=1)
-    bn_mode: str = option("auto", "BatchNorm mode while scoring; auto = the criterion's own (train for "
-                          "SNIP/GraSP, eval for SynFlow and the activation criteria, KL, CKA; train for those "
-                          "too while BatchNorm holds θ_0's placeholder statistics)",
-                          choices=("auto", "train", "eval"))
-    aggregate: str = option("sum", "how weight scores become a block score", choices=("sum", "mean"))
-    temperature: float = declared(CRITERION_OPTIONS["temperature"])   # declared by criteria/grasp.py
-    target: str = declared(CRITERION_OPTIONS["target"])             # declared by criteria/target.py
-    control: str = option("none", "a control instead of the criterion's p lowest: inverted (the p "
-                          "highest), same_stage_random (random blocks, the criterion's per-stage counts), "
-                          "uniform (the plain shallower network: last blocks, even per stage), "
-                          "shuffled_labels / random_inputs (scores on permuted labels / noise images)",
-                          choices=CONTROLS)
-    draw: int = option(0, "random draw index (criterion random, control same_stage_random, shuffled_labels, "
-                       "random_inputs): draws are seeded by (seed, draw)", low=0)
-    reinit_of: str = option("ticket_init", "reinit: the architecture of the ticket_init ticket (planned at "
-                            "θ_0) or of the ticket_rewind ticket (planned on the trained dense θ_n)",
-                            choices=("ticket_init", "ticket_rewind"))
-    filter_match: str = option("filters", "filter_ticket: prune filters until the block ticket's filter "
-                               "count (the paper's Table 3) or its MACs is matched", choices=("filters", "macs"))
-    iterative_mode: str = option("init", "iterative: init re-scores the current ticket at its θ_0 each round, "
-                                 "no training between rounds, then trains the last ticket n epochs; rewind "
-                                 "(Algorithm 1 per round) scores the trained ticket, removes k more, rewinds to "
-                                 "the dense run's θ_i and trains n − i epochs", choices=ITERATIVE_MODES)
-    blocks_per_round: int = option(1, "iterative: blocks removed per round, k (the last round removes fewer "
-                                   "when p is not a multiple of k)", low=1)
-    macs_budget: float | None = option(None, kind=float, help="iterative: stop after the first round whose "
-                                       "ticket has at most this fraction of the dense MACs (None = no budget)",
-                                       low=0.0, high=1.0, low_open=True)
-    stop_xi: float | None = option(None, kind=float, help="iterative: stop at the first round whose ticket loses "
-                                   "to dense by more than this many points of validation accuracy (needs "
-                                   "data.val_size > 0; in iterative_mode=init every round's ticket is then "
-                                   "trained n epochs); the run keeps the round before it (None = no accuracy stop)")
-    # other options the criteria declare, given as `pruning.NAME: value` (listed by `lottery run --fields`)
-    options: tuple[tuple[str, Any], ...] = field(default=(), metadata={"identity": True})
-
-    def criterion_options(self) -> dict[str, Any]:
-        """The criterion options this section sets: bn_mode, temperature, target and `options`."""
-        return {"bn_mode": None if self.bn_mode == "auto" else self.bn_mode, "temperature": self.temperature,
-                "target": self.target, **dict(self.options)}
-
-
-@dataclass(frozen=True)
-class EvaluationConfig:
-    corruptions: tuple[str, ...] = option(("all",), sequence=True, help="CIFAR-10-C corruptions generated from the test set ('all' or names; () = none)")
-    severities: tuple[int, ...] = option((1, 2, 3, 4, 5), "corruption severities (1-5)", low=1, high=5,
-                                          sequence=True)
-    corruption_images: int = option(1000, "test images used for corruption accuracy", low=0)
-    attacks: tuple[str, ...] = option(("fgsm", "pgd"), sequence=True, help="gradient attacks (torchattacks), () = none")
-    epsilons: tuple[float, ...] = option((2 / 255, 8 / 255), "L-inf attack budgets in [0, 1] pixel units "
-                                          "(8/255 = 0.0314)", low=0.0, high=1.0, sequence=True)
-    attack_images: int = option(500, "test images attacked", low=0)
-    cka_images: int = option(500, "test images for CKA versus the dense network", low=0)
-    cifar10_c_dir: str | None = option(None, kind=str, help="official CIFAR-10-C .npy directory (optional)", identity=False)
-    cifar10_1_dir: str | None = option(None, kind=str, help="CIFAR-10.1 .npy directory (optional)", identity=False)
-    cifar10_2_dir: str | None = option(None, kind=str, help="CIFAR-10.2 .npz directory (optional)", identity=False)
-    xi: float = option(0.0, "winning ticket: acc(ticket) + xi >= acc(dense), in accuracy points", identity=False)
-    country_iso_code: str = option("FRA", "country whose grid sets the CO2 factor (codecarbon, offline)")
-
-
-@dataclass(frozen=True)
-class TrackingConfig:
-    experiment: str = option("block-tickets", "MLflow experiment name", identity=False)
-    results_dir: str = option("lottery-runs", "folder for the SQLite store, artifacts, checkpoints (made absolute)", identity=False)
-    tracking_uri: str | None = option(None, kind=str, help="MLflow tracking URI; default $MLFLOW_TRACKING_URI, else sqlite in results_dir", identity=False)
-    log_model: bool = option(False, "log the trained network as an MLflow model (mlflow.pytorch, pickle) with its "
-                             "plan: mlflow.pytorch.load_model gives back the physically shallower network", identity=False)
-    export_onnx: bool = option(False, "export the trained network to ONNX (dynamic batch) and log it as the "
-                               "artifact onnx/<pipeline>.onnx (a few seconds)", identity=False)
+__all__ = ["CONTROLS", "CONTROL_PIPELINES", "CRITERION_OPTIONS", "ITERATIVE_MODES", "PIPELINES", "RANDOM_CONTROLS",
+           "SETTINGS_FIELDS", "TICKET_PIPELINES", "TRAIN", "DataConfig", "EvaluationConfig", "ModelConfig",
+           "PruningConfig", "RunConfig", "TrackingConfig", "TrainingConfig", "build_config"]
 
 
 @dataclass(frozen=True)
@@ -208,10 +63,12 @@ class RunConfig:
 
     def with_overrides(self, overrides: dict[str, Any]) -> "RunConfig":
         """A new config with `{"section.key": value}` set, validated like a loaded one (e.g. the
-        values an Optuna search samples)."""
-        from pipelines.config.loading import with_overrides
-
-        return with_overrides(self, overrides)
+        values an Optuna search samples). Keys `pruning.stage_counts.N` (one per stage, as an Optuna
+        search samples them) are gathered by `building.gather_stage_counts`."""
+        raw = building.to_raw(self)
+        for key, value in building.gather_stage_counts(overrides).items():
+            building.set_dotted(raw, key, value)
+        return build_config(raw)
 
     def device_kind(self) -> str:
         """The device kind the run computes on: "cpu" or "cuda" ("auto" resolved on this machine)."""
@@ -260,6 +117,15 @@ class RunConfig:
         if p.draw:
             parts.append(f"draw={p.draw}")
         return " ".join(parts + [f"seed={self.seed}"])
+
+
+def build_config(raw: dict, cls=RunConfig, prefix: str = ""):
+    """Construct and validate `cls` from a nested dict (see `building.build_section`), then, for a
+    whole RunConfig, the rules that span fields (`checks.check_run`); errors name the dotted field."""
+    cfg = building.build_section(raw, cls, prefix)
+    if cls is RunConfig:
+        checks.check_run(cfg)
+    return cfg
 
 
 def _cuda_available() -> bool:

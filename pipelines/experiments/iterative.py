@@ -45,9 +45,9 @@ from lottery_core.criteria import controls
 from lottery_core.errors import LotteryError
 from lottery_core.evaluate import evaluate
 from pipelines import plots, stages
-from pipelines.claim import ClaimLost
 from pipelines.context import RunContext
 from pipelines.experiments.base import Trained
+from pipelines.run_lifecycle import MlflowEpochLogger, closed_as_outcome, reopen
 from pipelines.tracking import finished_run
 
 PARENT_TAG = "iterative_parent"   # a round's child run names its iterative run by this tag (and mlflow.parentRunId)
@@ -183,9 +183,6 @@ def _dense_val_acc(dense) -> float:
 
 def _hooks_for(ctx: RunContext, child: str) -> tuple:
     """The run's epoch hooks, with its MLflow epoch logger writing to the round's child run instead."""
-    # the runner imports the pipelines: its logger is imported here, at run time
-    from pipelines.runner import MlflowEpochLogger
-
     return tuple(MlflowEpochLogger(ctx.client, child)
                  if isinstance(h, MlflowEpochLogger) and h.run_id == ctx.run_id else h for h in ctx.hooks)
 
@@ -212,25 +209,14 @@ def _child_run(ctx: RunContext, r: int, removed: list[str], now: list[str]):
             "mlflow.runName": f"{ctx.cfg.describe()} round {r}"}
     if found:
         child = found[0].info.run_id
-        ctx.client.update_run(child, status="RUNNING")
-        for key, value in tags.items():
-            ctx.client.set_tag(child, key, value)
+        reopen(ctx.client, child, tags)
     else:
         child = ctx.client.create_run(ctx.experiment_id, tags=tags, run_name=tags["mlflow.runName"]).info.run_id
         for key, value in {"round": r, "blocks_removed": len(removed), "removed_this_round": len(now),
                            "blocks_per_round": ctx.cfg.pruning.blocks_per_round}.items():
             ctx.client.log_param(child, key, value)
-    try:
+    with closed_as_outcome(ctx.client, child):
         yield child
-    except ClaimLost:
-        raise            # the run belongs to the claim's new holder: leave its status alone
-    except KeyboardInterrupt:
-        ctx.client.set_terminated(child, "KILLED")
-        raise
-    except BaseException:
-        ctx.client.set_terminated(child, "FAILED")
-        raise
-    ctx.client.set_terminated(child, "FINISHED")
 
 
 def _log_child(ctx: RunContext, record: Round) -> None:
