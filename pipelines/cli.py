@@ -113,8 +113,8 @@ def _records_export(args: argparse.Namespace) -> None:
 
 def _records_import(args: argparse.Namespace) -> None:
     from pipelines.config import load_config
+    from pipelines.credentials import redact
     from pipelines.records import import_records, read_records, records_experiment
-    from pipelines.secrets import redact
     from pipelines.tracking import prepare_store
 
     folder = Path(args.folder).resolve()
@@ -170,7 +170,7 @@ def _ui(args: argparse.Namespace) -> None:
     overview otherwise), or to the experiment's runs table when it has no sweep."""
     from pipelines import layout
     from pipelines.config import load_config
-    from pipelines.secrets import without_credentials
+    from pipelines.credentials import without_credentials
     from pipelines.tracking import check_sweep_name, existing_store
 
     if not 1 <= args.port <= 65535:
@@ -376,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.handler(args)
     except LotteryError as err:
-        from pipelines.secrets import redact
+        from pipelines.credentials import redact
 
         print(f"lottery {args.command}: error: {redact(str(err))}", file=sys.stderr)
         return 2

@@ -17,7 +17,7 @@ import torch
 from lottery_core import accounting, robustness
 from lottery_core.evaluate import evaluate
 from lottery_core.similarity import features, linear_cka
-from pipelines import layout, stages
+from pipelines import layout, steps
 from pipelines.comparison import COMPARISON_KEYS, ROBUSTNESS_PREFIXES, compare
 from pipelines.context import RunContext
 from pipelines.experiments import Trained
@@ -74,14 +74,14 @@ def evaluate_run(ctx: RunContext, trained: Trained, emissions) -> tuple[dict[str
     if own_features is not None:   # a comparison made after both runs finished reads them
         _log_tensor(ctx, own_features, layout.CKA_FEATURES)
     dense = trained.dense if trained.dense is not None else (
-        stages.find_dense(ctx) if ctx.cfg.pipeline != "dense" else None)
+        steps.find_dense(ctx) if ctx.cfg.pipeline != "dense" else None)
     if ctx.cfg.pipeline == "dense":
         tags["comparison"] = "self"
     elif dense is None:
         tags["comparison"] = f"missing: no finished dense run with identity {ctx.cfg.dense().identity()}"
     else:
         tags["comparison"] = f"ok: dense run {dense.run_id}"
-        missing = stages.weights_missing(ctx, dense, layout.FINAL) if ev.cka_images > 0 else None
+        missing = steps.weights_missing(ctx, dense, layout.FINAL) if ev.cka_images > 0 else None
         if missing is not None:  # measured where its dense run trained (or its weights were copied)
             tags["cka"] = (f"skipped: dense run {dense.run_id} was imported from records, which hold no weights "
                            f"(copy {missing.parent} here to measure it)")
@@ -154,8 +154,8 @@ def _cka_features(ctx: RunContext, model) -> torch.Tensor:
 
 
 def _cka(ctx: RunContext, own_features: torch.Tensor, dense) -> float:
-    dense_model = stages.new_model(ctx)
-    dense_model.load_state_dict(stages.dense_weights(ctx, dense, layout.FINAL))
+    dense_model = steps.new_model(ctx)
+    dense_model.load_state_dict(steps.dense_weights(ctx, dense, layout.FINAL))
     return linear_cka(own_features, _cka_features(ctx, dense_model))
 
 

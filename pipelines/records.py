@@ -8,7 +8,7 @@ tags, every metric's whole history ([step, timestamp ms, value], sorted), and th
 that carry science (`KEPT_ARTIFACTS`: the plan with every block score, the filter plan, the
 iterative rounds). Never weights, checkpoints, MLflow models, ONNX files or plots: records are
 small and diff well, and a run that needs a dense run's weights (ticket_rewind, the reinit of a
-rewind ticket, CKA) cannot take them from a record (`pipelines.stages.dense_weights` says so).
+rewind ticket, CKA) cannot take them from a record (`pipelines.steps.dense_weights` says so).
 
 Runs are named by identity, never by run id: a run's key is its `identity` tag, a round run of an
 iterative run is `<identity>/round-<r>` and names its parent by key; a run id of an exported run
@@ -40,7 +40,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
 from lottery_core.errors import LotteryError
-from pipelines import secrets
+from pipelines import credentials
 from pipelines.experiments.iterative import PARENT_TAG
 from pipelines.run_schema import LEGACY_METRICS
 from pipelines.tracking import IMPORTED_TAG, ensure_experiment, experiment_runs, finished_run
@@ -71,7 +71,7 @@ def export_records(tracking_uri: str, experiment: str, out_dir: Path, sweep: str
     client = MlflowClient(tracking_uri)
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
-        raise LotteryError(f"no MLflow experiment {experiment!r} at {secrets.redact(tracking_uri)}: "
+        raise LotteryError(f"no MLflow experiment {experiment!r} at {credentials.redact(tracking_uri)}: "
                            "give the experiment your runs used (--experiment)")
     newest_first = sorted(experiment_runs(client, exp.experiment_id, sweep), key=lambda r: -r.info.start_time)
     runs: dict[str, object] = {}                           # key -> run
@@ -104,7 +104,7 @@ def export_records(tracking_uri: str, experiment: str, out_dir: Path, sweep: str
         text = json.dumps(record, indent=1, sort_keys=True) + "\n"
         text = _RUN_ID.sub(lambda m: f"@run({keys[m.group()]})" if m.group() in keys else m.group(), text)
         path = out_dir / names[key]
-        path.write_text(secrets.redact(text))   # the last guard: no credentials in a committed file
+        path.write_text(credentials.redact(text))   # the last guard: no credentials in a committed file
         written.append(path)
     return sorted(written)
 

@@ -18,7 +18,7 @@ from mlflow.tracking import MlflowClient
 
 from lottery_core.errors import LotteryError
 from lottery_core.filelock import exclusive_lock
-from pipelines import layout, secrets
+from pipelines import credentials, layout
 from pipelines.config import RunConfig
 
 UNFINISHED = ("RUNNING", "FAILED", "KILLED", "SCHEDULED")
@@ -45,10 +45,10 @@ def check_sweep_name(name) -> str:
 
 def tracking_uri(cfg: RunConfig) -> str:
     """The tracking URI for a config: setting, else $MLFLOW_TRACKING_URI (its credentials moved to
-    MLflow's credential variables, see `pipelines.secrets`), else SQLite in results_dir."""
+    MLflow's credential variables, see `pipelines.credentials`), else SQLite in results_dir."""
     uri = cfg.tracking.tracking_uri
     if not uri and os.environ.get("MLFLOW_TRACKING_URI"):
-        uri = secrets.split_credentials(os.environ["MLFLOW_TRACKING_URI"], "MLFLOW_TRACKING_URI")
+        uri = credentials.split_credentials(os.environ["MLFLOW_TRACKING_URI"], "MLFLOW_TRACKING_URI")
         os.environ["MLFLOW_TRACKING_URI"] = uri   # what Ray's workers inherit holds no password either
     if uri:
         if "://" not in uri and not uri.startswith("databricks"):
@@ -65,10 +65,10 @@ def check_reachable(uri: str, timeout_s: float = 3.0) -> None:
     if parsed.scheme not in ("http", "https"):
         return
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    shown = secrets.redact(uri)
+    shown = credentials.redact(uri)
     hint = (f"start it (mlflow server --host 127.0.0.1 --port {port}) or set tracking.tracking_uri / "
             "MLFLOW_TRACKING_URI")
-    health = f"{secrets.without_credentials(uri).rstrip('/')}/health"   # unauthenticated
+    health = f"{credentials.without_credentials(uri).rstrip('/')}/health"   # unauthenticated
     try:
         with urllib.request.urlopen(health, timeout=timeout_s) as answer:
             body = answer.read(64).decode(errors="replace").strip()
@@ -95,11 +95,11 @@ def check_driver(uri: str) -> None:
     try:
         sqlalchemy.engine.make_url(uri).get_dialect().import_dbapi()
     except (NoSuchModuleError, ArgumentError) as err:
-        raise LotteryError(f"tracking URI {secrets.redact(uri)}: SQLAlchemy knows no database {scheme!r} "
+        raise LotteryError(f"tracking URI {credentials.redact(uri)}: SQLAlchemy knows no database {scheme!r} "
                            f"({str(err).splitlines()[0]}); use http(s)://, sqlite:///, postgresql://, "
                            "mysql:// or mssql://") from None
     except ImportError as err:
-        raise LotteryError(f"tracking URI {secrets.redact(uri)} needs the Python module {err.name!r}, which is "
+        raise LotteryError(f"tracking URI {credentials.redact(uri)} needs the Python module {err.name!r}, which is "
                            "not installed here: install it, or name a driver you have in the URI "
                            "(postgresql+psycopg2://, mysql+pymysql://)") from None
 
@@ -164,7 +164,7 @@ def ensure_experiment(uri: str, name: str, results: Path) -> str:
         refusal = _refusal(err)
         if refusal is None:
             raise
-        raise LotteryError(f"MLflow tracking server {secrets.redact(uri)} refused this client (HTTP {refusal}): set "
+        raise LotteryError(f"MLflow tracking server {credentials.redact(uri)} refused this client (HTTP {refusal}): set "
                            "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD in the environment to an "
                            "account of that server") from None
     if experiment is not None:

@@ -13,7 +13,7 @@ from helpers import silence
 from mlflow.tracking import MlflowClient
 
 from lottery_core import accounting, models, surgery
-from pipelines import stages
+from pipelines import steps as pipeline_steps
 from pipelines.cli import main
 from pipelines.config import load_config
 from pipelines.context import with_fingerprint
@@ -63,7 +63,7 @@ def steps(cfg, run_id, key) -> list[tuple[int, float]]:
 
 def test_at_init_each_round_removes_the_silenced_block_and_only_the_last_ticket_trains(tmp_path, tiny_folder,
                                                                                        monkeypatch):
-    theta_0 = stages.initial_model
+    theta_0 = pipeline_steps.initial_model
 
     def silenced(ctx):                      # θ_0 with two dead blocks, in different stages
         model = theta_0(ctx)
@@ -71,7 +71,7 @@ def test_at_init_each_round_removes_the_silenced_block_and_only_the_last_ticket_
             silence(model, name)
         return model
 
-    monkeypatch.setattr(stages, "initial_model", silenced)
+    monkeypatch.setattr(pipeline_steps, "initial_model", silenced)
     cfg = tiny(tmp_path / "runs", tiny_folder, *ITERATIVE)
     outcome = run(cfg)
     assert outcome.status == "finished"

@@ -16,7 +16,7 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from lottery_core.errors import LotteryError
-from pipelines import layout, stages
+from pipelines import layout, steps
 from pipelines.cli import main
 from pipelines.config import load_config
 from pipelines.context import RunContext, with_fingerprint
@@ -188,7 +188,7 @@ def test_runs_after_import_find_the_imported_dense_run_and_never_retrain_it(orig
     with pytest.raises(LotteryError, match=rf"^ticket_rewind needs theta_1\.pt of dense run {dense_id} \(identity "
                                            rf"{original['cfgs']['dense'].identity()}\), which was imported from "
                                            r"records, and records hold no weights: copy \S+ from the machine") as err:
-        stages.dense_weights(ctx, stages.find_dense(ctx), 1)
+        steps.dense_weights(ctx, steps.find_dense(ctx), 1)
     assert "\n" not in str(err.value)
     # CKA needs θ_n too: a ticket trained against an imported dense run is compared with it (Δ, costs)
     # and says in a tag that CKA was skipped, because the record holds no weights

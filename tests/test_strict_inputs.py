@@ -5,7 +5,7 @@ import os
 import pytest
 
 from lottery_core.errors import LotteryError
-from pipelines import secrets, yaml_strict
+from pipelines import credentials, yaml_strict
 from pipelines.config import load_config
 from pipelines.evaluation import metric_problem
 from pipelines.tracking import tracking_uri
@@ -44,7 +44,7 @@ def test_files_that_are_not_utf8_or_not_files_are_one_line(tmp_path):
     ("http://h:5000", "http://h:5000"),
 ])
 def test_redact_hides_every_password(text, shown):
-    assert secrets.redact(text) == shown
+    assert credentials.redact(text) == shown
 
 
 def test_http_credentials_move_to_mlflows_variables(monkeypatch):

@@ -8,7 +8,7 @@ import os
 import re
 
 from lottery_core.errors import LotteryError, choose
-from pipelines import secrets
+from pipelines import credentials
 from pipelines.config.sections import CONTROL_PIPELINES
 
 DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]+)?")
@@ -52,8 +52,8 @@ def check_run(cfg) -> None:
     for name in cfg.evaluation.attacks:
         choose("attack", name, ATTACK_NAMES)
     uri = cfg.tracking.tracking_uri
-    if uri and secrets.has_credentials(uri):
-        raise LotteryError(f"tracking.tracking_uri={secrets.redact(uri)} carries credentials, which would reach "
+    if uri and credentials.has_credentials(uri):
+        raise LotteryError(f"tracking.tracking_uri={credentials.redact(uri)} carries credentials, which would reach "
                            "params, sweep files and logs; give the URI without them and set "
                            "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (read by MLflow)")
     if cfg.data.name == "folder" and not (cfg.data.root or os.environ.get("LOTTERY_DATA_DIR")):

@@ -4,17 +4,17 @@ Size is the filter count (`pruning.filter_match=filters`, the paper's Table 3) o
 (`filter_match=macs`) of the block ticket with the same criterion and p.
 """
 from lottery_core import accounting, criteria, surgery
-from pipelines import stages
+from pipelines import steps
 from pipelines.context import RunContext
 from pipelines.experiments.base import Trained
 
 
 def filter_ticket(ctx: RunContext) -> Trained:
-    theta_0 = stages.initial_model(ctx)
-    batches = stages.scoring_batches(ctx)
-    options = stages.criterion_options(ctx)
-    block_plan = stages.plan_blocks(ctx, theta_0)           # the block ticket with the same p ...
-    block_ticket = stages.remove(ctx, theta_0, block_plan)  # ... sets the size
+    theta_0 = steps.initial_model(ctx)
+    batches = steps.scoring_batches(ctx)
+    options = steps.criterion_options(ctx)
+    block_plan = steps.plan_blocks(ctx, theta_0)           # the block ticket with the same p ...
+    block_ticket = steps.remove(ctx, theta_0, block_plan)  # ... sets the size
     weight_scores = criteria.score_weights(theta_0, ctx.cfg.pruning.criterion, batches, **options)
     scores = surgery.filter_scores(theta_0, weight_scores)
     input_size = tuple(ctx.data.test_images.shape[1:])
@@ -28,7 +28,7 @@ def filter_ticket(ctx: RunContext) -> Trained:
                   "filters": accounting.count_filters(ticket), "macs": accounting.count_macs(ticket, input_size),
                   "pruning_history": [list(h) for h in ticket.pruning_history]}, "filter_plan.json")
     ctx.save_weights(ticket, 0)
-    result = stages.train_model(ctx, ticket)
+    result = steps.train_model(ctx, ticket)
     return Trained(ticket, result, plan=block_plan)
 
 

@@ -44,7 +44,7 @@ from lottery_core import accounting, criteria, surgery
 from lottery_core.criteria import controls
 from lottery_core.errors import LotteryError
 from lottery_core.evaluate import evaluate
-from pipelines import plots, stages
+from pipelines import plots, steps
 from pipelines.context import RunContext
 from pipelines.experiments.base import Trained
 from pipelines.run_lifecycle import MlflowEpochLogger, closed_as_outcome, reopen
@@ -82,19 +82,19 @@ class Round:
 def iterative(ctx: RunContext) -> Trained:
     p = ctx.cfg.pruning
     rewind = p.iterative_mode == "rewind"
-    theta_0 = stages.initial_model(ctx)                     # θ_0 of the dense network
+    theta_0 = steps.initial_model(ctx)                     # θ_0 of the dense network
     dense_macs = accounting.count_macs(theta_0, _input_size(ctx))
     dense = None
     if rewind:
-        current, dense = stages.trained_dense(ctx)          # round 1 scores θ_n of the finished dense run
-        theta_i = stages.dense_weights(ctx, dense, p.rewind_epoch)
+        current, dense = steps.trained_dense(ctx)          # round 1 scores θ_n of the finished dense run
+        theta_i = steps.dense_weights(ctx, dense, p.rewind_epoch)
     else:
         current = theta_0                                   # every round scores a ticket at θ_0
     if p.stop_xi is not None:
         dense = dense or _dense_for_validation(ctx)
         dense_val = _dense_val_acc(dense)
     train_rounds = rewind or p.stop_xi is not None
-    batches = stages.scoring_batches(ctx)
+    batches = steps.scoring_batches(ctx)
     logged = {key: {m.step for m in ctx.client.get_metric_history(ctx.run_id, f"round_{key}")}
               for key in ROUND_METRICS}                     # a resumed run logged some rounds already
     rounds: list[Round] = []
@@ -104,7 +104,7 @@ def iterative(ctx: RunContext) -> Trained:
     while len(removed) < p.p:
         r = len(rounds) + 1
         k = min(p.blocks_per_round, p.p - len(removed))
-        scores = stages.block_scores(ctx, current, batches)            # 1. score the current ticket
+        scores = steps.block_scores(ctx, current, batches)            # 1. score the current ticket
         plan = criteria.select_blocks(scores, k, model=current, min_blocks_per_stage=p.min_blocks_per_stage,
                                       criterion=p.criterion)          # 2. its k lowest blocks
         dense_name = {t: d for d, t in surgery.ticket_block_names(theta_0, removed).items()}
@@ -122,7 +122,7 @@ def iterative(ctx: RunContext) -> Trained:
             model, result = ticket, None
             if train_rounds:                                            # 4. n − i epochs (rewind) or n (init)
                 model = copy.deepcopy(ticket)
-                result = stages.train_model(ctx, model, start_epoch=p.rewind_epoch if rewind else 0,
+                result = steps.train_model(ctx, model, start_epoch=p.rewind_epoch if rewind else 0,
                                             checkpoint_dir=ctx.checkpoint_dir / f"round-{r}",
                                             hooks=_hooks_for(ctx, child))
                 _accuracies(ctx, record, model)
@@ -144,7 +144,7 @@ def iterative(ctx: RunContext) -> Trained:
     if not train_rounds:                                                # init: train the last ticket n epochs
         ctx.save_weights(model, 0)
         model = copy.deepcopy(model)
-        result = stages.train_model(ctx, model, checkpoint_dir=ctx.checkpoint_dir / "final")
+        result = steps.train_model(ctx, model, checkpoint_dir=ctx.checkpoint_dir / "final")
         _accuracies(ctx, record, model)
         _log_child(ctx, record)
         _log_round(ctx, record, logged)
@@ -166,7 +166,7 @@ def _input_size(ctx: RunContext) -> tuple[int, ...]:
 
 
 def _dense_for_validation(ctx: RunContext):
-    dense = stages.find_dense(ctx)
+    dense = steps.find_dense(ctx)
     if dense is None:
         raise LotteryError(f"pruning.stop_xi compares every round with a finished dense run with identity "
                            f"{ctx.cfg.dense().identity()}; run `lottery run` with pipeline=dense first (a sweep "

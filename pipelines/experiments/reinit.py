@@ -8,7 +8,7 @@ planned on θ_n), so one reinit control serves every column of Table 1.
 """
 import torch
 
-from pipelines import stages
+from pipelines import steps
 from pipelines.context import RunContext
 from pipelines.experiments.base import Trained
 
@@ -17,14 +17,14 @@ REINIT_SEED_OFFSET = 1_000_003  # fresh weights: a different stream than θ_0 of
 
 def reinit(ctx: RunContext) -> Trained:
     if ctx.cfg.pruning.reinit_of == "ticket_rewind":
-        source, dense = stages.trained_dense(ctx)           # the architecture of Algorithm 1's ticket ...
+        source, dense = steps.trained_dense(ctx)           # the architecture of Algorithm 1's ticket ...
     else:
-        source, dense = stages.initial_model(ctx), None     # ... or of Algorithm 2's
-    plan = stages.plan_blocks(ctx, source)
+        source, dense = steps.initial_model(ctx), None     # ... or of Algorithm 2's
+    plan = steps.plan_blocks(ctx, source)
     torch.manual_seed(ctx.cfg.seed + REINIT_SEED_OFFSET)    # ... with new random weights
-    ticket = stages.remove(ctx, stages.new_model(ctx), plan)
+    ticket = steps.remove(ctx, steps.new_model(ctx), plan)
     ctx.save_weights(ticket, 0)
-    result = stages.train_model(ctx, ticket)                # n epochs from epoch 0
+    result = steps.train_model(ctx, ticket)                # n epochs from epoch 0
     return Trained(ticket, result, plan=plan, dense=dense)
 
 
