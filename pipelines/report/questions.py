@@ -430,7 +430,7 @@ class Answer:
                 need = self.seeds_needed()
                 parts.append(
                     f"Not shown: {len(open_)} inconclusive at {at}. Planning SD: {self.residual_sd:.2f} points of "
-                    f"accuracy per run (residual SD over configuration × seed, {self.residual_df} df), "
+                    f"`{q.endpoint}` per run (residual SD over configuration × seed, {self.residual_df} df), "
                     f"{self.difference_sd:.2f} for a paired difference; deciding a difference of ξ = "
                     f"{q.margin:g} points needs about {_number(need)} seeds per configuration (80 % power, "
                     f"one-sided α/m = {stats.ALPHA / max(self.m, 1):.4f}; "
