@@ -221,9 +221,23 @@ def config_name(cfg: Mapping) -> str:
     return " ".join(parts)
 
 
+def _between(name: str, other: str, mine: pd.DataFrame, theirs: pd.DataFrame, endpoint: str, key: tuple,
+             label: str | None = None) -> Comparison:
+    """Arm `name` (runs `mine`) − arm `other` (runs `theirs`) per seed, over the seeds both have."""
+    a, b = per_seed(mine, endpoint), per_seed(theirs, endpoint)
+    common = a.index.intersection(b.index)
+    return Comparison({"comparison": label or f"{name} − {other}"}, a[common] - b[common],
+                      _arms((name, a[common]), (other, b[common])), key)
+
+
 def _arms(*arms: tuple[str, pd.Series]) -> pd.DataFrame:
     rows = [{"config": name, "seed": seed, "value": value} for name, values in arms for seed, value in values.items()]
     return pd.DataFrame(rows, columns=["config", "seed", "value"])
+
+
+def _key(cfg: Mapping) -> tuple[str, ...]:
+    """A configuration as the text tuple that labels its comparisons (`membership`)."""
+    return tuple(str(cfg.get(k, "")) for k in CONFIG_KEYS)
 
 
 def _configs(pairs: pd.DataFrame, q: Question, where) -> list[tuple[dict, pd.DataFrame]]:
@@ -255,7 +269,7 @@ def ticket_vs_dense(runs: pd.DataFrame, pairs: pd.DataFrame, q: Question) -> lis
         name = config_name(cfg)
         out.append(Comparison({"comparison": f"{name} − dense"}, per_seed(g, "_diff"),
                               _arms((name, per_seed(g, "_ticket")), ("dense", per_seed(g, "_dense"))),
-                              ("vs_dense", tuple(str(cfg.get(k, "")) for k in CONFIG_KEYS))))
+                              ("vs_dense", _key(cfg))))
     return out
 
 
@@ -277,17 +291,11 @@ def criterion_vs_control(runs: pd.DataFrame, pairs: pd.DataFrame, q: Question) -
                                      & (runs.reinit_of.replace("", "ticket_init") == cfg["pipeline"])]}
         for control in ("same_stage_random", "inverted", "shuffled_labels", "random_inputs"):
             candidates[control] = runs[at & (runs.criterion == cfg["criterion"]) & (runs.control == control)]
-        mine = per_seed(g, q.endpoint)
         name = config_name(cfg)
         for control in q.controls:
-            other = candidates[control]
-            if not len(other):
-                continue
-            theirs = per_seed(other, q.endpoint)
-            common = mine.index.intersection(theirs.index)
-            out.append(Comparison({"comparison": f"{name} − {control}"}, mine[common] - theirs[common],
-                                  _arms((name, mine[common]), (f"{control} at {name}", theirs[common])),
-                                  ("control", tuple(str(cfg.get(k, "")) for k in CONFIG_KEYS), control)))
+            if len(candidates[control]):
+                out.append(_between(name, f"{control} at {name}", g, candidates[control], q.endpoint,
+                                    ("control", _key(cfg), control), label=f"{name} − {control}"))
     return out
 
 
@@ -302,13 +310,8 @@ def filter_vs_block(runs: pd.DataFrame, pairs: pd.DataFrame, q: Question) -> lis
         b = blocks[(blocks.model == cfg["model"]) & (blocks.criterion == cfg["criterion"]) & (blocks.p == cfg["p"])]
         if not len(b):
             continue
-        mine, theirs = per_seed(g, q.endpoint), per_seed(b, q.endpoint)
-        common = mine.index.intersection(theirs.index)
-        name = config_name(cfg)
-        block = f"ticket_init {cfg['criterion']} p={cfg['p']}"
-        out.append(Comparison({"comparison": f"{name} − {block}"}, mine[common] - theirs[common],
-                              _arms((name, mine[common]), (block, theirs[common])),
-                              ("filter", tuple(str(cfg.get(k, "")) for k in CONFIG_KEYS), cfg.get("filter_match", ""))))
+        out.append(_between(config_name(cfg), f"ticket_init {cfg['criterion']} p={cfg['p']}", g, b, q.endpoint,
+                            ("filter", _key(cfg), cfg.get("filter_match", ""))))
     return out
 
 
@@ -324,13 +327,9 @@ def iterative_vs_oneshot(runs: pd.DataFrame, pairs: pd.DataFrame, q: Question) -
         o = oneshot[(oneshot.pipeline == pipeline) & (oneshot.criterion == cfg["criterion"]) & (oneshot.p == cfg["p"])
                     & (oneshot.model == cfg["model"]) & (~rewind | (oneshot.rewind_epoch == cfg["rewind_epoch"]))]
         o = o[o.dense_identity.isin(set(g.dense_identity))]
-        mine, theirs = per_seed(g, q.endpoint), per_seed(o, q.endpoint)
-        common = mine.index.intersection(theirs.index)
-        name = config_name(cfg)
-        other = f"{pipeline} {cfg['criterion']} p={cfg['p']}"
-        out.append(Comparison({"comparison": f"{name} − one-shot {other}"}, mine[common] - theirs[common],
-                              _arms((name, mine[common]), (other, theirs[common])),
-                              ("iterative", tuple(str(cfg.get(k, "")) for k in CONFIG_KEYS))))
+        name, other = config_name(cfg), f"{pipeline} {cfg['criterion']} p={cfg['p']}"
+        out.append(_between(name, other, g, o, q.endpoint, ("iterative", _key(cfg)),
+                            label=f"{name} − one-shot {other}"))
     return out
 
 
