@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from lottery_core.errors import LotteryError, choose
+from lottery_core.errors import LotteryError, choose, first_line
 
 DEFAULT_COUNTRY = "FRA"
 _START_LOCK = threading.Lock()  # codecarbon's one-time hardware probe, and our CPU-name answer
@@ -130,7 +130,7 @@ class EmissionsMeter:
                 tracker.start()  # codecarbon swallows its own errors here: stop() then returns None
             self._tracker = tracker
         except Exception as err:  # codecarbon must never stop the work it measures
-            self._error = f"codecarbon failed to start: {_first_line(err)}"
+            self._error = f"codecarbon failed to start: {first_line(err, 200)}"
         self._started = time.perf_counter()  # the work starts now
         self._overhead = self._started - entered
         return self
@@ -144,7 +144,7 @@ class EmissionsMeter:
                 emissions = self._tracker.stop()
                 data = getattr(self._tracker, "final_emissions_data", None)
             except Exception as err:
-                self._error = f"codecarbon failed to stop: {_first_line(err)}"
+                self._error = f"codecarbon failed to stop: {first_line(err, 200)}"
         overhead = self._overhead + time.perf_counter() - stopping
         where = {"country_iso_code": self.country_iso_code, "cloud_region": self.cloud.get("cloud_region")}
         values = _values(emissions, data)
@@ -248,7 +248,3 @@ def _cloud_regions() -> dict[str, frozenset[str]] | None:
         return {str(p): frozenset(map(str, table.region[table.provider == p])) for p in table.provider.unique()}
     except Exception:
         return None
-
-
-def _first_line(err: Exception) -> str:
-    return (str(err).strip().splitlines() or [type(err).__name__])[0][:200]

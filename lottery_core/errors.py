@@ -10,3 +10,9 @@ def choose(kind: str, value, allowed) -> None:
     allowed = sorted(allowed)
     if value not in allowed:
         raise LotteryError(f"unknown {kind} {value!r}; choose one of: {', '.join(map(str, allowed))}")
+
+
+def first_line(err: BaseException, limit: int | None = None) -> str:
+    """The first line of an exception's message, stripped (its type's name when the message is
+    empty), cut to `limit` characters: the part of a foreign error fit for a one-line message."""
+    return (str(err).strip().splitlines() or [type(err).__name__])[0][:limit]

@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 
 from lottery_core.accounting import median_seconds
-from lottery_core.errors import LotteryError
+from lottery_core.errors import LotteryError, first_line
 
 INPUT_NAME = "images"
 OUTPUT_NAME = "logits"
@@ -54,7 +54,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, input_size: tuple[int
         with torch.no_grad():
             network(example)
     except Exception as err:
-        raise LotteryError(f"{type(model).__name__} does not take input {shape}: {_first_line(err)}") from None
+        raise LotteryError(f"{type(model).__name__} does not take input {shape}: {first_line(err, 300)}") from None
     batch = torch.export.Dim("batch")
     try:
         program = torch.onnx.export(network, (example,), dynamo=True, input_names=[INPUT_NAME],
@@ -62,7 +62,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, input_size: tuple[int
                                     opset_version=opset, verbose=False)
     except Exception as err:  # torch.export / onnxscript errors are pages long: keep the first line
         raise LotteryError(f"ONNX export of {type(model).__name__} with input {shape} failed: "
-                           f"{_first_line(err)}") from None
+                           f"{first_line(err, 300)}") from None
     removed = getattr(model, "removed_blocks", None)
     if removed is not None:
         program.model.metadata_props["removed_blocks"] = ",".join(removed)
@@ -102,10 +102,6 @@ def _check_size(input_size) -> tuple[int, ...]:
     if len(size) != 3 or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in size):
         raise LotteryError(f"input_size must be one image's (C, H, W) as three positive integers, got {input_size!r}")
     return size
-
-
-def _first_line(err: Exception) -> str:
-    return (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
 
 
 def _cpu_copy(model: nn.Module) -> nn.Module:

@@ -12,6 +12,7 @@ from mlflow.tracking import MlflowClient
 
 from lottery_core.data import ImageData, load_data
 from lottery_core.errors import LotteryError
+from lottery_core.files import atomic_writer
 from pipelines import layout
 from pipelines.config import RunConfig
 
@@ -71,9 +72,8 @@ class RunContext:
         """Save `model`'s state dict as θ_which (`which` an epoch, or `layout.FINAL`) to the weights
         folder and log it under `weights/` (names: `layout.weights_name`)."""
         path = self.weights_dir / layout.weights_name(which)
-        tmp = path.with_suffix(".tmp")
-        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
-        os.replace(tmp, path)
+        with atomic_writer(path) as handle:
+            torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, handle)
         self.log_file(path, layout.WEIGHTS)
         return path
 

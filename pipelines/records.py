@@ -39,7 +39,7 @@ from pathlib import Path
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
-from lottery_core.errors import LotteryError
+from lottery_core.errors import LotteryError, first_line
 from pipelines import credentials
 from pipelines.experiments.iterative import PARENT_TAG
 from pipelines.run_schema import LEGACY_METRICS
@@ -181,7 +181,7 @@ def _validated(path: Path) -> dict:
     try:
         record = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, ValueError) as err:
-        refuse(f"not readable as JSON: {str(err).splitlines()[0]}")
+        refuse(f"not readable as JSON: {first_line(err)}")
     if not isinstance(record, dict) or "format_version" not in record:
         refuse("no format_version")
     if record["format_version"] != FORMAT_VERSION:

@@ -16,7 +16,7 @@ import mlflow
 from mlflow.entities import RunStatus
 from mlflow.tracking import MlflowClient
 
-from lottery_core.errors import LotteryError
+from lottery_core.errors import LotteryError, first_line
 from lottery_core.filelock import exclusive_lock
 from pipelines import credentials, layout
 from pipelines.config import RunConfig
@@ -96,7 +96,7 @@ def check_driver(uri: str) -> None:
         sqlalchemy.engine.make_url(uri).get_dialect().import_dbapi()
     except (NoSuchModuleError, ArgumentError) as err:
         raise LotteryError(f"tracking URI {credentials.redact(uri)}: SQLAlchemy knows no database {scheme!r} "
-                           f"({str(err).splitlines()[0]}); use http(s)://, sqlite:///, postgresql://, "
+                           f"({first_line(err)}); use http(s)://, sqlite:///, postgresql://, "
                            "mysql:// or mssql://") from None
     except ImportError as err:
         raise LotteryError(f"tracking URI {credentials.redact(uri)} needs the Python module {err.name!r}, which is "

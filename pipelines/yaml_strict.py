@@ -54,7 +54,7 @@ def loads(text: str, where: str = "value"):
     except DuplicateKey as err:
         raise LotteryError(f"{where}: {err}") from None
     except yaml.YAMLError as err:
-        raise LotteryError(f"{where}: not valid YAML ({_first_line(err)})") from None
+        raise LotteryError(f"{where}: not valid YAML ({_yaml_problem(err)})") from None
 
 
 def read_text(path: str | Path, kind: str) -> str:
@@ -82,7 +82,7 @@ def read_mapping(path: str | Path, kind: str, expected: str) -> dict:
     return raw
 
 
-def _first_line(err: yaml.YAMLError) -> str:
+def _yaml_problem(err: yaml.YAMLError) -> str:
     problem = getattr(err, "problem", None)
     mark = getattr(err, "problem_mark", None)
     if problem and mark is not None:

@@ -23,7 +23,7 @@ import os
 import socket
 import threading
 
-from lottery_core.errors import LotteryError
+from lottery_core.errors import LotteryError, first_line
 
 AUTH_MODE = "RAY_AUTH_MODE"
 TOKEN_HELP = ("set RAY_AUTH_MODE=token and the cluster's token: RAY_AUTH_TOKEN=<token> (or "
@@ -49,10 +49,10 @@ def init_ray(address: str | None) -> bool:
             # machine's CPUs and GPUs itself (cgroup limits included)
             ray.init(address="local", include_dashboard=False, log_to_driver=False)
     except AuthenticationError as err:
-        raise LotteryError(f"the Ray cluster at {address} refused this client's token ({_first_line(err)}); "
+        raise LotteryError(f"the Ray cluster at {address} refused this client's token ({first_line(err)}); "
                            f"{TOKEN_HELP}") from None
     except ConnectionError as err:
-        raise LotteryError(f"cannot join the Ray cluster at {address}: {_first_line(err)}") from None
+        raise LotteryError(f"cannot join the Ray cluster at {address}: {first_line(err)}") from None
     return True
 
 
@@ -154,13 +154,9 @@ def _gcs_problem(hostport: str, timeout_s: float) -> str | None:
             ray._raylet.GcsClient(address=hostport)
             outcome.append(None)
         except Exception as err:
-            outcome.append(f"something answers, but not a Ray GCS: {_first_line(err)[:120]}")
+            outcome.append(f"something answers, but not a Ray GCS: {first_line(err, 120)}")
 
     worker = threading.Thread(target=connect, daemon=True)  # the GCS client retries for ~40 s
     worker.start()
     worker.join(timeout_s + 2)
     return outcome[0] if outcome else f"no Ray GCS reply within {timeout_s + 2:.0f} s"
-
-
-def _first_line(err: BaseException) -> str:
-    return (str(err).strip().splitlines() or [type(err).__name__])[0]

@@ -15,7 +15,8 @@ import json
 import os
 from pathlib import Path
 
-from lottery_core.errors import LotteryError
+from lottery_core.errors import LotteryError, first_line
+from lottery_core.files import write_atomic
 from pipelines import layout
 from tune.ray_cluster import probe_address
 
@@ -43,7 +44,7 @@ def _fs(root: str):
     try:
         return pyarrow.fs.FileSystem.from_uri(root)
     except Exception as err:  # pyarrow raises ArrowInvalid / OSError with a long message
-        raise LotteryError(f"cannot open storage {root}: {str(err).splitlines()[0]}") from None
+        raise LotteryError(f"cannot open storage {root}: {first_line(err)}") from None
 
 
 def sweep_exists(root: str, name: str) -> bool:
@@ -63,13 +64,7 @@ def write_meta(root: str, name: str, meta: dict) -> None:
         with fs.open_output_stream(f"{path}/{name}/{META}") as out:
             out.write(body)
         return
-    target = Path(path) / name / META
-    partial = target.with_name(f".{META}.{os.getpid()}.partial")
-    with open(partial, "wb") as out:
-        out.write(body)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(partial, target)
+    write_atomic(Path(path) / name / META, body)
 
 
 def read_meta(root: str, name: str) -> dict:
@@ -85,7 +80,7 @@ def read_meta(root: str, name: str) -> dict:
     try:
         meta = json.loads(body.decode())
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise LotteryError(f"{file} is damaged ({err.__class__.__name__}: {str(err).splitlines()[0]}); it is the "
+        raise LotteryError(f"{file} is damaged ({err.__class__.__name__}: {first_line(err)}); it is the "
                            f"sweep's record and cannot be guessed: start the sweep again under a new --name "
                            f"(finished runs are reused from MLflow, nothing is trained twice)") from None
     missing = [k for k in META_KEYS if k not in meta] if isinstance(meta, dict) else list(META_KEYS)
@@ -144,7 +139,7 @@ def check_shared(root: str) -> int:
         with fs.open_output_stream(marker) as out:
             out.write(token.encode())
     except OSError as err:
-        raise LotteryError(f"cannot write to storage {root}: {str(err).splitlines()[0]}") from None
+        raise LotteryError(f"cannot write to storage {root}: {first_line(err)}") from None
     try:
         nodes = [n for n in ray.nodes() if n.get("Alive")]
         reader = ray.remote(num_cpus=0)(read_marker)

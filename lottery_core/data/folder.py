@@ -22,6 +22,7 @@ import torch
 
 from lottery_core.errors import LotteryError
 from lottery_core.filelock import exclusive_lock
+from lottery_core.files import atomic_writer
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", ".gif")
 SPLITS = ("train", "test")
@@ -192,14 +193,14 @@ def _decode_bytes(data: bytearray, path: Path) -> torch.Tensor:
         try:
             return _decode_jpeg(torch.frombuffer(data, dtype=torch.uint8))
         except (RuntimeError, ValueError) as err:
-            raise LotteryError(f"corrupt image file {path}: {_first_line(err)}") from None
+            raise LotteryError(f"corrupt image file {path}: {_decoder_message(err)}") from None
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(io.BytesIO(data)) as im:
             arr = np.asarray(im.convert("RGB"))
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as err:
-        raise LotteryError(f"corrupt image file {path}: {_first_line(err)}") from None
+        raise LotteryError(f"corrupt image file {path}: {_decoder_message(err)}") from None
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
 
 
@@ -249,12 +250,10 @@ def _read_cache(path: Path) -> dict | None:
 
 
 def _write_atomic(path: Path, obj) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
+        with atomic_writer(path) as handle:
+            torch.save(obj, handle)
     except OSError as err:
-        tmp.unlink(missing_ok=True)
         warnings.warn(f"could not write the data cache {path} ({err.strerror}); "
                       f"images will be decoded again next time", RuntimeWarning, stacklevel=3)
 
@@ -282,7 +281,7 @@ def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "data"
 
 
-def _first_line(err: Exception) -> str:
+def _decoder_message(err: Exception) -> str:
     """The useful part of a decoder error (torchvision prefixes 'function, file.cpp:line, ')."""
     text = str(err).strip().splitlines()
     line = text[-1] if text else type(err).__name__

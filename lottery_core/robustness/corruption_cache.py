@@ -52,6 +52,7 @@ import numpy as np
 import torch
 
 from lottery_core.filelock import exclusive_lock
+from lottery_core.files import replace_synced, write_atomic
 from lottery_core.robustness import corruptions
 from lottery_core.robustness.corruption_sets import corrupted_sets
 from lottery_core.robustness.recipes import CorruptionUnavailable
@@ -255,14 +256,9 @@ class _Writer:
         """Rename the data into place, then write the manifest: "built", or "uncached: <why>"."""
         if self.error is None:
             try:
-                self.handle.flush()
-                os.fsync(self.handle.fileno())
-                self.handle.close()
-                os.replace(self.tmp, path)
-                tmp = manifest_path.with_name(f".{manifest_path.name}.{os.getpid()}.tmp")
-                tmp.write_text(json.dumps({**manifest, "digests": self.digests, "skipped": self.skipped},
-                                          indent=1))
-                os.replace(tmp, manifest_path)
+                replace_synced(self.handle, self.tmp, path)
+                write_atomic(manifest_path, json.dumps({**manifest, "digests": self.digests,
+                                                        "skipped": self.skipped}, indent=1).encode())
             except OSError as err:
                 self._fail(err)
         return "built" if self.error is None else f"uncached: {self.error}"

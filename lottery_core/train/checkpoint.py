@@ -19,7 +19,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from lottery_core.errors import LotteryError
+from lottery_core.errors import LotteryError, first_line
+from lottery_core.files import write_atomic
 
 FORMAT = 1
 KEEP = 2
@@ -61,7 +62,7 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
     try:
         state = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
     except Exception as err:
-        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:120]
+        reason = first_line(err, 120)
         raise LotteryError(f"checkpoint {path} is corrupt or truncated ({reason})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT or "model" not in state:
         raise LotteryError(f"{path} is not a lottery_core training checkpoint (format {FORMAT})")
@@ -93,8 +94,8 @@ def save_checkpoint(directory: str | os.PathLike, state: dict, epoch: int, keep:
     torch.save({"format": FORMAT, **state}, buffer)
     data = buffer.getbuffer()
     digest = hashlib.sha256(data).hexdigest()
-    _write_atomic(path.with_name(path.name + ".sha256"), f"{digest}  {path.name}\n".encode())
-    _write_atomic(path, data)
+    write_atomic(path.with_name(path.name + ".sha256"), f"{digest}  {path.name}\n".encode())
+    write_atomic(path, data)
     older = [p for e, p in list_checkpoints(directory) if e < epoch][-(keep - 1):] if keep > 1 else []
     for _, other in list_checkpoints(directory):
         if other != path and other not in older:
@@ -154,13 +155,3 @@ def set_rng_states(states: dict) -> None:
     np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
 
 
-def _write_atomic(path: Path, data) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)

@@ -8,7 +8,7 @@ from dataclasses import fields, is_dataclass
 from typing import get_type_hints
 
 from lottery_core.errors import LotteryError
-from pipelines.config.fields import declaration
+from pipelines.config.fields import declaration, plain
 from pipelines.config.sections import PruningConfig
 
 # criterion options the pipelines pass themselves (the random draws' seed): not settable in a config
@@ -73,14 +73,10 @@ def to_raw(cfg) -> dict:
         if is_dataclass(value):
             out[f.name] = to_raw(value)
         elif isinstance(cfg, PruningConfig) and f.name == "options":
-            out.update({k: _plain(v) for k, v in value})
+            out.update({k: plain(v) for k, v in value})
         else:
-            out[f.name] = _plain(value)
+            out[f.name] = plain(value)
     return out
-
-
-def _plain(value):
-    return [_plain(v) for v in value] if isinstance(value, tuple) else value
 
 
 STAGE_COUNT = re.compile(r"pruning\.stage_counts\.([0-9]+)")

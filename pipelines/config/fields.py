@@ -53,9 +53,10 @@ def flatten(obj, prefix: str = "") -> dict[str, Any]:
         if is_dataclass(value):
             out.update(flatten(value, f"{prefix}{f.name}."))
         else:
-            out[prefix + f.name] = _plain(value)
+            out[prefix + f.name] = plain(value)
     return out
 
 
-def _plain(value):
-    return [_plain(v) for v in value] if isinstance(value, tuple) else value
+def plain(value):
+    """`value` with tuples as lists, nested ones too (as JSON, YAML and MLflow params hold them)."""
+    return [plain(v) for v in value] if isinstance(value, tuple) else value

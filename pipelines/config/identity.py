@@ -11,6 +11,7 @@ import hashlib
 import json
 from dataclasses import fields, is_dataclass, replace
 
+from pipelines.config.fields import plain
 from pipelines.config.sections import RANDOM_CONTROLS, PruningConfig
 
 # Bump when a default that changes results changes (2: branch targets for activation criteria,
@@ -88,9 +89,5 @@ def identity_fields(obj) -> dict:
             if nested:
                 out[f.name] = nested
         elif f.metadata.get("identity", True) and value != f.default:
-            out[f.name] = _plain(value)
+            out[f.name] = plain(value)
     return out
-
-
-def _plain(value):
-    return [_plain(v) for v in value] if isinstance(value, tuple) else value
