@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from lottery_core.errors import LotteryError
 
 KINDS = (int, float, str, bool)
-INSIDE = 1e-6   # "just inside / outside" an end: this much of max(1, |end|) away from it
 
 
 @dataclass(frozen=True)
@@ -119,42 +118,6 @@ class Option:
             return LotteryError(f"unknown {label} {value!r}; choose one of: {', '.join(map(str, self.choices))}")
         shown = list(value) if isinstance(value, tuple) else value
         return LotteryError(f"{label} must be {self.allowed()}, got {shown!r}")
-
-    def boundary_values(self) -> list:
-        """The extreme values this option accepts: inclusive ends, and just inside open ends."""
-        if self.choices is not None and self.sequence:   # the fewest and the most choices allowed
-            return [list(self.choices[:max(self.min_distinct, 1)]), list(self.choices)]
-        if self.choices is not None:
-            return list(self.choices)
-        if self.kind is bool:
-            return [False, True]
-        if self.kind not in (int, float):
-            return []
-        out = []
-        for end, is_open, step in ((self.low, self.low_open, 1), (self.high, self.high_open, -1)):
-            if end is None:
-                continue
-            if not is_open:
-                out.append(self.kind(end))
-            elif self.kind is int:
-                out.append(int(end) + step)
-            else:
-                out.append(end + step * INSIDE * max(1.0, abs(end)))
-        return [[v] if self.sequence else v for v in out]
-
-    def outside_values(self) -> list:
-        """Values just outside the range (refused): below a low end, above a high end."""
-        if self.kind not in (int, float) or self.choices is not None:
-            return []
-        out = []
-        for end, is_open, step in ((self.low, self.low_open, -1), (self.high, self.high_open, 1)):
-            if end is None:
-                continue
-            if is_open:
-                out.append(self.kind(end))
-            else:
-                out.append(int(end) + step if self.kind is int else end + step * INSIDE * max(1.0, abs(end)))
-        return [[v] if self.sequence else v for v in out]
 
 
 def _g(x: float) -> str:

@@ -51,7 +51,6 @@ def silenced_resnet20():
     return model
 
 
-@pytest.mark.slow
 def test_the_consensus_equals_the_fusion_of_its_members_scored_alone(silenced_resnet20):
     batches = _batches()
     members = ("kl", "snip")

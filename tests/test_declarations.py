@@ -64,8 +64,49 @@ def test_the_training_section_is_the_libraries_declarations():
     assert TrainSettings(epochs=1).lr == declared["lr"].default
 
 
+INSIDE = 1e-6   # "just inside / outside" an end: this much of max(1, |end|) away from it
+
+
+def boundary_values(option: Option) -> list:
+    """The extreme values `option` accepts: inclusive ends, and just inside open ends."""
+    if option.choices is not None and option.sequence:   # the fewest and the most choices allowed
+        return [list(option.choices[:max(option.min_distinct, 1)]), list(option.choices)]
+    if option.choices is not None:
+        return list(option.choices)
+    if option.kind is bool:
+        return [False, True]
+    if option.kind not in (int, float):
+        return []
+    out = []
+    for end, is_open, step in ((option.low, option.low_open, 1), (option.high, option.high_open, -1)):
+        if end is None:
+            continue
+        if not is_open:
+            out.append(option.kind(end))
+        elif option.kind is int:
+            out.append(int(end) + step)
+        else:
+            out.append(end + step * INSIDE * max(1.0, abs(end)))
+    return [[v] if option.sequence else v for v in out]
+
+
+def outside_values(option: Option) -> list:
+    """Values just outside `option`'s range (refused): below a low end, above a high end."""
+    if option.kind not in (int, float) or option.choices is not None:
+        return []
+    out = []
+    for end, is_open, step in ((option.low, option.low_open, -1), (option.high, option.high_open, 1)):
+        if end is None:
+            continue
+        if is_open:
+            out.append(option.kind(end))
+        else:
+            out.append(int(end) + step if option.kind is int else end + step * INSIDE * max(1.0, abs(end)))
+    return [[v] if option.sequence else v for v in out]
+
+
 def _values(option: Option, which: str):
-    return option.boundary_values() if which == "inside" else option.outside_values()
+    return boundary_values(option) if which == "inside" else outside_values(option)
 
 
 TRAIN_CASES = [(o, v) for o in TRAIN_OPTIONS if o.name in CONFIG_TRAINING for v in _values(o, "inside")]
@@ -136,7 +177,7 @@ def test_criterion_option_boundaries_pass_the_config_and_the_library(name, level
     assert cfg.pruning.criterion_options().get(option.name, option.default) == held   # a default is left out
 
 
-@pytest.mark.parametrize("temperature", [o for o in registry.get("grasp", "weight").declared][0].boundary_values())
+@pytest.mark.parametrize("temperature", boundary_values([o for o in registry.get("grasp", "weight").declared][0]))
 def test_grasp_scores_at_its_smallest_accepted_temperature(temperature):
     import math
 
@@ -152,7 +193,7 @@ def test_grasp_scores_at_its_smallest_accepted_temperature(temperature):
 
 def test_criterion_options_just_outside_are_refused_by_the_config():
     temperature = registry.get("grasp", "weight").declared[0]
-    for value in temperature.outside_values():
+    for value in outside_values(temperature):
         with pytest.raises(LotteryError, match=r"^pruning.temperature must be a number in \(0, inf\), got"):
             load_config(None, [f"pruning.temperature={value}"])
     with pytest.raises(LotteryError, match=r"^pruning.components must be an integer >= 1, got 0$"):

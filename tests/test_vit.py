@@ -134,7 +134,6 @@ def test_snip_scores_every_weight_of_a_layer_the_qkv_projection_included():
     assert snip[layer[0]].shape == (3 * D, D) and snip[layer[0]].sum() > 0
 
 
-@pytest.mark.slow
 def test_grasp_does_not_see_a_silenced_layer_because_its_silencers_are_scored_weights():
     """Unlike a ResNet block silenced at a BatchNorm (γ is not a scored weight), a ViT layer is
     silenced at two Linear weights that GraSP scores: their own score θ ⊙ Hg is 0 (θ = 0), but
@@ -148,7 +147,6 @@ def test_grasp_does_not_see_a_silenced_layer_because_its_silencers_are_scored_we
     assert blocks[DEAD] != 0.0 and all(abs(s) < float("inf") for s in blocks.values())
 
 
-@pytest.mark.slow
 def test_torchvisions_zero_head_would_blind_kl_and_snip_which_is_why_ours_is_live():
     """With the head at zero (torchvision's init, for fine-tuning) the logits are constant and no
     gradient reaches the encoder: every layer scores exactly 0 under KL and SNIP at θ_0, so block

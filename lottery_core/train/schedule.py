@@ -78,9 +78,6 @@ class Schedule:
                 group["momentum"] = momentum
         return lr
 
-    def get_last_lr(self) -> list[float]:
-        return [self.last_lr for _ in self.optimizer.param_groups]
-
     def state_dict(self) -> dict:
         return {"epoch": self.epoch, "step": self.step_in_epoch, "steps_per_epoch": self.steps_per_epoch,
                 "last_lr": self.last_lr}
