@@ -47,7 +47,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, input_size: tuple[int
         raise LotteryError(f"ONNX file name {path.name!r} must end in .onnx")
     if not path.parent.is_dir():
         raise LotteryError(f"folder {path.parent} does not exist; create it or choose another path for the ONNX file")
-    network = _cpu_copy(model)
+    network = cpu_copy(model, float32=True, frozen=True)
     example = torch.zeros(TRACE_BATCH, *input_size)
     shape = f"(batch, {', '.join(map(str, input_size))})"
     try:  # a wrong input size fails here at once (the exporter would try three tracers first)
@@ -104,11 +104,16 @@ def _check_size(input_size) -> tuple[int, ...]:
     return size
 
 
-def _cpu_copy(model: nn.Module) -> nn.Module:
-    """An eval-mode float32 CPU copy in the default memory format (a torch.compile wrapper unwrapped)."""
+def cpu_copy(model: nn.Module, *, float32: bool = False, frozen: bool = False) -> nn.Module:
+    """An eval-mode CPU copy in the default memory format, a torch.compile wrapper unwrapped;
+    `float32`: cast to float32; `frozen`: parameters without gradients (`requires_grad` off).
+    `model` itself is untouched."""
     model = getattr(model, "_orig_mod", model)
-    network = copy.deepcopy(model).to("cpu", torch.float32).to(memory_format=torch.contiguous_format).eval()
-    for p in network.parameters():
-        p.requires_grad_(False)
-        p.grad = None
+    network = copy.deepcopy(model)
+    network = network.to("cpu", torch.float32) if float32 else network.to("cpu")
+    network = network.to(memory_format=torch.contiguous_format).eval()
+    if frozen:
+        for p in network.parameters():
+            p.requires_grad_(False)
+            p.grad = None
     return network

@@ -19,7 +19,6 @@ block counts, so that models can be searched by them.
 `lottery_core.export`). Both are off by default: they change no result and no identity.
 """
 import contextlib
-import copy
 import logging
 import os
 import sys
@@ -29,13 +28,13 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import mlflow
-import torch
 import torch.nn as nn
 from mlflow.tracking import MlflowClient
 from mlflow.tracking._tracking_service import utils as _tracking_state
 
 from lottery_core import surgery
 from lottery_core.errors import LotteryError
+from lottery_core.export import cpu_copy
 
 ONNX_FOLDER = "onnx"   # the run's artifact folder of ONNX files
 # What loading the pickled network needs: torch, MLflow's pickler, and this project (its classes).
@@ -103,7 +102,7 @@ def log_network(client: MlflowClient, run_id: str, experiment_id: str, model: nn
                                         tags={k: str(v) for k, v in (tags or {}).items()})
     import mlflow.pytorch  # here: a run that logs no model does not pay for its import
 
-    network = _cpu_copy(model)
+    network = cpu_copy(model)
     with tracking_store(client.tracking_uri), _quiet("mlflow.pytorch"):
         # the logged model made above carries the experiment and the run; `run_id` (Model.log's own
         # argument) lists it among the run's outputs
@@ -165,9 +164,3 @@ def requirements() -> list[str]:
         except PackageNotFoundError:
             pass
     return out
-
-
-def _cpu_copy(model: nn.Module) -> nn.Module:
-    """An eval-mode CPU copy in the default memory format (a torch.compile wrapper unwrapped)."""
-    model = getattr(model, "_orig_mod", model)
-    return copy.deepcopy(model).to("cpu").to(memory_format=torch.contiguous_format).eval()
