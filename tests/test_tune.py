@@ -362,8 +362,9 @@ def test_optuna_search_over_per_stage_counts_reports_its_pareto_front(local_ray,
     assert "## Pareto front: accuracy against MACs" in report and (outcome.report_dir / "pareto_front.png").is_file()
     front = pd.read_csv(outcome.report_dir / "pareto.csv")
     assert front.pipeline.tolist()[0] == "dense" and front.on_front.any()
-    assert "Smallest winning ticket: none" in report         # one seed each: no verdict yet
+    assert "Smallest winning ticket: not named" in report    # a search declares no question: exploratory
     confirm = load_sweep(outcome.confirmation)               # the front over 5 seeds, beside same-stage random
+    assert [q["id"] for q in confirm.questions["questions"]] == ["Q1", "Q2"]   # declared before it runs
     candidates = int(front.on_front.sum())
     tickets = [p for p in confirm.points if p["pipeline"] != "dense"]
     assert len(tickets) == candidates * 2 * 5
