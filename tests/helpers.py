@@ -88,3 +88,15 @@ def start_mlflow_server(folder: Path, port: int) -> subprocess.Popen:
 def stop(server: subprocess.Popen) -> None:
     os.killpg(server.pid, signal.SIGKILL)
     server.wait(timeout=30)
+
+
+def logged_run(client, experiment_id: str, tags: dict, metrics: dict, status: str = "FINISHED") -> str:
+    """A run as the report reads it, in a store the test builds: a ResNet32 run at θ_0 with no
+    control unless `tags` say otherwise, its final `metrics` at step 0, ended with `status`."""
+    from mlflow.entities import Metric
+
+    tags = {"model": "resnet32", "rewind_epoch": "0", "control": "none", **tags}
+    run = client.create_run(experiment_id, tags=tags)
+    client.log_batch(run.info.run_id, metrics=[Metric(k, v, 0, 0) for k, v in metrics.items()])
+    client.set_terminated(run.info.run_id, status)
+    return run.info.run_id

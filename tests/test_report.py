@@ -8,7 +8,7 @@ import math
 
 import pandas as pd
 import pytest
-from mlflow.entities import Metric
+from helpers import logged_run
 from mlflow.tracking import MlflowClient
 
 from lottery_core.errors import LotteryError
@@ -23,11 +23,7 @@ SPREAD = {0: -0.1, 1: 0.0, 2: 0.1}
 
 
 def log(client, exp, tags, metrics, status="FINISHED"):
-    tags = {"sweep": "s1", "model": "resnet32", "rewind_epoch": "0", "control": "none", **tags}
-    run = client.create_run(exp, tags=tags)
-    client.log_batch(run.info.run_id, metrics=[Metric(k, v, 0, 0) for k, v in metrics.items()])
-    client.set_terminated(run.info.run_id, status)
-    return run.info.run_id
+    return logged_run(client, exp, {"sweep": "s1", **tags}, metrics, status)
 
 
 def ticket(client, exp, name, base, p=1, seeds=(0, 1, 2), **tags):

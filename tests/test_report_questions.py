@@ -7,7 +7,7 @@ interval is base ± t(0.95, 2) · 0.1/√3 = base ± 0.169 points.
 import pandas as pd
 import pytest
 import yaml
-from mlflow.entities import Metric
+from helpers import logged_run
 from mlflow.tracking import MlflowClient
 
 from lottery_core.errors import LotteryError
@@ -26,13 +26,6 @@ QUESTIONS = {"margin": 0.5, "questions": [
 ]}
 
 
-def _log(client, exp, tags, metrics):
-    tags = {"model": "resnet32", "rewind_epoch": "0", "control": "none", **tags}
-    run = client.create_run(exp, tags=tags)
-    client.log_batch(run.info.run_id, metrics=[Metric(k, v, 0, 0) for k, v in metrics.items()])
-    client.set_terminated(run.info.run_id, "FINISHED")
-
-
 @pytest.fixture(scope="module")
 def uri(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("questions_store")
@@ -40,13 +33,13 @@ def uri(tmp_path_factory):
     client = MlflowClient(uri)
     exp = client.create_experiment("e", artifact_location=(tmp / "a").as_uri())
     for seed, acc in DENSE.items():
-        _log(client, exp, {"pipeline": "dense", "criterion": "none", "p": "0", "seed": str(seed),
+        logged_run(client, exp, {"pipeline": "dense", "criterion": "none", "p": "0", "seed": str(seed),
                            "identity": f"d{seed}", "dense_identity": f"d{seed}"}, {"acc": acc, "macs": 100.0})
     # grasp p=1: +1 (better); p=2: 0 (matches); p=3: −2 (worse); snip p=1: −0.3 (outside Q1: exploratory)
     for criterion, p, base in (("grasp", 1, 1.0), ("grasp", 2, 0.0), ("grasp", 3, -2.0), ("snip", 1, -0.3),
                                ("random", 1, -1.0)):
         for seed in DENSE:
-            _log(client, exp, {"pipeline": "ticket_init", "criterion": criterion, "p": str(p), "seed": str(seed),
+            logged_run(client, exp, {"pipeline": "ticket_init", "criterion": criterion, "p": str(p), "seed": str(seed),
                                "identity": f"{criterion}{p}{seed}", "dense_identity": f"d{seed}"},
                  {"acc": DENSE[seed] + base + SPREAD[seed], "macs": 100.0 - 10 * p})
     return uri
