@@ -2,7 +2,7 @@
 
     .venv/bin/python -m benchmarks.sweep_overhead [--data-dir DIR] [--out benchmarks/sweep_overhead.json]
 
-Trials are real pipeline runs (`lottery sweep` machinery: `tune.runner.launch`, MLflow in a
+Trials are real pipeline runs (`lottery sweep` machinery: `tune.launch.launch`, MLflow in a
 temporary SQLite store): dense ResNet20 on a class-balanced CIFAR-10 subset, one torch thread
 per trial, no robustness evaluation. Three measurements:
 
@@ -56,7 +56,7 @@ def run_sweep(folder: Path, name: str, path: Path):
     """launch() the sweep; returns (wall seconds, [(start, end) of each trial's own time])."""
     from ray import tune
 
-    from tune.runner import launch
+    from tune.launch import launch
     from tune.sweep_file import load_sweep
 
     sweep = load_sweep(path, name=name)
@@ -107,7 +107,7 @@ def main(argv=None) -> int:
     t = time.perf_counter()
     import ray  # what `lottery sweep` pays before anything else
 
-    import tune.runner  # noqa: F401
+    import tune.launch  # noqa: F401
     import_s = time.perf_counter() - t
     results: dict = {"ray_import_s": round(import_s, 2), "ray": ray_start_stop()}
     print(f"ray: import {import_s:.1f} s, {results['ray']}", flush=True)

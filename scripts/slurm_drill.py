@@ -539,7 +539,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"slurm drill: error: no CIFAR-10 image folder at {DATA}: set LOTTERY_DATA_DIR", file=sys.stderr)
         return 2
     drill = Drill(args)
-    broken = subprocess.run([sys.executable, "-c", "import tune.runner, tune.trial"], cwd=drill.code,
+    broken = subprocess.run([sys.executable, "-c", "import tune.launch, tune.trial"], cwd=drill.code,
                             env=drill.env(), capture_output=True, text=True)
     if broken.returncode != 0:   # a working tree mid-edit: say so now, not in every trial minutes later
         print(f"slurm drill: error: {drill.code} does not import: {broken.stderr.strip().splitlines()[-1]}",

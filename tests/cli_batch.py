@@ -20,7 +20,7 @@ import traceback
 from pipelines.cli import main
 
 WARM = ("torch", "mlflow", "mlflow.tracking", "sqlalchemy", "ray", "ray.tune", "optuna", "pipelines.config",
-        "pipelines.tracking", "pipelines.runner", "tune.cli", "tune.runner")
+        "pipelines.tracking", "pipelines.runner", "tune.commands", "tune.launch")
 
 
 def run_case(case: dict, out_path: str, err_path: str) -> None:

@@ -51,7 +51,7 @@ class FaultOnce:
 
 def main(argv: list[str]) -> int:
     """Run a sweep file with `FaultOnce` in every trial (a driver the drills can SIGKILL)."""
-    from tune.runner import launch
+    from tune.launch import launch
     from tune.sweep_file import load_sweep
 
     path, name, results = argv

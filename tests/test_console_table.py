@@ -75,7 +75,7 @@ def test_the_summary_csv_of_a_report_reads_back_as_text(tmp_path):
 def test_the_sweep_ends_with_the_table_then_one_line_on_the_ui(tmp_path, capsys):
     from types import SimpleNamespace
 
-    from tune.cli import print_outcome
+    from tune.commands import print_outcome
 
     runs, pairs = demo_like()
     (tmp_path / "report").mkdir()

@@ -139,7 +139,7 @@ CLUSTER_SCRIPT = textwrap.dedent("""
     import ray
     ray.init(address=cluster.address, log_to_driver=False)
     from lottery_core.errors import LotteryError
-    from tune.runner import launch
+    from tune.launch import launch
     from tune.sweep_file import load_sweep
 
     moved, done = {}, {}

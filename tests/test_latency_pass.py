@@ -25,7 +25,7 @@ from pipelines.report.timing import network_timings, speedup_table, timing_note
 from pipelines.runner import run
 from pipelines.tracking import tracking_uri
 from tune.sweep_file import load_sweep
-from tune.tracking import measure_sweep_latency
+from tune.sweep_runs import measure_sweep_latency
 
 slow = pytest.mark.slow   # finished runs rebuilt and timed; the fake-clock and table tests are quick
 

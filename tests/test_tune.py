@@ -20,9 +20,9 @@ from mlflow.tracking import MlflowClient
 from lottery_core.errors import LotteryError
 from tune import storage as st
 from tune.ray_cluster import probe_address
-from tune.runner import error_line, launch, resume
+from tune.launch import error_line, launch, resume
 from tune.sweep_file import load_sweep
-from tune.tracking import children
+from tune.sweep_runs import children
 
 TINY = {
     "model": {"name": "resnet20"},
@@ -207,7 +207,7 @@ def test_error_line_finds_the_message_in_a_trial_traceback():
 
 def test_commands_register_with_help_and_fail_in_one_line(tmp_path, capsys):
     from pipelines.cli import main
-    from tune.cli import register_commands
+    from tune.commands import register_commands
 
     parser = argparse.ArgumentParser(prog="lottery")
     register_commands(parser.add_subparsers(dest="command"))
@@ -322,7 +322,7 @@ def test_trials_given_gpus_that_cuda_cannot_use_fail_in_one_line(local_ray, tmp_
 def test_device_cpu_holding_gpus_is_refused_before_any_trial(tmp_path, tiny_folder):
     path = write_sweep(tmp_path, tiny_folder, grid={"pipeline": "dense"}, base={"device": "cpu"},
                        resources={"cpu": 1, "gpu": 0.5})
-    from tune.runner import plan_resources
+    from tune.launch import plan_resources
 
     with pytest.raises(LotteryError, match=r"^device: cpu with resources \{gpu: 0.5\} would hold GPUs that its "
                                            r"trials never use"):

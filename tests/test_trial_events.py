@@ -2,7 +2,7 @@
 from types import SimpleNamespace
 
 from pipelines.config import build_config
-from tune.progress import ProgressPrinter, describe_trial
+from tune.trial_events import ProgressPrinter, describe_trial
 
 POINT = {"pipeline": "ticket_init", "model": {"name": "resnet20"}, "device": "cpu",
          "training": {"epochs": 3}, "pruning": {"criterion": "snip", "p": 2, "control": "inverted"}}

@@ -1,5 +1,5 @@
 """`lottery sweep` and `lottery resume`, plugged into the `lottery` command through the entry-point
-group `lottery.commands` (pyproject: `tune = "tune.cli:register_commands"`), so that `pipelines`
+group `lottery.commands` (pyproject: `tune = "tune.commands:register_commands"`), so that `pipelines`
 never imports Ray. Handlers raise LotteryError for bad input (one line, exit status 2)."""
 import argparse
 import os
@@ -91,7 +91,7 @@ def _sweep(args: argparse.Namespace) -> int:
     if results_dir:
         overrides.append(f"tracking.results_dir={results_dir}")
     sweep = load_sweep(args.file, overrides, name=args.name)   # refused before Ray is imported
-    from tune.runner import launch
+    from tune.launch import launch
 
     if args.name is None:  # unique by default: the file's name (or its `name:`) and the time
         sweep.name = check_name(f"{sweep.name}-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -120,7 +120,7 @@ def _sweep(args: argparse.Namespace) -> int:
 
 def _resume(args: argparse.Namespace) -> int:
     from pipelines.tracking import check_sweep_name
-    from tune.runner import resume
+    from tune.launch import resume
 
     check_sweep_name(args.name)
 

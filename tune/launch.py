@@ -25,8 +25,8 @@ from pipelines.comparison_fill import fill_comparisons
 from pipelines.config import build_config, to_raw
 from pipelines.tracking import code_version, prepare_store, tracking_uri
 from tune import storage as st
-from tune import tracking
-from tune.progress import ProgressPrinter, describe_trial
+from tune import sweep_runs
+from tune.trial_events import ProgressPrinter, describe_trial
 from tune.ray_cluster import init_ray
 from tune.resources import alive_nodes, idle_gpus, size_trials, trial_slots
 from tune.sweep_file import Sweep
@@ -83,14 +83,14 @@ def launch(sweep: Sweep, *, results_dir=None, address: str | None = None, storag
         resources = plan_resources(sweep, alive_nodes(), strict=address is None)
         if address:
             st.check_shared(root)
-        parent = tracking.open_parent(uri, experiment_id, sweep.name, sweep.describe())
+        parent = sweep_runs.open_parent(uri, experiment_id, sweep.name, sweep.describe())
         meta = {"sweep": sweep.to_dict(), "parent_run_id": parent, "tracking_uri": uri,
                 "experiment": cfg.tracking.experiment, "storage": root, "results_dir": str(results_dir),
                 "xi": cfg.evaluation.xi, "resources": resources, "code_version": code_version(),
                 "address": address,
                 "created": time.strftime("%Y-%m-%d %H:%M:%S")}
         st.write_meta(root, sweep.name, meta)
-        tracking.log_sweep(uri, parent, meta)
+        sweep_runs.log_sweep(uri, parent, meta)
         outcome = SweepOutcome(sweep.name, parent, uri, cfg.tracking.experiment, root)
         _run_phases(sweep, outcome, results_dir, meta, restore=False, verbose=verbose,
                     epoch_hooks=tuple(epoch_hooks))
@@ -125,7 +125,7 @@ def resume(name: str, *, results_dir=None, address: str | None = None, storage: 
         meta["address"] = address   # where this resume runs
         if "resources" not in meta:   # a sweep launched before resources were sized at launch
             meta["resources"] = plan_resources(sweep, alive_nodes(), strict=address is None)
-        tracking.reopen_parent(meta["tracking_uri"], meta["parent_run_id"])
+        sweep_runs.reopen_parent(meta["tracking_uri"], meta["parent_run_id"])
         outcome = SweepOutcome(name, meta["parent_run_id"], meta["tracking_uri"], meta["experiment"], root)
         _run_phases(sweep, outcome, Path(meta.get("results_dir", results_dir)), meta,
                     restore=True, restart_errored=restart_errored, verbose=verbose,
@@ -185,7 +185,7 @@ def trainable(resources: dict, restart_errored: bool = False, epoch_hooks: tuple
 
 def trial_name(t) -> str:
     """A trial's name in Tune's output and folders: its run's one description (`RunConfig.describe()`,
-    via `tune.progress.describe_trial`), made folder-safe, e.g. `ticket_init-resnet20-snip-p-1-seed-0_a1b2c_00003`."""
+    via `tune.trial_events.describe_trial`), made folder-safe, e.g. `ticket_init-resnet20-snip-p-1-seed-0_a1b2c_00003`."""
     try:
         label = describe_trial(t.config)
     except Exception:  # a config that cannot be read is reported by the trial itself
@@ -279,28 +279,28 @@ def _run_phases(sweep: Sweep, outcome: SweepOutcome, results_dir: Path, meta: di
             if not outcome.ok:
                 break
     except BaseException:
-        _try(tracking.close_parent, outcome.tracking_uri, outcome.parent_run_id, "KILLED")
+        _try(sweep_runs.close_parent, outcome.tracking_uri, outcome.parent_run_id, "KILLED")
         raise
     try:
-        tracking.close_stale_children(outcome.tracking_uri, outcome.parent_run_id, errored)
+        sweep_runs.close_stale_children(outcome.tracking_uri, outcome.parent_run_id, errored)
     except Exception as err:  # e.g. the tracking server went away: the trials said so already
         outcome.errors.append(f"MLflow at {outcome.tracking_uri} could not be updated ({error_line(err)}); "
                               f"bring it back and resume")
         return  # the parent stays RUNNING until the resume closes it
     if sweep.latency is not None:   # after every trial, so the cores are free; before the report, which shows it
-        outcome.latency = tracking.measure_sweep_latency(outcome.tracking_uri, outcome.experiment, sweep.name,
+        outcome.latency = sweep_runs.measure_sweep_latency(outcome.tracking_uri, outcome.experiment, sweep.name,
                                                          sweep.latency, finished=outcome.ok,
                                                          on_cluster=bool(meta.get("address")))
     out = Path(outcome.storage) / sweep.name / "report" if not st.is_uri(outcome.storage) else \
         layout.reports_dir(results_dir, sweep.name)
-    outcome.report_dir, outcome.main_table = tracking.write_sweep_report(
+    outcome.report_dir, outcome.main_table = sweep_runs.write_sweep_report(
         outcome.tracking_uri, outcome.experiment, sweep.name, out, outcome.parent_run_id, sweep.questions or ())
     try:
-        outcome.confirmation = tracking.write_confirmation_sweep(sweep, outcome.report_dir)
+        outcome.confirmation = sweep_runs.write_confirmation_sweep(sweep, outcome.report_dir)
     except Exception as err:  # the search is done and reported; the follow-up file is a convenience
         outcome.errors.append(f"the confirmation sweep of the front could not be written: {error_line(err)}")
     status = "FINISHED" if outcome.ok else ("KILLED" if outcome.interrupted and not outcome.errors else "FAILED")
-    _try(tracking.close_parent, outcome.tracking_uri, outcome.parent_run_id, status)
+    _try(sweep_runs.close_parent, outcome.tracking_uri, outcome.parent_run_id, status)
 
 
 def _try(function, *args) -> None:
