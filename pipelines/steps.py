@@ -18,16 +18,16 @@ from pipelines.context import RunContext
 from pipelines.tracking import IMPORTED_TAG, finished_run
 
 
-def new_model(ctx: RunContext) -> nn.Module:
-    """The configured dense architecture, initialised from torch's current RNG state, on the device."""
+def new_model(ctx: RunContext, seed: int | None = None) -> nn.Module:
+    """The configured dense architecture on the device, initialised from `seed` (None: from torch's
+    current RNG state, for a model whose weights are loaded next)."""
     m = ctx.cfg.model
-    return models.build(m.name, num_classes=ctx.data.num_classes, **m.builder_options()).to(ctx.device)
+    return models.build(m.name, num_classes=ctx.data.num_classes, seed=seed, **m.builder_options()).to(ctx.device)
 
 
 def initial_model(ctx: RunContext) -> nn.Module:
     """θ_0: the dense network initialised from the run's seed (identical for a ticket and its dense run)."""
-    torch.manual_seed(ctx.cfg.seed)
-    return new_model(ctx)
+    return new_model(ctx, seed=ctx.cfg.seed)
 
 
 def scoring_batches(ctx: RunContext):

@@ -56,3 +56,21 @@ def test_registry_is_one_line_per_architecture():
         assert "tiny_test_net" not in models.names()  # the run config knows only the catalog's models
     finally:
         models.registry._BUILDERS.pop("tiny_test_net")
+
+
+@pytest.mark.parametrize("name", models.names())
+def test_a_seeded_build_is_seeding_then_building_and_leaves_the_global_stream_alone(name):
+    torch.manual_seed(7)
+    expected = models.build(name, num_classes=4).state_dict()
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    built = models.build(name, num_classes=4, seed=7).state_dict()
+    assert torch.equal(torch.get_rng_state(), before)   # not advanced, not reseeded
+    assert list(built) == list(expected)
+    for key, value in expected.items():
+        assert torch.equal(built[key], value), key   # bit for bit
+
+
+def test_a_seed_must_be_an_integer():
+    with pytest.raises(LotteryError, match=r"^seed must be an integer or None, got 1.5$"):
+        models.build("resnet20", seed=1.5)

@@ -1,6 +1,7 @@
 """The model registry: a new architecture is one file plus one `register` line below (and its\nline in `catalog.py`, what the run config knows of it before torch is imported)."""
 from collections.abc import Callable
 
+import torch
 import torch.nn as nn
 
 from lottery_core.errors import LotteryError, choose
@@ -29,13 +30,22 @@ def options(name: str) -> set[str]:
     return {n for n, p in params.items() if n != "num_classes" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
 
 
-def build(name: str, num_classes: int = 10, **options) -> nn.Module:
-    """Build a freshly initialised model. Initialisation follows torch's global RNG: seed first."""
+def build(name: str, num_classes: int = 10, *, seed: int | None = None, **options) -> nn.Module:
+    """Build a freshly initialised model (on the CPU). With `seed`, its weights are those that
+    `torch.manual_seed(seed)` then `build(name, ...)` gives, drawn under `torch.random.fork_rng`: the
+    caller's random stream is neither read nor advanced. Without (None), initialisation draws from
+    torch's global RNG, as it stands: seed it first."""
     choose("model", name, _BUILDERS)
     if not isinstance(num_classes, int) or num_classes < 1:
         raise LotteryError(f"num_classes must be a positive integer, got {num_classes!r}")
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+        raise LotteryError(f"seed must be an integer or None, got {seed!r}")
     try:
-        return _BUILDERS[name](num_classes=num_classes, **options)
+        if seed is None:
+            return _BUILDERS[name](num_classes=num_classes, **options)
+        with torch.random.fork_rng(devices=[]):   # the CPU stream, the only one a build draws from
+            torch.default_generator.manual_seed(seed)   # = torch.manual_seed's CPU part; CUDA untouched
+            return _BUILDERS[name](num_classes=num_classes, **options)
     except TypeError as err:  # an option the builder does not take
         raise LotteryError(f"model {name!r}: {err}") from None
 

@@ -6,8 +6,6 @@ full n epochs (Liu et al. 2019, "Rethinking the value of network pruning").
 paper names). The architecture of a rewind ticket does not depend on the rewind point i (it is
 planned on θ_n), so one reinit control serves every column of Table 1.
 """
-import torch
-
 from pipelines import steps
 from pipelines.context import RunContext
 from pipelines.experiments.base import Trained
@@ -21,8 +19,8 @@ def reinit(ctx: RunContext) -> Trained:
     else:
         source, dense = steps.initial_model(ctx), None     # ... or of Algorithm 2's
     plan = steps.plan_blocks(ctx, source)
-    torch.manual_seed(ctx.cfg.seed + REINIT_SEED_OFFSET)    # ... with new random weights
-    ticket = steps.remove(ctx, steps.new_model(ctx), plan)
+    fresh = steps.new_model(ctx, seed=ctx.cfg.seed + REINIT_SEED_OFFSET)   # ... with new random weights
+    ticket = steps.remove(ctx, fresh, plan)
     ctx.save_weights(ticket, 0)
     result = steps.train_model(ctx, ticket)                # n epochs from epoch 0
     return Trained(ticket, result, plan=plan, dense=dense)
