@@ -1,7 +1,7 @@
 """Lazy package attributes: the torch-using parts of a package imported on first use.
 
-The run config validates against torch-free declarations (`criteria`, `train.settings`,
-`models.catalog`) before torch is imported; the packages' other names load when first touched.
+The run config validates against torch-free declarations (`criteria`, `train.settings`) before
+torch is imported (the model's rules come after, from the model registry); the packages' other names load when first touched.
 
     __getattr__ = lazy_attributes(__name__, {"score_blocks": "score", ...})
 """

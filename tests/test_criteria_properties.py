@@ -19,7 +19,7 @@ from helpers import silence
 from scipy.stats import spearmanr
 
 from lottery_core import criteria, models
-from lottery_core.criteria.applicability import ACTIVATION_CRITERIA, refusal
+from lottery_core.criteria.applicability import ACTIVATION_CRITERIA, model_traits, refusal
 from lottery_core.errors import LotteryError
 from lottery_core.normalize import CIFAR10_MEAN, CIFAR10_STD
 
@@ -55,7 +55,7 @@ CASES += [(c, "resnet50") for c in ACTIVATION]   # one forward pass each: cheap 
 # MobileNetV2 at θ_0: SynFlow is 0 for every block (the positive all-ones pass saturates every
 # ReLU6), so it cannot single out a block. KL sees the silenced block in the default (train-mode)
 # BatchNorm; in eval mode with placeholder statistics it ties (test_kl_ties_...).
-CASES += [(c, "mobilenet_v2") for c in MEASURES if refusal(c, models.catalog.traits("mobilenet_v2")) is None]
+CASES += [(c, "mobilenet_v2") for c in MEASURES if refusal(c, model_traits(models.skeleton("mobilenet_v2"))) is None]
 CASES += [(c, "resnet50") for c in ("kl", "cka")]
 
 

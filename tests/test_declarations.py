@@ -12,7 +12,6 @@ from lottery_core import criteria, models, robustness, surgery
 from lottery_core.criteria import registry
 from lottery_core.criteria.applicability import model_traits
 from lottery_core.errors import LotteryError
-from lottery_core.models import catalog
 from lottery_core.options import Option
 from lottery_core.train.settings import OPTIONS as TRAIN_OPTIONS
 from lottery_core.train.settings import TrainSettings
@@ -202,43 +201,65 @@ def test_criterion_options_just_outside_are_refused_by_the_config():
         load_config(None, ["pruning.criterion=synflow", "pruning.bn_mode=train"])
 
 
-@pytest.mark.slow
-def test_the_static_catalogues_equal_the_real_registries():
-    assert catalog.names() == models.registry.names()
-    for name in catalog.names():
-        assert catalog.options(name) == models.registry.options(name), name
-        model = models.build(name)
-        assert catalog.traits(name) == model_traits(model), name
-        for keep in (1, 2, 3, 4):
-            try:
-                real = surgery.max_removable(model, keep)
-            except LotteryError:
-                real = None
-            try:
-                static = catalog.max_removable(name, keep)
-                budgets = catalog.stage_budgets(name, keep)
-            except LotteryError:
-                static = budgets = None
-            assert static == real, (name, keep)
-            if real is not None:   # per stage too (stage 1 first)
-                assert budgets == tuple(surgery.stage_budget(model, keep).values()), (name, keep)
+# {model: its stage budget at min_blocks_per_stage 1, 2, 3 (stage 1 first), None without residual
+# blocks}: the layouts the catalog once restated, now read off the model by `surgery.stage_budget`
+STAGE_BUDGETS = {
+    **{f"resnet{6 * n + 2}": {k: (min(n, n - k),) + (min(n - 1, n - k),) * 2 for k in (1, 2, 3)} for n in (3, 5, 7, 9, 18)},
+    "resnet18": {1: (1, 1, 1, 1), 2: (0, 0, 0, 0), 3: (0, 0, 0, 0)},
+    "resnet34": {1: (2, 3, 5, 2), 2: (1, 2, 4, 1), 3: (0, 1, 3, 0)},
+    "resnet50": {1: (2, 3, 5, 2), 2: (1, 2, 4, 1), 3: (0, 1, 3, 0)},
+    "mobilenet_v2": {1: (0, 1, 2, 3, 2, 2, 0), 2: (0, 0, 1, 2, 1, 1, 0), 3: (0, 0, 0, 1, 0, 0, 0)},
+    "vgg11_bn": {1: None, 2: None, 3: None},
+    "vit_tiny": {1: (5,), 2: (4,), 3: (3,)},
+}
+
+
+def test_the_stage_budget_is_read_off_the_model_the_same_on_the_meta_device():
+    """One rule for p (`surgery.stage_budget`): on a built model and on its `skeleton` (what the
+    run config checks p and stage_counts against), for every registered model."""
+    assert sorted(STAGE_BUDGETS) == models.names()
+    for name, expected in STAGE_BUDGETS.items():
+        for keep, budgets in expected.items():
+            for model in (models.skeleton(name), models.build(name)):
+                try:
+                    got = tuple(surgery.stage_budget(model, keep).values())
+                except LotteryError:
+                    got = None
+                assert got == budgets, (name, keep)
+        assert model_traits(models.skeleton(name)) == model_traits(models.build(name)), name
+        if expected[2] is not None:
+            with pytest.raises(LotteryError, match=rf"^pruning.p={sum(expected[2]) + 1} exceeds the "
+                                                   rf"{sum(expected[2])} blocks {name} may lose"):
+                load_config(None, [f"model.name={name}", f"pruning.p={sum(expected[2]) + 1}", "pruning.criterion=kl"])
+        else:
+            with pytest.raises(LotteryError, match=rf"^{name} has no removable residual blocks$"):
+                load_config(None, [f"model.name={name}", "pruning.p=1"])
+
+
+def test_the_robustness_names_equal_the_real_registries():
     assert CORRUPTION_NAMES == robustness.CORRUPTIONS and ATTACK_NAMES == robustness.ATTACKS
 
 
 HEAVY = ("torch", "torchvision", "mlflow", "ray")
 
 
-def test_validating_and_refusing_a_config_imports_nothing_heavy():
-    """Loading every kind of config, and the `lottery run` refusal of a bad one, in a fresh process."""
+def test_refusing_a_type_range_or_cross_field_error_imports_nothing_heavy():
+    """Refusing a config for any rule but the model's (`checks.check_model`, which imports torch), and
+    the `lottery run` refusal of a bad one, in a fresh process."""
     code = f"""
 import sys
 from pipelines.config import load_config
-for extra in ([], ["pipeline=dense"], ["pipeline=filter_ticket", "pruning.criterion=snip"],
-              ["pipeline=ticket_rewind", "pruning.rewind_epoch=25", "pruning.criterion=hrank"],
-              ["pruning.control=uniform", "pruning.p=3"], ["pruning.criterion=pls", "pruning.components=3"],
-              ["model.name=resnet50", "pruning.p=2"], ["evaluation.corruptions=[fog]"],
-              ["model.name=vit_tiny", "pruning.criterion=consensus", "pruning.p=4"]):
-    load_config(None, extra)
+from lottery_core.errors import LotteryError
+for extra in (["pruning.p=-2"], ["pipeline=filter_ticket", "pruning.criterion=hrank"],
+              ["pipeline=ticket_rewind", "training.epochs=10", "pruning.rewind_epoch=10"],
+              ["pruning.criterion=pls", "pruning.components=0"], ["evaluation.corruptions=[fogg]"],
+              ["pruning.stage_counts=[1,1,1]", "pruning.p=2"], ["model.name=resnet50", "training.lr=-1"]):
+    try:
+        load_config(None, extra)
+    except LotteryError:
+        pass
+    else:
+        raise SystemExit(f"accepted: {{extra}}")
 from pipelines.cli import main
 rc = main(["run", "--set", "training.momentum=1.0"])
 print(rc, [m for m in {HEAVY!r} if m in sys.modules])

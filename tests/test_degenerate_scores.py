@@ -22,12 +22,11 @@ import torch
 
 from lottery_core import criteria, models, surgery
 from lottery_core.criteria import registry
-from lottery_core.criteria.applicability import refusal
+from lottery_core.criteria.applicability import model_traits, refusal
 from lottery_core.criteria.common import scoring_copy
 from lottery_core.criteria.consensus import fuse
 from lottery_core.criteria.degenerate import GENERIC, check_scores, degeneracy
 from lottery_core.errors import LotteryError
-from lottery_core.models import catalog
 from lottery_core.normalize import CIFAR10_MEAN, CIFAR10_STD
 from pipelines.cli import main
 from pipelines.config import load_config
@@ -39,7 +38,7 @@ _IMAGES = torch.randint(0, 256, (4 * CLASSES, 3, 32, 32), dtype=torch.uint8,
 BATCHES = criteria.scoring_batches(_IMAGES, torch.arange(4 * CLASSES) % CLASSES, 2, 0, CIFAR10_MEAN, CIFAR10_STD)
 CRITERIA = [c for c in criteria.names("block") if c != "random"]   # random: the control, never checked
 QUICK = ("resnet20", "resnet18", "vit_tiny")   # the rest (deeper, wider): the slow tier
-WITH_BLOCKS = [m for m in models.names() if catalog.ARCHITECTURES[m].stages]
+WITH_BLOCKS = [m for m in models.names() if surgery.residual_blocks(models.skeleton(m))]
 
 
 @functools.cache
@@ -65,7 +64,7 @@ CASES = [pytest.param(m, c, id=f"{m}-{c}", marks=() if m in QUICK else pytest.ma
 @pytest.mark.parametrize("name,criterion", CASES)
 def test_a_silenced_block_scores_lowest_or_the_criterion_is_refused_with_the_reason(name, criterion):
     model, dead = silenced(name)
-    reason = refusal(criterion, catalog.traits(name))
+    reason = refusal(criterion, model_traits(models.skeleton(name)))
     if reason is not None:   # SynFlow on MobileNetV2 / the ViT; the activation criteria on the ViT
         with pytest.raises(LotteryError) as err:
             criteria.score_blocks(model, criterion, BATCHES, min_blocks_per_stage=1)
@@ -111,10 +110,10 @@ def test_synflow_scores_every_mobilenet_v2_block_exactly_0_which_is_why_it_is_re
         criteria.score_weights(model, "synflow")
 
 
-def test_the_run_config_refuses_synflow_on_mobilenet_v2_before_torch(capsys):
-    """As for SynFlow on LayerNorm (tests/test_vit.py): from the torch-free catalog's traits."""
+def test_the_run_config_refuses_synflow_on_mobilenet_v2(capsys):
+    """As for SynFlow on LayerNorm (tests/test_vit.py): from the traits of the model itself."""
     base = ["model.name=mobilenet_v2", "pipeline=ticket_init"]
-    assert catalog.traits("mobilenet_v2") == {"bounded_activation"}
+    assert model_traits(models.skeleton("mobilenet_v2")) == {"bounded_activation"}
     assert load_config(None, [*base, "pruning.criterion=snip"]).pruning.criterion == "snip"
     with pytest.raises(LotteryError, match=r"^pruning.criterion=synflow on model.name=mobilenet_v2: synflow cannot "
                                            r"score a network with bounded activations") as err:

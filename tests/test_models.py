@@ -48,14 +48,26 @@ def test_unknown_shortcut_names_the_choices():
         models.build("resnet20", shortcut="C")
 
 
-def test_registry_is_one_line_per_architecture():
-    models.register("tiny_test_net", lambda num_classes=10: torch.nn.Linear(3, num_classes))
+def test_a_model_is_one_decorated_builder_and_the_run_config_knows_it():
+    from pipelines.config import load_config
+
+    @models.register_model("tiny_test_net")
+    def tiny(num_classes: int = 10, width: int = 8) -> torch.nn.Module:
+        return models.CifarResNet(2, num_classes=num_classes, widths=(width, 2 * width, 4 * width))
+
     try:
-        assert models.build("tiny_test_net", num_classes=4).out_features == 4
-        assert "tiny_test_net" in models.registry.names()
-        assert "tiny_test_net" not in models.names()  # the run config knows only the catalog's models
+        assert models.build("tiny_test_net", num_classes=4).fc.out_features == 4
+        assert "tiny_test_net" in models.names() and models.options("tiny_test_net") == {"width"}
+        base = ["model.name=tiny_test_net", "pruning.min_blocks_per_stage=1"]
+        assert load_config(None, [*base, "pruning.p=3"]).pruning.p == 3   # one block per stage
+        with pytest.raises(LotteryError, match=r"^pruning.p=4 exceeds the 3 blocks tiny_test_net may lose "
+                                               r"\(min_blocks_per_stage=1\)$"):
+            load_config(None, [*base, "pruning.p=4"])
+        with pytest.raises(LotteryError, match=r"^model 'tiny_test_net' is registered twice$"):
+            models.register_model("tiny_test_net")(tiny)
     finally:
         models.registry._BUILDERS.pop("tiny_test_net")
+        models.skeleton.cache_clear()
 
 
 @pytest.mark.parametrize("name", models.names())

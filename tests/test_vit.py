@@ -12,7 +12,6 @@ from helpers import silence
 from lottery_core import accounting, criteria, models, surgery
 from lottery_core.criteria.applicability import ACTIVATION_CRITERIA, model_traits, refusal
 from lottery_core.errors import LotteryError
-from lottery_core.models import catalog
 from lottery_core.models.vit import build_vit
 from lottery_core.normalize import CIFAR10_MEAN, CIFAR10_STD
 from pipelines.config import load_config
@@ -58,13 +57,13 @@ def test_encoder_layers_are_one_stage_of_removable_blocks():
     assert model(torch.rand(2, 3, 32, 32)).shape == (2, CLASSES)
 
 
-def test_vit_tiny_is_registered_and_its_catalog_line_is_its_layout():
+def test_vit_tiny_is_registered_and_its_skeleton_is_its_layout():
     model = models.build("vit_tiny")
-    assert "vit_tiny" in models.names() and catalog.options("vit_tiny") == set()
+    assert "vit_tiny" in models.names() and models.options("vit_tiny") == set()
     assert surgery.removable_blocks(model, min_blocks_per_stage=1) == [f"encoder.layers.{i}" for i in range(6)]
-    assert catalog.max_removable("vit_tiny", 2) == surgery.max_removable(model, 2) == 4
-    assert model_traits(model) == catalog.traits("vit_tiny") == {"layernorm", "token_blocks"}
-    assert model_traits(models.build("resnet20")) == catalog.traits("resnet20") == set()
+    assert surgery.max_removable(models.skeleton("vit_tiny"), 2) == surgery.max_removable(model, 2) == 4
+    assert model_traits(model) == model_traits(models.skeleton("vit_tiny")) == {"layernorm", "token_blocks"}
+    assert model_traits(models.build("resnet20")) == set()
     assert model.heads.head.weight.abs().sum() > 0   # not torchvision's zero head (module docstring)
 
 
@@ -116,7 +115,7 @@ def test_removing_a_silenced_layer_preserves_the_function(layer):
 
 # every criterion the ViT admits, but grasp (signed: a silenced layer scores 0, not the lowest), magnitude
 # (reads only weights: a silenced layer keeps the rest of its weights) and random (the control)
-ADMITTED = [c for c in criteria.names("block") if refusal(c, catalog.traits("vit_tiny")) is None]
+ADMITTED = [c for c in criteria.names("block") if refusal(c, model_traits(models.skeleton("vit_tiny"))) is None]
 
 
 @pytest.mark.parametrize("criterion", [c for c in ADMITTED if c not in ("grasp", "magnitude", "random")])
@@ -193,7 +192,7 @@ def test_a_consensus_with_a_refused_member_is_refused_before_any_member_scores(m
     assert scored == []
 
 
-def test_the_run_config_refuses_what_does_not_apply_to_a_vit_before_torch():
+def test_the_run_config_refuses_what_does_not_apply_to_a_vit():
     base = ["model.name=vit_tiny", "pipeline=ticket_init"]
     assert load_config(None, [*base, "pruning.criterion=kl", "pruning.p=4"]).model.name == "vit_tiny"
     assert load_config(None, [*base, "pruning.criterion=consensus"]).pruning.criterion == "consensus"

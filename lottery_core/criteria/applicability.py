@@ -1,7 +1,7 @@
 """Which criteria cannot score which networks, and why: one home for the rule and its reason.
 
-A network has *traits* (the static catalog lists them per architecture for the run config,
-`models.catalog.traits`; `model_traits` reads them off a built model):
+A network has *traits* (`model_traits` reads them off a model, built or `models.skeleton`, the
+one the run config checks):
 
     "layernorm"     it normalizes with LayerNorm (a vision transformer)
     "token_blocks"  its residual blocks work on token sequences (N × tokens × d) and have two
@@ -15,8 +15,9 @@ A refusal is known before anything is scored. What only the scores reveal (all e
 not finite: the tie-break would choose the ticket) `score_blocks` refuses afterwards, with the
 likely cause (`criteria.degenerate`); a cause that a trait predicts belongs here, up front.
 
-Torch-free: the run config refuses a combination before anything heavy is imported, and
-`score_weights` / `score_blocks` ask the same function on the model they are given.
+`refusal` itself is torch-free; the run config asks it with the traits of `models.skeleton` (after
+torch is imported, before anything trains), and `score_weights` / `score_blocks` ask it on the
+model they are given.
 """
 TRAITS = ("layernorm", "token_blocks", "bounded_activation")
 

@@ -1,21 +1,19 @@
-"""Model registry. `build(name, num_classes=10, **options)`; `names()` lists the catalog, the models a
-run config accepts (`registry.names()` adds whatever was `register`ed at run time).
+"""Model registry. `build(name, num_classes=10, *, seed=None, **options)`, `names()`, `options(name)`,
+`skeleton(name)` (the model on the meta device: its layout, for stage budgets and traits).
 
-Adding an architecture: write one file with a builder `f(num_classes, **options) -> nn.Module`,
-add one `register(...)` line in `registry.py` and its line in `catalog.py` (the static table the
-run config reads without torch; a test checks the two agree).
+Adding an architecture: one file in this folder with a builder `f(num_classes=10, **options) ->
+nn.Module` decorated `@register_model("name")` (a family registers its members in a loop there).
+This package imports every module in its folder, so there is no line to add anywhere else.
 """
-from lottery_core.lazy import lazy_attributes
-from lottery_core.models.catalog import ARCHITECTURES, max_removable, names, options, traits
+import importlib
+import pkgutil
 
-# name -> the module that defines it, imported on first use (torch, torchvision); names, options
-# and layouts come from the static catalog, which the run config reads before torch is imported
-_LAZY = {"build": "registry", "register": "registry", "BasicBlock": "cifar_resnet", "CifarResNet": "cifar_resnet",
-         "INITS": "cifar_resnet", "SHORTCUTS": "cifar_resnet"}
+from lottery_core.models.registry import build, names, options, register, register_model, skeleton
 
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
 
-__getattr__ = lazy_attributes(__name__, _LAZY)
+from lottery_core.models.cifar_resnet import INITS, SHORTCUTS, BasicBlock, CifarResNet  # noqa: E402
 
-
-__all__ = ["ARCHITECTURES", "build", "max_removable", "names", "options", "register", "traits", "BasicBlock",
-           "CifarResNet", "INITS", "SHORTCUTS"]
+__all__ = ["build", "names", "options", "register", "register_model", "skeleton", "BasicBlock", "CifarResNet",
+           "INITS", "SHORTCUTS"]

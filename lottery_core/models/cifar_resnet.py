@@ -20,6 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from lottery_core.errors import choose
+from lottery_core.models.registry import register_model
 
 SHORTCUTS = ("A", "B", "conv")
 INITS = ("kaiming", "torch")
@@ -105,7 +106,7 @@ class CifarResNet(nn.Module):
 
 
 def cifar_resnet(depth: int):
-    """A builder for depth 6n+2, as registered in `lottery_core.models`."""
+    """A builder for depth 6n+2 (`register_model`ed below for 20, 32, 44, 56 and 110)."""
     if (depth - 2) % 6:
         raise ValueError(f"CIFAR ResNet depth must be 6n+2, got {depth}")
 
@@ -114,3 +115,7 @@ def cifar_resnet(depth: int):
 
     build.__doc__ = f"ResNet{depth} for 32x32 images; shortcut in {SHORTCUTS}; init in {INITS}."
     return build
+
+
+for _depth in (20, 32, 44, 56, 110):
+    register_model(f"resnet{_depth}")(cifar_resnet(_depth))

@@ -1,5 +1,15 @@
-"""The model registry: a new architecture is one file plus one `register` line below (and its\nline in `catalog.py`, what the run config knows of it before torch is imported)."""
+"""The model registry: a model is one decorated builder in its own file under `lottery_core/models/`
+(the package imports every module there), as torchvision's `register_model`:
+
+    @register_model("resnet20")
+    def resnet20(num_classes: int = 10, shortcut: str = "A") -> nn.Module: ...
+
+What the run config asks of a model (its options, its stage budget, its traits) is read from the
+builder's signature and from the model itself (`skeleton`, `surgery.stage_budget`,
+`criteria.applicability.model_traits`), never from a second table.
+"""
 from collections.abc import Callable
+from functools import lru_cache
 
 import torch
 import torch.nn as nn
@@ -14,6 +24,17 @@ def register(name: str, builder: Callable[..., nn.Module]) -> None:
     if name in _BUILDERS:
         raise LotteryError(f"model {name!r} is registered twice")
     _BUILDERS[name] = builder
+    skeleton.cache_clear()
+
+
+def register_model(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Decorator: `@register_model("resnet20")` over a builder `f(num_classes=10, **options)`
+    registers it under `name` and returns it unchanged."""
+    def decorate(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        register(name, builder)
+        return builder
+
+    return decorate
 
 
 def names() -> list[str]:
@@ -50,17 +71,16 @@ def build(name: str, num_classes: int = 10, *, seed: int | None = None, **option
         raise LotteryError(f"model {name!r}: {err}") from None
 
 
-def _register_shipped() -> None:
-    from lottery_core.models.cifar_resnet import cifar_resnet
-    from lottery_core.models.torchvision_nets import torchvision_model
-    from lottery_core.models.vit import VIT_SIZES, vit
-
-    for depth in (20, 32, 44, 56, 110):
-        register(f"resnet{depth}", cifar_resnet(depth))
-    for name in ("resnet18", "resnet34", "resnet50", "mobilenet_v2", "vgg11_bn"):
-        register(name, torchvision_model(name))
-    for name in VIT_SIZES:
-        register(name, vit(name))
-
-
-_register_shipped()
+@lru_cache(maxsize=32)
+def skeleton(name: str, **options) -> nn.Module:
+    """The model `name` (10 classes, `options` as for `build`) built on the meta device: its modules
+    and block layout without weights (no memory, no random draw; milliseconds even for resnet50).
+    What the run config's model rules read: `surgery.stage_budget(skeleton(name))` and
+    `criteria.applicability.model_traits(skeleton(name))`. Shared between callers (cached): do not
+    modify it."""
+    choose("model", name, _BUILDERS)
+    try:
+        with torch.device("meta"):
+            return _BUILDERS[name](num_classes=10, **options)
+    except TypeError as err:  # an option the builder does not take
+        raise LotteryError(f"model {name!r}: {err}") from None

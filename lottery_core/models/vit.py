@@ -15,6 +15,8 @@ Two changes to torchvision's network, both in `build_vit`:
 import torch.nn as nn
 from torchvision.models.vision_transformer import VisionTransformer
 
+from lottery_core.models.registry import register_model
+
 # name: (patch size, encoder layers, heads, hidden dimension, MLP dimension)
 VIT_SIZES = {"vit_tiny": (4, 6, 3, 96, 192)}
 
@@ -30,7 +32,7 @@ def build_vit(patch_size: int, num_layers: int, num_heads: int, hidden_dim: int,
 
 
 def vit(name: str):
-    """A builder for `VIT_SIZES[name]`, as registered in `lottery_core.models`."""
+    """A builder for `VIT_SIZES[name]` (every size is registered below)."""
     patch, layers, heads, hidden, mlp = VIT_SIZES[name]
 
     def build(num_classes: int = 10) -> VisionTransformer:
@@ -39,3 +41,7 @@ def vit(name: str):
     build.__doc__ = (f"{name}: ViT for 32x32 images, patch {patch}, {layers} encoder layers, hidden {hidden}, "
                      f"{heads} heads, MLP {mlp}.")
     return build
+
+
+for _name in VIT_SIZES:
+    register_model(_name)(vit(_name))

@@ -1,8 +1,11 @@
 """The rules of a run config that span fields or sections, checked after each field alone.
 
-They ask the library's declarations and registries (the criteria registry, the model catalog,
-the train settings' combination rules), never restate them, and import nothing heavy: a config
-is refused before torch, torchvision, MLflow or Ray is imported.
+They ask the library's declarations and registries (the criteria registry, the model registry,
+the train settings' combination rules), never restate them. Every rule but the model's imports
+nothing heavy: a config that breaks one is refused before torch, torchvision, MLflow or Ray is
+imported. The model's rules (`check_model`: a known name, its options, p and the per-stage counts
+within its stage budget, criteria that apply to its kind) come last and read the model registry
+and the model itself (`models.skeleton`), which imports torch and torchvision.
 """
 import os
 import re
@@ -22,21 +25,15 @@ ATTACK_NAMES = ("fgsm", "pgd")
 
 def check_run(cfg) -> None:
     """Every rule that spans fields (device, model, training, pruning, evaluation, tracking, data)."""
-    from lottery_core.models import catalog
     from lottery_core.train.settings import check_combination
 
     if not DEVICE.fullmatch(cfg.device):
         raise LotteryError(f"device={cfg.device!r} is not allowed; choose auto, cpu, cuda or cuda:N (N = 0, 1, ...)")
-    if cfg.model.name not in catalog.names():
-        raise LotteryError(f"model.name={cfg.model.name!r} is unknown; choose one of: {', '.join(catalog.names())}")
     t = cfg.training
     try:
         check_combination(t)   # the engine's own rules (one-cycle, warm-up, Nesterov)
     except LotteryError as err:
         raise LotteryError(f"training: {err}") from None
-    if cfg.model.init != "kaiming" and "init" not in catalog.options(cfg.model.name):
-        raise LotteryError(f"model.init={cfg.model.init!r} applies to the CIFAR ResNets; {cfg.model.name} keeps "
-                           "torchvision's own init (leave model.init at kaiming)")
     rewinds = cfg.pipeline == "ticket_rewind" or (cfg.pipeline == "iterative" and cfg.pruning.iterative_mode == "rewind")
     if rewinds and cfg.pruning.rewind_epoch >= t.epochs:
         raise LotteryError(f"pruning.rewind_epoch={cfg.pruning.rewind_epoch} must be below "
@@ -58,12 +55,54 @@ def check_run(cfg) -> None:
                            "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (read by MLflow)")
     if cfg.data.name == "folder" and not (cfg.data.root or os.environ.get("LOTTERY_DATA_DIR")):
         raise LotteryError("data.name=folder needs data.root (or LOTTERY_DATA_DIR)")
+    check_model(cfg)
+
+
+def check_model(cfg) -> None:
+    """The rules that depend on the model, after every other rule (they import torch): its name
+    and options (the registry), the criterion's applicability to its kind (`model_traits`), p and
+    the per-stage counts within its stage budget (`surgery.stage_budget`, the one rule for p), all
+    read from `models.skeleton`, the model built on the meta device."""
+    from lottery_core import models, surgery
+    from lottery_core.criteria import registry
+    from lottery_core.criteria.applicability import model_traits
+
+    name = cfg.model.name
+    if name not in models.names():
+        raise LotteryError(f"model.name={name!r} is unknown; choose one of: {', '.join(models.names())}")
+    if cfg.model.init != "kaiming" and "init" not in models.options(name):
+        raise LotteryError(f"model.init={cfg.model.init!r} applies to the CIFAR ResNets; {name} keeps "
+                           "torchvision's own init (leave model.init at kaiming)")
+    if cfg.pipeline == "dense":
+        return
+    model = models.skeleton(name, **cfg.model.builder_options())
+    level = "weight" if cfg.pipeline == "filter_ticket" else "block"
+    check_applicability(cfg, registry.get(cfg.pruning.criterion, level), model_traits(model))
+    p = cfg.pruning
+    try:
+        budgets = list(surgery.stage_budget(model, p.min_blocks_per_stage).values())
+    except LotteryError:
+        raise LotteryError(f"{name} has no removable residual blocks") from None
+    limit = sum(budgets)
+    if p.p > limit:
+        raise LotteryError(f"pruning.p={p.p} exceeds the {limit} blocks {name} may lose "
+                           f"(min_blocks_per_stage={p.min_blocks_per_stage})")
+    counts = list(p.stage_counts)
+    if counts and len(counts) != len(budgets):
+        raise LotteryError(f"pruning.stage_counts={counts} needs one count per stage: {name} has {len(budgets)} "
+                           f"stages, which may lose at most {budgets} (min_blocks_per_stage="
+                           f"{p.min_blocks_per_stage})")
+    over = [i + 1 for i, (c, b) in enumerate(zip(counts, budgets, strict=False)) if c > b]
+    if over:
+        raise LotteryError(f"pruning.stage_counts={counts}: stage {over[0]} may lose at most {budgets[over[0] - 1]} "
+                           f"blocks; {name}'s stages may lose at most {budgets} (min_blocks_per_stage="
+                           f"{p.min_blocks_per_stage})")
 
 
 def check_pruning(cfg) -> None:
-    """The criterion, its options (asked of the registry), the control and p."""
+    """The criterion, its options (asked of the registry), the control and p (the model's
+    bounds on p: `check_model`)."""
     from lottery_core.criteria import registry
-    from lottery_core.models import catalog
 
     if cfg.pipeline == "dense":
         return
@@ -79,11 +118,6 @@ def check_pruning(cfg) -> None:
         registry.check_options(criterion, p.criterion_options())
     except LotteryError as err:
         raise LotteryError(f"pruning: {err}") from None
-    check_applicability(cfg, criterion)
-    limit = catalog.max_removable(cfg.model.name, p.min_blocks_per_stage)
-    if p.p > limit:
-        raise LotteryError(f"pruning.p={p.p} exceeds the {limit} blocks {cfg.model.name} may lose "
-                           f"(min_blocks_per_stage={p.min_blocks_per_stage})")
     if p.stage_counts:
         check_stage_counts(cfg)
     if cfg.pipeline == "iterative":
@@ -91,25 +125,13 @@ def check_pruning(cfg) -> None:
 
 
 def check_stage_counts(cfg) -> None:
-    """Per-stage counts: one per stage, each within its stage's budget, p their sum, a control
-    that keeps them (none, inverted, same_stage_random)."""
-    from lottery_core.models import catalog
-
-    p, name = cfg.pruning, cfg.model.name
+    """Per-stage counts: p their sum, a control that keeps them (none, inverted,
+    same_stage_random); one per stage, each within its stage's budget: `check_model`."""
+    p = cfg.pruning
     if cfg.pipeline == "iterative":
         raise LotteryError("pruning.stage_counts applies to one-shot tickets; pipeline=iterative removes "
                            "pruning.blocks_per_round blocks a round wherever the criterion scores lowest")
-    budgets = catalog.stage_budgets(name, p.min_blocks_per_stage)
     counts = list(p.stage_counts)
-    if len(counts) != len(budgets):
-        raise LotteryError(f"pruning.stage_counts={counts} needs one count per stage: {name} has {len(budgets)} "
-                           f"stages, which may lose at most {list(budgets)} (min_blocks_per_stage="
-                           f"{p.min_blocks_per_stage})")
-    over = [i + 1 for i, (c, b) in enumerate(zip(counts, budgets, strict=True)) if c > b]
-    if over:
-        raise LotteryError(f"pruning.stage_counts={counts}: stage {over[0]} may lose at most {budgets[over[0] - 1]} "
-                           f"blocks; {name}'s stages may lose at most {list(budgets)} (min_blocks_per_stage="
-                           f"{p.min_blocks_per_stage})")
     if sum(counts) != p.p:
         raise LotteryError(f"pruning.p={p.p} must be the sum of pruning.stage_counts={counts}, {sum(counts)}")
     if p.control not in ("none", "inverted", "same_stage_random"):
@@ -130,13 +152,11 @@ def check_iterative(cfg) -> None:
                            "data.val_size=0; set data.val_size (e.g. 500) or drop pruning.stop_xi")
 
 
-def check_applicability(cfg, criterion) -> None:
-    """The criterion (a consensus: each member) and the pipeline must apply to the model's kind
-    (`lottery_core.criteria.applicability`, the rule `score_blocks` applies to the built model)."""
+def check_applicability(cfg, criterion, traits) -> None:
+    """The criterion (a consensus: each member) and the pipeline must apply to the model's kind,
+    its `traits` (`lottery_core.criteria.applicability`, the rule `score_blocks` applies)."""
     from lottery_core.criteria.applicability import refusal
-    from lottery_core.models import catalog
 
-    traits = catalog.traits(cfg.model.name)
     if cfg.pipeline == "filter_ticket" and "token_blocks" in traits:
         raise LotteryError(f"pipeline=filter_ticket prunes conv filters inside residual blocks; {cfg.model.name}'s "
                            "encoder layers have none (choose ticket_init or ticket_rewind)")

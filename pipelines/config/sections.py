@@ -37,9 +37,9 @@ class ModelConfig:
 
     def builder_options(self) -> dict:
         """The options of this architecture's builder that it takes (shortcut, init: CIFAR ResNets)."""
-        from lottery_core.models import catalog
+        from lottery_core import models
 
-        taken = catalog.options(self.name)
+        taken = models.options(self.name)
         return {k: getattr(self, k) for k in ("shortcut", "init") if k in taken}
 
 
