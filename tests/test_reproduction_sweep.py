@@ -55,7 +55,7 @@ def test_the_reproduction_sweep_is_exactly_the_recorded_study():
 def test_the_sweep_file_is_the_home_of_the_studys_questions():
     sweep = load_sweep(SWEEP)
     questions = load_questions(SWEEP)   # what `lottery report --questions tune/sweeps/reproduction.yaml` reads
-    assert [q.id for q in questions] == ["Q1", "Q2", "Q3", "Q4", "Q5"]
+    assert [q.id for q in questions] == ["Q1", "Q2", "Q3", "Q4", "Q5", "Q6", "Q7"]
     assert sweep.questions == {"questions": [q.to_dict() for q in questions]}
     assert {q.margin for q in questions} == {0.5} and {q.endpoint for q in questions} == {"acc"}
 
