@@ -19,8 +19,8 @@ from mlflow.tracking import MlflowClient
 
 from lottery_core.errors import LotteryError
 from tune import storage as st
-from tune.ray_cluster import probe_address
 from tune.launch import error_line, launch, resume
+from tune.ray_cluster import probe_address
 from tune.sweep_file import load_sweep
 from tune.sweep_runs import children
 

@@ -26,11 +26,11 @@ from pipelines.config import build_config, to_raw
 from pipelines.tracking import code_version, prepare_store, tracking_uri
 from tune import storage as st
 from tune import sweep_runs
-from tune.trial_events import ProgressPrinter, describe_trial
 from tune.ray_cluster import init_ray
 from tune.resources import alive_nodes, idle_gpus, size_trials, trial_slots
 from tune.sweep_file import Sweep
 from tune.trial import epoch_hook, trial, trial_config
+from tune.trial_events import ProgressPrinter, describe_trial
 
 
 @dataclass
@@ -210,7 +210,7 @@ def _tuner(sweep: Sweep, phase: int, points: list[dict], outcome: SweepOutcome, 
                           tune_config=tune.TuneConfig(max_concurrent_trials=limit, trial_name_creator=trial_name,
                                                       trial_dirname_creator=trial_name, reuse_actors=True),
                           run_config=run_config)
-    from tune.search import FinalResultOptunaSearch   # imports Optuna
+    from tune.search import FinalResultOptunaSearch  # imports Optuna
 
     o = sweep.optuna
     metric, mode = (o["metrics"][0], o["modes"][0]) if len(o["metrics"]) == 1 else (o["metrics"], o["modes"])
