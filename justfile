@@ -8,11 +8,11 @@ setup:
     test -x .venv/bin/python || python3.11 -m venv .venv
     .venv/bin/pip install -e '.[dev]'
 
-# the whole test suite (about 18 minutes on 2 cores)
+# the whole test suite (about 26 minutes on 2 cores)
 test *args:
     {{py}} -m pytest {{args}}
 
-# the quick tier for everyday work (library, config, report, in-process CLI; under 2 minutes)
+# the quick tier for everyday work (library, config, report, in-process CLI; about 3 minutes)
 test-quick *args:
     {{py}} -m pytest -m "not slow" {{args}}
 
