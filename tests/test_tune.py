@@ -252,6 +252,16 @@ def test_shipped_sweep_files_are_valid(name, trials, dense):
         assert base["training"]["nesterov"] is True and base["training"]["weight_decay"] == 5e-4
 
 
+@pytest.mark.parametrize("path", sorted((SHIPPED / "sweeps").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_shipped_sweep_file_loads_with_its_dense_baselines_first(path):
+    sweep = load_sweep(path)
+    first = sweep.phases()[0]
+    dense = sum(p["pipeline"] == "dense" for p in first)
+    assert all(p["pipeline"] == "dense" for p in first[:dense])
+    if sweep.questions:   # declared questions are valid (load_sweep checked them) and name their family
+        assert all(q["compare"] and q["id"] for q in sweep.questions["questions"])
+
+
 # --- real sweeps on the shared local Ray ---------------------------------------------------
 
 @pytest.mark.slow   # a local Ray
