@@ -235,13 +235,13 @@ def test_a_run_without_removed_blocks_is_skipped_with_its_reason(hand_store):
 
 @slow
 @pytest.mark.parametrize("argv, expected", [
-    (["--batch-sizes", "0"], "latency batch sizes must be a list of integers >= 1"),
-    (["--device", "tpu"], "latency device must be one of cpu, cuda, auto"),
-    (["--threads", "0"], "latency threads must be an integer >= 1"),
-    (["--repeats", "0"], "latency repeats must be an integer >= 1"),
-    (["--rounds", "4"], "latency rounds must be an integer >= 5 (a median and an interquartile range"),
-    (["--seed", "-1"], "latency seed must be an integer >= 0"),
-    (["--train-batch", "0"], "latency train_batch must be an integer >= 1"),
+    (["--batch-sizes", "0"], "latency.batch_sizes must be a list of integers >= 1, got [0]"),
+    (["--device", "tpu"], "unknown latency.device 'tpu'; choose one of: cpu, cuda, auto"),
+    (["--threads", "0"], "latency.threads must be an integer >= 1 (or null), got 0"),
+    (["--repeats", "0"], "latency.repeats must be an integer >= 1, got 0"),
+    (["--rounds", "4"], "latency.rounds must be an integer >= 5, got 4"),
+    (["--seed", "-1"], "latency.seed must be an integer >= 0 (or null), got -1"),
+    (["--train-batch", "0"], "latency.train_batch must be an integer >= 1 (or null), got 0"),
     (["--sweep", "../x"], "sweep name '../x'"),
     ([], "no MLflow store"),
 ])
@@ -260,7 +260,7 @@ def test_sweep_file_latency_key_is_validated_and_waits_for_every_trial(tmp_path)
     sweep.write_text("base: {}\ngrid: {seed: [0]}\n")
     assert load_sweep(sweep).latency is None
     sweep.write_text("base: {}\ngrid: {seed: [0]}\nlatency: {batch_size: [1]}\n")
-    with pytest.raises(LotteryError, match="latency: unknown key 'batch_size'"):
+    with pytest.raises(LotteryError, match="unknown config key 'latency.batch_size'; allowed in latency: batch_sizes, "):
         load_sweep(sweep)
     line = measure_sweep_latency("sqlite:///nowhere.db", "e", "s1", {}, finished=False)
     assert line.startswith("latency not measured: not every trial finished")
