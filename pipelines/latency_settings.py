@@ -70,7 +70,8 @@ def latency_settings(raw: Mapping | None) -> LatencySettings:
     """Validated settings from a mapping (the CLI's options, a sweep file's `latency:` key), each key
     checked against its declaration; a one-line LotteryError naming `latency.<key>` and what is
     allowed. Batch sizes given twice are timed once."""
-    settings = build_section(dict(raw or {}), LatencySettings, "latency.")
+    mapping = {} if raw is None else dict(raw) if isinstance(raw, Mapping) else raw   # else refused there
+    settings = build_section(mapping, LatencySettings, "latency.")
     return replace(settings, batch_sizes=tuple(dict.fromkeys(settings.batch_sizes)))
 
 

@@ -67,8 +67,11 @@ def epochs(client: MlflowClient, run_id: str) -> list[tuple[int, int]]:
 def test_sigkilled_driver_and_worker_then_resume_finishes_with_one_run_per_trial(tmp_path, drill_data):
     results = tmp_path / "runs"
     results.mkdir()
-    path = sweep_file(tmp_path, drill_data, results, {"pruning.criterion": ["snip", "magnitude", "random"]})
-    (results / DRILL_FILE).write_text("kill 1")  # the first trial to finish epoch 1 loses its worker
+    # one trial at a time: the dense run (first) is the trial that reaches epoch 1 first, whatever the
+    # machine's speed (two at once, a smaller ticket may get there before it)
+    path = sweep_file(tmp_path, drill_data, results, {"pruning.criterion": ["snip", "magnitude", "random"]},
+                      max_concurrent=1)
+    (results / DRILL_FILE).write_text("kill 1")  # the first trial to finish epoch 1 (the dense run) loses its worker
     log = open(tmp_path / "driver.log", "w")
     # the driver: the sweep's Python API with the drill's epoch hook (tests/drills.py), in a process of its own
     driver = subprocess.Popen([sys.executable, "-m", "tests.drills", str(path), "drill", str(results)],
@@ -237,7 +240,7 @@ def bad_sweep_inputs(tmp_path: Path, data: Path) -> list[tuple[list[str], str]]:
         (["sweep", variant("invalid", grid={"pruning.p": [1, 5, 6]})], "2 of 3 grid points are invalid: {pruning.p=5}"),
         (["sweep", variant("both", optuna={"space": {}})], "give exactly one of 'grid' or 'optuna'"),
         (["sweep", variant("gpu", resources={"gpu": -1})], "resources.gpu must be a fraction"),
-        (["sweep", variant("conc", max_concurrent="two")], "sweep max_concurrent must be an integer"),
+        (["sweep", variant("conc", max_concurrent="two")], "max_concurrent must be an integer >= 0, got 'two'"),
         (["sweep", str(good), "--set", "training.epochs=0"], "training.epochs must be an integer >= 1, got 0"),
         (["sweep", str(good), "--set", "optimizer.lr=1"], "unknown config key 'optimizer'"),
         (["sweep", str(good), "--set", "seed"], "not of the form section.key=value"),

@@ -250,6 +250,6 @@ def test_the_shipped_iterative_config_and_sweep_are_valid(monkeypatch):
     from tune.sweep_file import load_sweep
 
     sweep = load_sweep(ROOT / "tune/sweeps/iterative.yaml")
-    pipelines = {point["pipeline"] for point in sweep.points}
+    pipelines = {point.pipeline for point in sweep.points}
     assert {"dense", "iterative", "ticket_init"} <= pipelines
-    assert any(point.get("pruning", {}).get("iterative_mode") == "rewind" for point in sweep.points)
+    assert any(point.pruning.iterative_mode == "rewind" for point in sweep.points)

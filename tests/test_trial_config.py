@@ -1,5 +1,7 @@
-"""A trial gets its grid point's validated RunConfig in nested JSON form (what Ray keeps through a
-restore) and builds back exactly that config; sampled values are validated again."""
+"""A trial gets its grid point's validated RunConfig: the one the driver built where the sweep file
+was read, found by its nested plain form (what Ray keeps through a restore) in the sweep's table of
+built configs; a plain form the table lacks is built back into exactly that config; sampled values
+are validated again."""
 import json
 import pickle
 from dataclasses import replace
@@ -10,14 +12,15 @@ from lottery_core.errors import LotteryError
 from pipelines.config import build_config, load_config, to_raw
 from pipelines.config.loading import set_dotted
 from tune.sweep_file import load_sweep
-from tune.trial import trial_config
+from tune.trial import built_configs, trial_config
 
 DEMO = load_sweep("tune/sweeps/demo.yaml")
+TABLE = built_configs(DEMO.configs())
 
 
-def rebuilt_identity(point: dict, sampled: dict) -> str:
+def rebuilt_identity(cfg, sampled: dict) -> str:
     """The identity as trials computed it before configs travelled frozen: a dict, rebuilt."""
-    point = json.loads(json.dumps(point))
+    point = json.loads(json.dumps(to_raw(cfg)))
     for key, value in sampled.items():
         set_dotted(point, key, value)
     return build_config({**point, "device": "cpu", "threads": 1}).identity()
@@ -25,20 +28,21 @@ def rebuilt_identity(point: dict, sampled: dict) -> str:
 
 @pytest.mark.parametrize("index", range(len(DEMO.points)))
 def test_a_validated_grid_point_is_the_trials_config_and_keeps_its_identity(index):
-    point = DEMO.points[index]
-    frozen = build_config(point)
-    assert trial_config({"run": to_raw(frozen), "sweep": "s", "parent_run_id": "r"}) == frozen
+    frozen = DEMO.points[index]
+    plain = {"run": to_raw(frozen), "sweep": "s", "parent_run_id": "r"}
+    assert trial_config(plain, TABLE) is frozen                         # found, not built again
+    assert trial_config(plain) == frozen                                # without the table: built back, equal
     assert trial_config({"run": frozen}) is frozen                      # a RunConfig is taken as it is
     assert pickle.loads(pickle.dumps(frozen)) == frozen
-    assert replace(frozen, device="cpu", threads=1).identity() == rebuilt_identity(point, {})
+    assert replace(frozen, device="cpu", threads=1).identity() == rebuilt_identity(frozen, {})
 
 
 def test_sampled_values_are_applied_and_validated_again():
-    base = build_config(DEMO.points[-1])
+    base = DEMO.points[-1]
     sampled = {"pruning.p": 2, "training.lr": 0.05, "seed": 4}
-    cfg = trial_config({"run": to_raw(base), "sweep": "s", **sampled})
+    cfg = trial_config({"run": to_raw(base), "sweep": "s", **sampled}, TABLE)
     assert (cfg.pruning.p, cfg.training.lr, cfg.seed) == (2, 0.05, 4)
-    assert replace(cfg, device="cpu", threads=1).identity() == rebuilt_identity(DEMO.points[-1], sampled)
+    assert replace(cfg, device="cpu", threads=1).identity() == rebuilt_identity(base, sampled)
     with pytest.raises(LotteryError, match="pruning.p"):
         trial_config({"run": base, "pruning.p": 10_000})
 

@@ -18,6 +18,7 @@ from helpers import free_port, start_mlflow_server, stop
 from mlflow.tracking import MlflowClient
 
 from lottery_core.errors import LotteryError
+from pipelines.config import PruningConfig, build_config
 from tune import storage as st
 from tune.launch import error_line, launch, resume
 from tune.ray_cluster import probe_address
@@ -75,9 +76,9 @@ def history(uri: str, run_id: str, key: str = "train_loss") -> list[int]:
     ({"grid": []}, r"the sweep grid is empty"),
     ({"grid": {"pruning.p": []}}, r"field 'pruning.p' has no values"),
     ({}, r"give exactly one of 'grid' or 'optuna'"),
-    ({"grid": {"seed": [0]}, "resources": {"tpu": 1}}, r"unknown resource 'tpu'; allowed: cpu, gpu"),
-    ({"grid": {"seed": [0]}, "resources": {"gpu": 1.5}}, r"resources.gpu must be a fraction"),
-    ({"grid": {"seed": [0]}, "retries": -1}, r"sweep retries must be an integer >= 0, got -1"),
+    ({"grid": {"seed": [0]}, "resources": {"tpu": 1}}, r"^unknown config key 'resources.tpu'; allowed in resources: cpu, gpu$"),
+    ({"grid": {"seed": [0]}, "resources": {"gpu": 1.5}}, r"^resources.gpu must be a fraction in \[0, 1\] or a whole number, got 1.5$"),
+    ({"grid": {"seed": [0]}, "retries": -1}, r"^retries must be an integer >= 0, got -1$"),
     ({"grid": {"seed": [0]}, "name": "a/b"}, r"sweep name 'a/b': use letters"),
     ({"optuna": {"space": {}}}, r"the optuna search space is empty"),
     ({"optuna": {"space": {"pruning.p": {"type": "int", "low": 1, "high": 9}}}},
@@ -113,7 +114,7 @@ def test_dense_baselines_are_added_once_per_dense_identity_and_come_first(tmp_pa
         {"pipeline": "dense", "seed": 0},  # given explicitly too: still once
     ])
     sweep = load_sweep(path)
-    pipelines = [p["pipeline"] for p in sweep.points]
+    pipelines = [p.pipeline for p in sweep.points]
     assert pipelines[:2] == ["dense", "dense"] and pipelines.count("dense") == 2  # seeds 0 and 1
     assert len(sweep.points) == 2 + 16
     assert [len(phase) for phase in sweep.phases()] == [18]   # tickets at θ_0 train beside their dense runs
@@ -126,10 +127,10 @@ def test_only_tickets_that_start_from_a_trained_dense_network_wait_for_it(tmp_pa
         {"pipeline": "iterative", "pruning.iterative_mode": ["init", "rewind"]},
     ])
     first, later = load_sweep(path).phases()
-    assert [p["pipeline"] for p in first] == ["dense", "dense", "ticket_init", "ticket_init", "filter_ticket",
+    assert [p.pipeline for p in first] == ["dense", "dense", "ticket_init", "ticket_init", "filter_ticket",
                                               "filter_ticket", "reinit", "iterative"]
-    assert [p["pipeline"] for p in later] == ["ticket_rewind", "ticket_rewind", "reinit", "iterative"]
-    assert later[2]["pruning"]["reinit_of"] == "ticket_rewind" and later[3]["pruning"]["iterative_mode"] == "rewind"
+    assert [p.pipeline for p in later] == ["ticket_rewind", "ticket_rewind", "reinit", "iterative"]
+    assert later[2].pruning.reinit_of == "ticket_rewind" and later[3].pruning.iterative_mode == "rewind"
     assert load_sweep(path).describe() == "12 trials (2 dense baselines first, 4 tickets after them)"
 
 
@@ -139,9 +140,9 @@ def test_paths_are_pinned_absolute_and_the_tracking_uri_explicit(tmp_path, tiny_
     path = write_sweep(tmp_path, tiny_folder, grid={"pipeline": "dense"}, base={"data": {"name": "folder", "root": None},
                                                                          "tracking": {"results_dir": "rel-runs"}})
     (point,) = load_sweep(path).points
-    assert point["data"]["root"] == str(tiny_folder)  # from LOTTERY_DATA_DIR: workers elsewhere lack it
-    assert point["tracking"]["results_dir"] == str(tmp_path / "rel-runs")
-    assert point["tracking"]["tracking_uri"] == f"sqlite:///{tmp_path / 'rel-runs' / 'mlflow.db'}"
+    assert point.data.root == str(tiny_folder)  # from LOTTERY_DATA_DIR: workers elsewhere lack it
+    assert point.tracking.results_dir == str(tmp_path / "rel-runs")
+    assert point.tracking.tracking_uri == f"sqlite:///{tmp_path / 'rel-runs' / 'mlflow.db'}"
 
 
 def test_base_from_a_file_with_overrides(tmp_path, tiny_folder):
@@ -151,8 +152,9 @@ def test_base_from_a_file_with_overrides(tmp_path, tiny_folder):
                                     "grid": {"pruning.p": [1]}}))
     sweep = load_sweep(path, overrides=["seed=4"])
     dense, ticket = sweep.points
-    assert ticket["training"] == {**TINY["training"], "epochs": 3} and ticket["seed"] == 4
-    assert dense["pipeline"] == "dense" and "pruning" not in dense
+    assert ticket.training == build_config({"training": {**TINY["training"], "epochs": 3}}).training
+    assert ticket.seed == 4
+    assert dense == ticket.dense() and dense.pruning == PruningConfig()   # derived, not rebuilt
 
 
 def test_an_address_where_no_ray_answers_is_refused_in_one_line():
@@ -241,23 +243,23 @@ def test_shipped_sweep_files_are_valid(name, trials, dense):
     sweep = load_sweep(SHIPPED / "sweeps" / f"{name}.yaml")
     assert len(sweep.points) == trials
     phases = sweep.phases()
-    assert all(p["pipeline"] == "dense" for p in phases[0][:dense])   # the dense baselines start first
-    assert not any(p["pipeline"] == "dense" for phase in phases for p in (phase[dense:] if phase is phases[0] else phase))
+    assert all(p.pipeline == "dense" for p in phases[0][:dense])   # the dense baselines start first
+    assert not any(p.pipeline == "dense" for phase in phases for p in (phase[dense:] if phase is phases[0] else phase))
     if name == "demo":  # dense, GraSP/SNIP p=1 and 3, random blocks at p=3, a filter ticket at p=1
-        tickets = sorted((p["pipeline"], p["pruning"]["criterion"], p["pruning"]["p"]) for p in sweep.points[1:])
+        tickets = sorted((p.pipeline, p.pruning.criterion, p.pruning.p) for p in sweep.points[1:])
         assert tickets == sorted([("ticket_init", c, p) for c in ("grasp", "snip") for p in (1, 3)]
                                  + [("ticket_init", "random", 3), ("filter_ticket", "snip", 1)])
         base = sweep.points[0]   # the quick recipe of benchmarks/recipe.md
-        assert base["model"]["init"] == "torch" and base["training"]["schedule"] == "onecycle"
-        assert base["training"]["nesterov"] is True and base["training"]["weight_decay"] == 5e-4
+        assert base.model.init == "torch" and base.training.schedule == "onecycle"
+        assert base.training.nesterov is True and base.training.weight_decay == 5e-4
 
 
 @pytest.mark.parametrize("path", sorted((SHIPPED / "sweeps").glob("*.yaml")), ids=lambda p: p.stem)
 def test_every_shipped_sweep_file_loads_with_its_dense_baselines_first(path):
     sweep = load_sweep(path)
     first = sweep.phases()[0]
-    dense = sum(p["pipeline"] == "dense" for p in first)
-    assert all(p["pipeline"] == "dense" for p in first[:dense])
+    dense = sum(p.pipeline == "dense" for p in first)
+    assert all(p.pipeline == "dense" for p in first[:dense])
     if sweep.questions:   # declared questions are valid (load_sweep checked them) and name their family
         assert all(q["compare"] and q["id"] for q in sweep.questions["questions"])
 
@@ -269,8 +271,16 @@ def test_grid_sweep_one_child_run_per_trial_compared_with_dense_and_reported(loc
     path = write_sweep(tmp_path, tiny_folder, grid={"pruning.criterion": ["snip", "magnitude", "random"]}, retries=1)
     (tmp_path / "runs").mkdir()
     (tmp_path / "runs" / DRILL_FILE).write_text("fail 0")  # one trial fails after epoch 0, once
-    outcome = launch(load_sweep(path, name="grid4"), results_dir=tmp_path / "runs", epoch_hooks=[FAULT_ONCE])
+    sweep = load_sweep(path, name="grid4")
+    outcome = launch(sweep, results_dir=tmp_path / "runs", epoch_hooks=[FAULT_ONCE])
     assert outcome.ok and outcome.trials == 4 and outcome.errors == []
+    from ray import tune
+
+    from tune.trial import built_configs, plain_key
+
+    kept = tune.Tuner.restore(f"{outcome.storage}/grid4/phase0", trainable="trial").get_results()
+    table = built_configs(sweep.configs())   # every trial, the retried one too, found its validated config there
+    assert len(kept) == 4 and all(plain_key(r.config["run"]) in table for r in kept)
     assert not (tmp_path / "runs" / DRILL_FILE).exists()
     runs = children(outcome.tracking_uri, outcome.parent_run_id)
     assert len(runs) == 4 and {r.info.status for r in runs} == {"FINISHED"}
@@ -376,9 +386,9 @@ def test_optuna_search_over_per_stage_counts_reports_its_pareto_front(local_ray,
     confirm = load_sweep(outcome.confirmation)               # the front over 5 seeds, beside same-stage random
     assert [q["id"] for q in confirm.questions["questions"]] == ["Q1", "Q2"]   # declared before it runs
     candidates = int(front.on_front.sum())
-    tickets = [p for p in confirm.points if p["pipeline"] != "dense"]
+    tickets = [p for p in confirm.points if p.pipeline != "dense"]
     assert len(tickets) == candidates * 2 * 5
-    assert {p["pruning"]["control"] for p in tickets} == {"none", "same_stage_random"}
+    assert {p.pruning.control for p in tickets} == {"none", "same_stage_random"}
 
 
 def test_an_epoch_hook_that_cannot_be_imported_is_refused_before_anything_starts(tmp_path, tiny_folder):

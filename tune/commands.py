@@ -102,10 +102,7 @@ def _sweep(args: argparse.Namespace) -> int:
     print(f"sweep {sweep.name}: {sweep.describe()}; {asked}, at most {sweep.max_concurrent or 'as many as fit'} "
           f"at once, {sweep.retries} retries", flush=True)
     if args.dry_run:
-        from tune.trial import trial_config
-
-        for point in sweep.points:
-            cfg = trial_config({"run": point})
+        for cfg in sweep.points:   # the trials' validated configs, as they will run
             print(f"  {cfg.identity()}  {cfg.describe()}")
         return 0
     hint = f"{lottery_command()} resume {sweep.name}" + (f" --results-dir {results_dir}" if results_dir else "") + \

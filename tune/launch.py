@@ -10,6 +10,7 @@ never run again, errored ones continue from their last checkpoint (or start over
 `restart_errored`). Ray Tune does the scheduling, retries (`FailureConfig`) and restores; this
 module only builds the Tuners, checks the inputs first, and keeps MLflow tidy.
 """
+import functools
 import os
 import re
 import time
@@ -22,14 +23,14 @@ from ray import tune
 from lottery_core.errors import LotteryError
 from pipelines import layout
 from pipelines.comparison_fill import fill_comparisons
-from pipelines.config import build_config, to_raw
+from pipelines.config import RunConfig, to_raw
 from pipelines.tracking import code_version, prepare_store, tracking_uri
 from tune import storage as st
 from tune import sweep_runs
 from tune.ray_cluster import init_ray
 from tune.resources import alive_nodes, idle_gpus, size_trials, trial_slots
 from tune.sweep_file import Sweep
-from tune.trial import epoch_hook, trial, trial_config
+from tune.trial import DriverConfigs, built_configs, epoch_hook, trial, trial_config
 from tune.trial_events import ProgressPrinter, describe_trial
 
 
@@ -68,7 +69,7 @@ def launch(sweep: Sweep, *, results_dir=None, address: str | None = None, storag
     started = time.perf_counter()
     for path in epoch_hooks:
         epoch_hook(path)  # a bad path is refused here, not in every trial
-    cfg = build_config(sweep.points[0] if sweep.points else sweep.base)
+    cfg = first_config(sweep)
     results_dir = Path(results_dir).resolve() if results_dir else cfg.results_path()
     address = st.cluster_address(address)
     root = st.storage_root(results_dir, storage or sweep.storage)
@@ -114,10 +115,10 @@ def resume(name: str, *, results_dir=None, address: str | None = None, storage: 
     results_dir = Path(results_dir).resolve() if results_dir else load_config().results_path()
     root = st.storage_root(results_dir, storage)
     meta = st.read_meta(root, name)
-    sweep = Sweep.from_dict(meta["sweep"])
+    sweep = Sweep.from_dict(meta["sweep"])   # each config built once, from the record
     address = st.cluster_address(address)
     st.check_cluster(address, meta["tracking_uri"])
-    prepare_store(build_config(sweep.points[0] if sweep.points else sweep.base))  # probes a server
+    prepare_store(first_config(sweep))  # probes a server
     own_ray = init_ray(address)
     try:
         if address:   # the nodes may differ from the launch's
@@ -137,13 +138,19 @@ def resume(name: str, *, results_dir=None, address: str | None = None, storage: 
     return outcome
 
 
+def first_config(sweep: Sweep) -> RunConfig:
+    """The config that says where the sweep's results and MLflow store are: its first trial's (the
+    settings outside the identity are the same in every trial of a sweep), or an Optuna search's base."""
+    return sweep.points[0] if sweep.points else sweep.search_base
+
+
 def plan_resources(sweep: Sweep, nodes: list[dict], strict: bool) -> dict:
     """The per-trial {cpu, gpu} the sweep asks Ray for: `resources: auto` sized from the cluster's
     `nodes` (tune.resources), or the sweep's own request checked against them. A request no node
     can hold: an error on a local Ray, a warning on a cluster (an autoscaler may add such nodes);
     one that leaves GPUs idle while trials wait: a warning with the numbers. A device that the
     request contradicts (device: cpu holding GPUs, device: cuda without one) is refused."""
-    devices = {build_config(p).device for p in (sweep.points or [sweep.base])}
+    devices = {cfg.device for cfg in sweep.configs()}
     on_cpu = devices == {"cpu"}
     if sweep.resources == "auto":
         resources = size_trials([{**n, "GPU": 0} if on_cpu else n for n in nodes], sweep.concurrency())
@@ -176,49 +183,56 @@ def plan_resources(sweep: Sweep, nodes: list[dict], strict: bool) -> dict:
     return resources
 
 
-def trainable(resources: dict, restart_errored: bool = False, epoch_hooks: tuple[str, ...] = ()):
-    """The trial function with the sweep's per-trial resources (same name on launch and restore)."""
+def trainable(resources: dict, restart_errored: bool = False, epoch_hooks: tuple[str, ...] = (),
+              configs: dict[str, RunConfig] | None = None):
+    """The trial function with the sweep's per-trial resources (same name on launch and restore) and
+    its validated configs (`tune.trial.built_configs`), which `tune.with_parameters` hands every
+    trial through Ray's object store: a trial finds its RunConfig there, never builds it again."""
     options = {"restart_errored": restart_errored, "epoch_hooks": epoch_hooks}
-    return tune.with_resources(tune.with_parameters(trial, options=options),
+    return tune.with_resources(tune.with_parameters(trial, options=options, configs=configs or {}),
                                {"cpu": resources["cpu"], "gpu": resources["gpu"]})
 
 
-def trial_name(t) -> str:
+def trial_name(t, configs: dict[str, RunConfig] | None = None) -> str:
     """A trial's name in Tune's output and folders: its run's one description (`RunConfig.describe()`,
-    via `tune.trial_events.describe_trial`), made folder-safe, e.g. `ticket_init-resnet20-snip-p-1-seed-0_a1b2c_00003`."""
+    via `tune.trial_events.describe_trial`, the config found in the sweep's table `configs`), made
+    folder-safe, e.g. `ticket_init-resnet20-snip-p-1-seed-0_a1b2c_00003`."""
     try:
-        label = describe_trial(t.config)
+        label = describe_trial(t.config, configs)
     except Exception:  # a config that cannot be read is reported by the trial itself
         label = "trial"
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", label) + f"_{t.trial_id}"
 
 
-def _tuner(sweep: Sweep, phase: int, points: list[dict], outcome: SweepOutcome, meta: dict, verbose: int,
-           epoch_hooks: tuple[str, ...]) -> tune.Tuner:
+def _tuner(sweep: Sweep, phase: int, points: list[RunConfig], outcome: SweepOutcome, meta: dict, verbose: int,
+           epoch_hooks: tuple[str, ...], configs: dict[str, RunConfig]) -> tune.Tuner:
     total = len(points) or sweep.optuna["num_samples"]
+    known = DriverConfigs(configs)   # for the names and progress lines; saved empty with the Tuner's state
+    name = functools.partial(trial_name, configs=known)
     run_config = tune.RunConfig(
         name=f"phase{phase}", storage_path=f"{outcome.storage}/{sweep.name}",
-        verbose=1 if verbose >= 2 else 0, callbacks=[ProgressPrinter(total)] if verbose == 1 else None,
+        verbose=1 if verbose >= 2 else 0, callbacks=[ProgressPrinter(total, known)] if verbose == 1 else None,
         failure_config=tune.FailureConfig(max_failures=sweep.retries),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2))
     limit = sweep.max_concurrent or None
     # reuse_actors: a worker that finished a trial takes the next one (torch, MLflow and the
     # pipeline are imported once per worker, not once per trial)
     if points:  # a grid phase (or the dense baseline of an Optuna search)
-        return tune.Tuner(trainable(meta["resources"], epoch_hooks=epoch_hooks),
+        return tune.Tuner(trainable(meta["resources"], epoch_hooks=epoch_hooks, configs=configs),
                           param_space=_param_space(sweep, points, meta),
-                          tune_config=tune.TuneConfig(max_concurrent_trials=limit, trial_name_creator=trial_name,
-                                                      trial_dirname_creator=trial_name, reuse_actors=True),
+                          tune_config=tune.TuneConfig(max_concurrent_trials=limit, trial_name_creator=name,
+                                                      trial_dirname_creator=name, reuse_actors=True),
                           run_config=run_config)
     from tune.search import FinalResultOptunaSearch  # imports Optuna
 
     o = sweep.optuna
     metric, mode = (o["metrics"][0], o["modes"][0]) if len(o["metrics"]) == 1 else (o["metrics"], o["modes"])
     search = FinalResultOptunaSearch(metric=metric, mode=mode, seed=o["seed"])
-    return tune.Tuner(trainable(meta["resources"], epoch_hooks=epoch_hooks), param_space=_param_space(sweep, points, meta),
+    return tune.Tuner(trainable(meta["resources"], epoch_hooks=epoch_hooks, configs=configs),
+                      param_space=_param_space(sweep, points, meta),
                       tune_config=tune.TuneConfig(search_alg=search, num_samples=o["num_samples"],
-                                                  max_concurrent_trials=limit, trial_name_creator=trial_name,
-                                                  trial_dirname_creator=trial_name, reuse_actors=True),
+                                                  max_concurrent_trials=limit, trial_name_creator=name,
+                                                  trial_dirname_creator=name, reuse_actors=True),
                       run_config=run_config)
 
 
@@ -230,17 +244,18 @@ def _distribution(spec: dict):
     return tune.choice(spec["choices"])
 
 
-def _param_space(sweep: Sweep, points: list[dict], meta: dict) -> dict:
-    """A phase's Tune param space: each grid point's validated RunConfig in its nested JSON form (or
-    the search's base and its Optuna distributions), the sweep's name, its parent run, its storage
-    (where claims live) and the driver's code version (`tune.trial.SWEEP_KEYS`). Plain values
-    only: Ray stores any other object as a placeholder that a restore does not resolve."""
+def _param_space(sweep: Sweep, points: list[RunConfig], meta: dict) -> dict:
+    """A phase's Tune param space: each grid point's validated RunConfig in its nested plain form
+    (`to_raw`; or the search's base and its Optuna distributions), the sweep's name, its parent run,
+    its storage (where claims live) and the driver's code version (`tune.trial.SWEEP_KEYS`). Plain
+    values only: Ray stores any other object as a placeholder that a restore does not resolve; the
+    trial finds the RunConfig itself by that plain form (`tune.trial.trial_config`)."""
     common = {"sweep": sweep.name, "parent_run_id": meta["parent_run_id"], "storage": meta["storage"],
               "code_version": meta["code_version"]}
     if points:
-        return {"run": tune.grid_search([to_raw(build_config(p)) for p in points]), **common}
+        return {"run": tune.grid_search([to_raw(cfg) for cfg in points]), **common}
     space = {key: _distribution(spec) for key, spec in sweep.optuna["space"].items()}
-    return {"run": to_raw(build_config(sweep.base)), **common, **space}
+    return {"run": to_raw(sweep.search_base), **common, **space}
 
 
 def _run_phases(sweep: Sweep, outcome: SweepOutcome, results_dir: Path, meta: dict, *, restore: bool,
@@ -254,23 +269,25 @@ def _run_phases(sweep: Sweep, outcome: SweepOutcome, results_dir: Path, meta: di
         # per-epoch results do not carry the search's final metrics (acc, macs): only the last does
         os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
     errored: list[str] = []
+    configs = built_configs(sweep.configs())   # what the trials and their names look up, built once
     try:
         for k, points in enumerate(sweep.phases()):
             path = f"{outcome.storage}/{sweep.name}/phase{k}"
             if restore and tune.Tuner.can_restore(path):
-                tuner = tune.Tuner.restore(path, trainable=trainable(meta["resources"], restart_errored, epoch_hooks),
+                tuner = tune.Tuner.restore(path, trainable=trainable(meta["resources"], restart_errored, epoch_hooks,
+                                                                     configs),
                                            resume_unfinished=True, resume_errored=not restart_errored,
                                            restart_errored=restart_errored)
             else:
-                tuner = _tuner(sweep, k, points, outcome, meta, verbose, epoch_hooks)
+                tuner = _tuner(sweep, k, points, outcome, meta, verbose, epoch_hooks, configs)
             results = tuner.fit()
             outcome.trials += len(results)
             for r in results:
                 metrics = r.metrics or {}
                 if r.error is not None:
-                    errored.append(_identity(r.config))
+                    errored.append(_identity(r.config, configs))
                     where = f" (traceback: {r.path}/error.txt)" if r.path else ""
-                    outcome.errors.append(f"{_label(r.config)}: {error_line(r.error)}{where}")
+                    outcome.errors.append(f"{_label(r.config, configs)}: {error_line(r.error)}{where}")
                 elif "mlflow_run_id" not in metrics:
                     outcome.interrupted = True
                 elif metrics.get("run_existed"):
@@ -310,16 +327,16 @@ def _try(function, *args) -> None:
         pass
 
 
-def _identity(config: dict) -> str:
+def _identity(config: dict, configs: dict[str, RunConfig]) -> str:
     try:
-        return trial_config(config).identity()
+        return trial_config(config, configs).identity()
     except Exception:
         return ""
 
 
-def _label(config: dict) -> str:
+def _label(config: dict, configs: dict[str, RunConfig]) -> str:
     try:
-        return trial_config(config).describe()
+        return trial_config(config, configs).describe()
     except Exception:
         return "trial"
 

@@ -1,6 +1,8 @@
 """A Ray Tune trial: a thin adapter over `pipelines.runner.run`.
 
-It builds the run config from the trial's config, gives the run the device Ray assigned (CUDA
+It takes the run config the sweep's driver validated (looked up by its plain form in the sweep's
+table of built configs, never built again; an Optuna trial applies its sampled values once with
+`RunConfig.with_overrides`), gives the run the device Ray assigned (CUDA
 when it was given GPUs, else a one-line failure: `trial_device`) and as many torch threads as
 CPUs it was given, reports every epoch's metrics to Ray with a copy of the
 epoch's checkpoint, and, when Ray retries or restores the trial (after a failure, a lost node or
@@ -27,7 +29,7 @@ from lottery_core.errors import LotteryError
 from lottery_core.train.device import cuda_problem
 from pipelines import layout
 from pipelines.claim import claim_location
-from pipelines.config import RunConfig, build_config
+from pipelines.config import RunConfig, build_config, to_raw
 from pipelines.context import with_fingerprint
 from pipelines.run_schema import epoch_metrics
 from pipelines.runner import claim_identity, record_failure, run
@@ -61,16 +63,18 @@ class RayReporter:
 SWEEP_KEYS = ("run", "sweep", "parent_run_id", "storage", "code_version")   # the rest: Optuna's sampled keys
 
 
-def trial(config: dict, options: dict | None = None) -> dict:
+def trial(config: dict, options: dict | None = None, configs: dict[str, RunConfig] | None = None) -> dict:
     """Run one pipeline config and return its final metrics.
 
-    `config`: {"run": the validated, frozen RunConfig of the trial's grid point (or of the search's
-    base), "sweep": name, "parent_run_id": id, "storage": the sweep's storage root (the identity's
-    claim lives there, seen by every node), "code_version": the driver's} plus, for Optuna, the
-    sampled values under their dotted keys, applied by `RunConfig.with_overrides`, which validates
-    the whole config again. `options`: "restart_errored": True when the sweep was resumed with
-    --restart-errored (a trial without a Ray checkpoint starts over); "epoch_hooks": import paths
-    of extra epoch hooks (see `epoch_hook`), called after the reporter.
+    `config`: {"run": the validated config of the trial's grid point (or of the search's base) in
+    its nested plain form (`to_raw`: Ray keeps plain values through a restore), "sweep": name,
+    "parent_run_id": id, "storage": the sweep's storage root (the identity's claim lives there, seen
+    by every node), "code_version": the driver's} plus, for Optuna, the sampled values under their
+    dotted keys. `configs`: the sweep's validated, frozen RunConfigs by plain form (`built_configs`,
+    passed by `tune.with_parameters`), in which the trial finds its own (`trial_config`).
+    `options`: "restart_errored": True when the sweep was resumed with --restart-errored (a trial
+    without a Ray checkpoint starts over); "epoch_hooks": import paths of extra epoch hooks (see
+    `epoch_hook`), called after the reporter.
 
     A trial given GPUs trains on CUDA or fails, in one line that says why (`trial_device`), its
     MLflow run marked FAILED with that line: never a quiet run on the CPU.
@@ -78,7 +82,7 @@ def trial(config: dict, options: dict | None = None) -> dict:
     options = options or {}
     started = time.time()
     gpus, cpus, gpu_share = assigned()
-    requested = trial_config(config)
+    requested = trial_config(config, configs)
     threads = max(1, int(cpus))
     device, problem = trial_device(requested.device, gpus)
     cfg = with_fingerprint(replace(requested, device=device, threads=threads))  # the data read on this node
@@ -152,14 +156,39 @@ def sweep_tags(sweep: str) -> dict[str, str]:
     return {"sweep": sweep, sweep_member_tag(sweep): "true"} if sweep else {}
 
 
-def trial_config(config: dict) -> RunConfig:
-    """The RunConfig of a trial: `config["run"]`, the validated config of its grid point (or of the
-    search's base) in its nested JSON form (`pipelines.config.to_raw`; Ray keeps a param space of
-    plain values through a restore, not objects), built back unchanged, with the sampled dotted
-    keys set (validated again as a whole); device and threads as in the sweep, the trial sets them."""
+def plain_key(raw: dict) -> str:
+    """The key of a config in a sweep's table of built configs: the sorted JSON of its nested plain
+    form (`to_raw`), which is what Ray's param space carries for the trial."""
+    return json.dumps(raw, sort_keys=True)
+
+
+def built_configs(configs) -> dict[str, RunConfig]:
+    """{`plain_key(to_raw(cfg))`: cfg} of a sweep's validated configs (`Sweep.configs()`): the table
+    in which the driver (to name trials) and each trial find a trial's RunConfig without building it."""
+    return {plain_key(to_raw(cfg)): cfg for cfg in configs}
+
+
+class DriverConfigs(dict):
+    """A sweep's table of built configs (`built_configs`) as the driver's trial names and progress
+    lines hold it. Saved empty: Ray pickles a Tuner's name creators and callbacks into its state
+    (tuner.pkl), and a resume must never depend on unpickling the RunConfigs of the code version
+    that launched the sweep; a lookup that misses builds the config (`trial_config`). The trials
+    get the full table through `tune.with_parameters`, which a restore hands over anew."""
+
+    def __reduce__(self):
+        return (DriverConfigs, ())
+
+
+def trial_config(config: dict, configs: dict[str, RunConfig] | None = None) -> RunConfig:
+    """The RunConfig of a trial: `config["run"]`, its grid point's (or the search's base's) validated
+    config, found in `configs` (`built_configs`) by its plain form; a RunConfig is taken as it is.
+    Only a plain form the table lacks (a trial of a sweep launched by an older version, restored from
+    Ray's state; a caller without the table) is built, once. An Optuna trial's sampled dotted keys are
+    then applied once with `RunConfig.with_overrides` (which validates the whole config). Device and
+    threads as in the sweep; the trial sets them."""
     base = config["run"]
     if not isinstance(base, RunConfig):
-        base = build_config(json.loads(json.dumps(base)))
+        base = (configs or {}).get(plain_key(base)) or build_config(json.loads(json.dumps(base)))
     sampled = {k: v for k, v in config.items() if k not in SWEEP_KEYS}
     return base.with_overrides(sampled) if sampled else base
 

@@ -12,17 +12,19 @@ from ray import tune
 from tune.trial import trial_config
 
 
-def describe_trial(config: dict) -> str:
-    """A trial's one-line name from its Tune config: its run's `RunConfig.describe()`,
-    e.g. `ticket_init resnet20 snip p=1 seed=0` (the one description of a run; nothing rebuilt here)."""
-    return trial_config(config).describe()
+def describe_trial(config: dict, configs: dict | None = None) -> str:
+    """A trial's one-line name from its Tune config: its run's `RunConfig.describe()`, e.g.
+    `ticket_init resnet20 snip p=1 seed=0` (the one description of a run), the config found in the
+    sweep's table `configs` (`tune.trial.built_configs`), not rebuilt."""
+    return trial_config(config, configs).describe()
 
 
 class ProgressPrinter(tune.Callback):
     """A Tune callback: trial started / epoch / finished / failed, one line each."""
 
-    def __init__(self, total: int | None = None):
+    def __init__(self, total: int | None = None, configs: dict | None = None):
         self.total = total
+        self.configs = configs   # the sweep's built configs (`tune.trial.built_configs`)
         self.done = 0
         self._names: dict[str, tuple[str, int | str]] = {}
 
@@ -33,7 +35,7 @@ class ProgressPrinter(tune.Callback):
         """The run's own `RunConfig.describe()` and its epochs, worked out once per trial."""
         if trial.trial_id not in self._names:
             try:
-                cfg = trial_config(trial.config)
+                cfg = trial_config(trial.config, self.configs)
                 self._names[trial.trial_id] = (cfg.describe(), cfg.training.epochs)
             except Exception:  # a progress line never fails a sweep; the trial reports its own error
                 self._names[trial.trial_id] = (str(trial), "?")

@@ -29,9 +29,14 @@ The dense baselines the tickets compare against are added once per dense identit
 training, seed), never once per ticket, and start first; tickets that need a trained dense network
 wait for it, the others train beside it (see `Sweep.phases`).
 
-One job per module: `sweep` (the Sweep record), `reading` (the file, its base config, resources),
-`points` (grid points: expanded, pinned, validated, dense baselines first), `optuna_space` (an
-Optuna search's space and metrics).
+Every error is one line in the run config's format, naming the key (`resources.gpu must be a
+fraction in [0, 1] or a whole number, got 1.5`). A point is validated once, into its frozen
+RunConfig, and that object is what `Sweep.points` holds and the driver and its trials use.
+
+One job per module: `sweep` (the Sweep and its record), `reading` (the file and its base config),
+`settings` (resources, concurrency, retries, storage: declared like the run config's sections),
+`points` (grid points: expanded, pinned, built, dense baselines first), `optuna_space` (an Optuna
+search's space and metrics).
 """
 from tune.sweep_file.reading import check_name, load_sweep
 from tune.sweep_file.sweep import Sweep

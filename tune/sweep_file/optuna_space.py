@@ -1,16 +1,16 @@
 """An Optuna search in a sweep file: its space (every end of every range validated against the
 base config), metrics that some run reports, modes, samples; the dense baseline shared by all."""
 from lottery_core.errors import LotteryError
-from pipelines.config import build_config
+from pipelines.config import RunConfig
 from pipelines.config.loading import STAGE_COUNT
-from tune.sweep_file.points import dense_point
 
 OPTUNA_KEYS = ("space", "metrics", "modes", "num_samples", "seed")
 SPACE_TYPES = ("int", "float", "categorical")
 
 
-def check_optuna(raw, base: dict) -> dict:
-    """The validated Optuna part of a sweep file, with the dense baseline when all samples share it."""
+def check_optuna(raw, base_cfg: RunConfig) -> dict:
+    """The validated Optuna part of a sweep file over the validated base config `base_cfg`, with
+    the dense baseline (`RunConfig.dense()`) when all samples share it."""
     if not isinstance(raw, dict):
         raise LotteryError("sweep 'optuna' must be a mapping with space, metrics, modes, num_samples")
     unknown = sorted(set(raw) - set(OPTUNA_KEYS))
@@ -19,7 +19,6 @@ def check_optuna(raw, base: dict) -> dict:
     space = raw.get("space") or {}
     if not isinstance(space, dict) or not space:
         raise LotteryError("the optuna search space is empty: give space: {field: {type: int, low: 1, high: 3}}")
-    base_cfg = build_config(base)
     changes_dense = []
     invalid = []
     for key, spec in space.items():
@@ -50,7 +49,7 @@ def check_optuna(raw, base: dict) -> dict:
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise LotteryError(f"optuna num_samples must be a positive integer, got {n!r}")
     # the dense baseline is scheduled once, first, when every sample shares it
-    dense = dense_point(base) if base_cfg.pipeline != "dense" and not changes_dense else None
+    dense = base_cfg.dense() if base_cfg.pipeline != "dense" and not changes_dense else None
     return {"space": space, "metrics": metrics, "modes": modes, "num_samples": n,
             "seed": raw.get("seed", 0), "dense": dense}
 

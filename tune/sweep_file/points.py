@@ -1,6 +1,6 @@
-"""Grid points: expanded from the grid, pinned to what the driver sees, validated, deduplicated by
-identity, with their dense baselines first."""
-import functools
+"""Grid points: expanded from the grid, pinned to what the driver sees, validated (each built once into
+its frozen RunConfig, which is what travels from then on), deduplicated by identity, with their
+dense baselines (`RunConfig.dense()`) first."""
 import itertools
 import json
 import os
@@ -53,19 +53,10 @@ def _pin_fingerprint(point: dict) -> None:
         set_dotted(point, "data.fingerprint", found)
 
 
-def config_of(point: dict) -> RunConfig:
-    """`build_config(point)`, memoised: validating a point builds its model (cross-checks of p)."""
-    return _config_of(json.dumps(point, sort_keys=True))
-
-
-@functools.lru_cache(maxsize=4096)
-def _config_of(text: str) -> RunConfig:
-    return build_config(json.loads(text))
-
-
-def expand(grid, base: dict) -> list[dict]:
-    """A grid mapping (cartesian product) or a list of them (their union, in order); every point
-    validated with `build_config`, and every invalid one listed with its message."""
+def expand(grid, base: dict) -> list[RunConfig]:
+    """The validated configs of a grid mapping (cartesian product) or a list of them (their union,
+    in order): each point pinned and built once with `build_config`; every invalid one listed with
+    its message."""
     parts = grid if isinstance(grid, list) else [grid]
     if not parts or any(not isinstance(g, dict) or not g for g in parts):
         raise LotteryError("the sweep grid is empty: give at least one field with a list of values")
@@ -83,8 +74,7 @@ def expand(grid, base: dict) -> list[dict]:
                 for key, value in zip(keys, combo, strict=True):
                     set_dotted(point, key, value)
                 pin(point)
-                config_of(point)
-                points.append(point)
+                points.append(build_config(point))
             except LotteryError as err:
                 invalid.append(f"{{{label}}}: {err}")
     if invalid:
@@ -93,35 +83,28 @@ def expand(grid, base: dict) -> list[dict]:
     return points
 
 
-def dense_point(point: dict) -> dict:
-    """The dense baseline of a point: the same config with pipeline=dense and no pruning section."""
-    dense = json.loads(json.dumps(point))
-    dense["pipeline"] = "dense"
-    dense.pop("pruning", None)
-    return dense
-
-
-def with_dense(points: list[dict]) -> list[dict]:
-    """Dense baselines first, once per dense identity; then the other points, once per identity.
+def with_dense(points: list[RunConfig]) -> list[RunConfig]:
+    """Dense baselines first (`RunConfig.dense()`), once per dense identity; then the other points,
+    once per identity.
 
     Points whose identities are equal because their pipeline does not read where they differ
     (e.g. the criterion of a dense run) are one trial. Points with equal identities that differ in
     a setting outside the identity (threads, results_dir, ...) would silently become one trial
     with one of the two settings: refused, with the list."""
-    dense: dict[str, dict] = {}
-    others: dict[str, dict] = {}
+    dense: dict[str, RunConfig] = {}
+    others: dict[str, RunConfig] = {}
     collapsed: dict[str, list[str]] = {}
-    for point in points:
-        cfg = config_of(point)
+    for cfg in points:
         identity = cfg.identity()
         chosen = dense if cfg.pipeline == "dense" else others
         if identity in chosen:
-            first = config_of(chosen[identity])
+            first = chosen[identity]
             if first.read_settings().to_flat() != cfg.read_settings().to_flat():
                 collapsed.setdefault(identity, [_differences(first, cfg)])
-        chosen.setdefault(identity, point)
+        chosen.setdefault(identity, cfg)
         if cfg.pipeline != "dense":
-            dense.setdefault(cfg.dense().identity(), dense_point(point))
+            baseline = cfg.dense()
+            dense.setdefault(baseline.identity(), baseline)
     if collapsed:
         listed = "; ".join(f"identity {k}: {', '.join(v)}" for k, v in collapsed.items())
         raise LotteryError(f"{len(collapsed)} groups of grid points would collapse into one trial each (they differ "

@@ -1,15 +1,16 @@
-"""Reading a sweep file: its keys, its base config (a file, a mapping, or `from:` plus overrides),
-resources, concurrency, retries, storage; the grid or Optuna part is handed to `points` or
-`optuna_space`."""
+"""Reading a sweep file: its keys, its base config (a file, a mapping, or `from:` plus overrides);
+resources, concurrency, retries and storage are built by `settings`, the latency pass by
+`pipelines.latency_settings`, the grid or Optuna part by `points` or `optuna_space`."""
 import json
 from pathlib import Path
 
 from lottery_core.errors import LotteryError
 from pipelines import yaml_strict
-from pipelines.config import apply_overrides
+from pipelines.config import apply_overrides, build_config
 from pipelines.latency_settings import latency_settings
 from tune.sweep_file.optuna_space import check_optuna
 from tune.sweep_file.points import expand, pin, with_dense
+from tune.sweep_file.settings import sweep_settings, trial_resources
 from tune.sweep_file.sweep import Sweep
 
 
@@ -24,7 +25,9 @@ KEYS = ("name", "base", "grid", "optuna", "resources", "max_concurrent", "retrie
 
 
 def load_sweep(path, overrides=(), name: str | None = None) -> Sweep:
-    """Read, expand and validate a sweep file; `overrides` (section.key=value) apply to every point."""
+    """Read, expand and validate a sweep file; `overrides` (section.key=value) apply to every point.
+    The edge of a sweep: each trial's config is built here, once (`points.expand`, `RunConfig.dense`),
+    and travels as that frozen RunConfig to the driver and the trial."""
     path = Path(path)
     raw = yaml_strict.read_mapping(path, "sweep", f"a mapping with keys {', '.join(KEYS)}")
     unknown = sorted(set(raw) - set(KEYS))
@@ -35,17 +38,16 @@ def load_sweep(path, overrides=(), name: str | None = None) -> Sweep:
     base = _base(raw.get("base"), path)
     apply_overrides(base, overrides)
     pin(base)
-    storage = raw.get("storage")
-    if storage is not None and (not isinstance(storage, str) or not storage.strip()):
-        raise LotteryError(f"sweep storage must be a path or a URI such as s3://bucket/sweeps, got {storage!r}")
+    settings = sweep_settings(raw)
     sweep = Sweep(name=check_name(name or raw.get("name") or path.stem), base=base,
-                  resources=_resources(raw.get("resources", "auto")),
-                  max_concurrent=_int(raw, "max_concurrent", 0, 0), retries=_int(raw, "retries", 1, 0),
-                  storage=storage, latency=_latency(raw), questions=_questions(raw, path))
+                  resources=trial_resources(raw.get("resources", "auto")),
+                  max_concurrent=settings.max_concurrent, retries=settings.retries, storage=settings.storage,
+                  latency=_latency(raw), questions=_questions(raw, path))
     if "grid" in raw:
         sweep.points = with_dense(expand(raw["grid"], base))
     else:
-        sweep.optuna = check_optuna(raw["optuna"], base)
+        sweep.search_base = build_config(base)
+        sweep.optuna = check_optuna(raw["optuna"], sweep.search_base)
     return sweep
 
 
@@ -93,36 +95,7 @@ def _merge(into: dict, other: dict) -> None:
             into[key] = value
 
 
-def _resources(raw) -> dict | str:
-    """`auto` (the default: sized at launch from the cluster, `tune.resources`) or {cpu, gpu} per trial."""
-    if raw == "auto" or raw is None:
-        return "auto"
-    if not isinstance(raw, dict):
-        raise LotteryError(f"sweep resources must be `auto` or a mapping like {{cpu: 1, gpu: 0.25}}, got {raw!r}")
-    unknown = sorted(set(raw) - {"cpu", "gpu"})
-    if unknown:
-        raise LotteryError(f"unknown resource {unknown[0]!r}; allowed: cpu, gpu")
-    cpu, gpu = raw.get("cpu", 1), raw.get("gpu", 0)
-    if isinstance(cpu, bool) or not isinstance(cpu, int | float) or cpu <= 0:
-        raise LotteryError(f"resources.cpu must be a positive number, got {cpu!r}")
-    if isinstance(gpu, bool) or not isinstance(gpu, int | float) or gpu < 0 or (gpu > 1 and gpu != int(gpu)):
-        raise LotteryError(f"resources.gpu must be a fraction in [0, 1] or a whole number, got {gpu!r}")
-    return {"cpu": cpu, "gpu": gpu}
-
-
 def _latency(raw: dict) -> dict | None:
     """The `latency:` key: None when absent; a mapping (maybe empty: the defaults, batch sizes 1 and
     128 on the CPU) of `pipelines.latency_settings` keys, validated here."""
-    if "latency" not in raw:
-        return None
-    value = raw["latency"]
-    if value is not None and not isinstance(value, dict):
-        raise LotteryError(f"sweep latency must be a mapping such as {{batch_sizes: [1, 128]}}, got {value!r}")
-    return latency_settings(value).to_dict()
-
-
-def _int(raw: dict, key: str, default: int, low: int) -> int:
-    value = raw.get(key, default)
-    if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise LotteryError(f"sweep {key} must be an integer >= {low}, got {value!r}")
-    return value
+    return latency_settings(raw["latency"]).to_dict() if "latency" in raw else None
