@@ -9,6 +9,7 @@ its validation, so a value the config accepts is never refused by the library la
 nothing heavy: the `lottery` command validates a config before torch is imported.
 """
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from lottery_core.errors import LotteryError
@@ -19,7 +20,8 @@ KINDS = (int, float, str, bool)
 @dataclass(frozen=True)
 class Option:
     """One setting. `kind`: int, float, str or bool. `low`/`high`: inclusive bounds unless
-    `low_open`/`high_open`. `choices`: the allowed values of a str. `optional`: None is allowed
+    `low_open`/`high_open`. `choices`: the allowed values of a str (or a function that lists
+    them, such as a registry's names). `optional`: None is allowed
     (it means "automatic" or "all"). `sequence`: a tuple of `kind` values, each in range;
     `increasing`: a sequence must be strictly increasing; `min_distinct`: it needs at least that
     many distinct values."""
@@ -32,7 +34,7 @@ class Option:
     high: float | None = None
     low_open: bool = False
     high_open: bool = False
-    choices: tuple | None = None
+    choices: tuple | Callable[[], tuple] | None = None   # or a registry's names, read when checked
     optional: bool = False
     sequence: bool = False
     increasing: bool = False
@@ -45,12 +47,16 @@ class Option:
         if not self.help:
             raise TypeError(f"option {self.name} needs a help text")
 
+    def choice_values(self) -> tuple | None:
+        """The allowed values of a str: `choices`, or what a registry's `choices()` lists now."""
+        return self.choices() if callable(self.choices) else self.choices
+
     def allowed(self) -> str:
         """What is allowed, in words: `a number in (0, inf)`, `an integer >= 1`, `one of: a, b`."""
         if self.allowed_text:
             return self.allowed_text
         if self.choices is not None:
-            text = f"one of: {', '.join(map(str, self.choices))}"
+            text = f"one of: {', '.join(map(str, self.choice_values()))}"
         elif self.kind is bool:
             text = "true or false"
         elif self.kind is str:
@@ -102,7 +108,7 @@ class Option:
         else:
             ok = isinstance(item, str)
         if ok and self.choices is not None:
-            ok = item in self.choices
+            ok = item in self.choice_values()
         if ok and self.kind in (int, float):
             ok = self.low is None or (item > self.low if self.low_open else item >= self.low)
             ok = ok and (self.high is None or (item < self.high if self.high_open else item <= self.high))
@@ -115,7 +121,7 @@ class Option:
         choice, else `x must be <allowed>, got v`."""
         label = label or self.name
         if self.choices is not None and not self.sequence and not self.allowed_text:
-            return LotteryError(f"unknown {label} {value!r}; choose one of: {', '.join(map(str, self.choices))}")
+            return LotteryError(f"unknown {label} {value!r}; choose one of: {', '.join(map(str, self.choice_values()))}")
         shown = list(value) if isinstance(value, tuple) else value
         return LotteryError(f"{label} must be {self.allowed()}, got {shown!r}")
 

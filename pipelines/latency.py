@@ -65,6 +65,7 @@ from lottery_core.train.device import resolve_device
 from lottery_core.train.precision import precision
 from lottery_core.train.runtime import CPU_CHANNELS_LAST
 from pipelines.config import ModelConfig
+from pipelines.config.pipeline_registry import get_pipeline, pipeline_names
 from pipelines.latency_settings import (
     CONDITION_TAGS,
     NETWORK_TAGS,
@@ -75,7 +76,6 @@ from pipelines.latency_settings import (
 from pipelines.report.runs import load_runs
 
 CIFAR_INPUT = (3, 32, 32)
-BLOCK_PIPELINES = ("ticket_init", "ticket_rewind", "reinit", "iterative")
 FILTER_PLAN = "filter_plan.json"
 
 
@@ -185,7 +185,7 @@ def rebuild(client: MlflowClient, run) -> Rebuilt:
     what = f"{model.name}{sorted(model.builder_options().items())} {num_classes} classes {'x'.join(map(str, input_size))}"
     if pipeline == "dense":
         return Rebuilt(dense, input_size, f"{what} dense", f"{model.name} dense")
-    if pipeline in BLOCK_PIPELINES:
+    if pipeline in block_pipelines():
         if "removed_blocks" not in tags:
             raise SkipRun("no removed_blocks tag")
         removed = sorted(b for b in tags["removed_blocks"].split(",") if b and b != "none")
@@ -338,6 +338,11 @@ def _threads(threads: int | None):
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+def block_pipelines() -> set[str]:
+    """The pipelines whose runs are the dense network less the blocks of their `removed_blocks` tag."""
+    return {n for n in pipeline_names() if get_pipeline(n).prunes and get_pipeline(n).level == "block"}
 
 
 def _artifact_json(client: MlflowClient, run_id: str, path: str) -> dict:

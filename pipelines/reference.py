@@ -59,8 +59,10 @@ SECTION_TEXT = {
     "data": "The data set and its subsets.",
     "training": "Optimizer and schedule; declared by the training engine (`lottery_core/train/settings.py`, "
                 "`OPTIONS`), which checks the same rules.",
-    "pruning": "The criterion, p, the control and the iterative settings (`pipelines/config/schema.py`); "
-               "`temperature` and `target` are declared by the criteria that read them.",
+    "pruning": "The criterion, p and the control (`pipelines/config/sections.py`; the controls are those of "
+               "`lottery_core/criteria/control_registry.py`); `temperature` and `target` are declared by the "
+               "criteria that read them, `rewind_epoch`, `reinit_of`, `filter_match` and the iterative settings by "
+               "the pipelines that read them (`pipelines/config/pipeline_registry.py`).",
     "evaluation": "What is measured after training.",
     "tracking": "Where the run goes; none of these changes a run's identity.",
 }

@@ -26,9 +26,9 @@ from lottery_core.train.device import resolve_device
 from pipelines import layout, plots
 from pipelines.claim import EXPIRE_AFTER, Claim
 from pipelines.config import RunConfig
+from pipelines.config.pipeline_registry import get_pipeline
 from pipelines.context import RunContext, with_fingerprint
 from pipelines.evaluation import evaluate_run
-from pipelines.experiments import PIPELINES
 from pipelines.logged_model import log_trained
 from pipelines.run_lifecycle import MlflowEpochLogger, closed_as_outcome, reopen
 from pipelines.tracking import (
@@ -53,21 +53,19 @@ class RunOutcome:
 
 def run_tags(cfg: RunConfig) -> dict[str, str]:
     """The tags that make a run findable: pipeline, model, criterion, control, p, seed, identity, ..."""
-    ticket = cfg.pipeline != "dense"
+    pipeline = get_pipeline(cfg.pipeline)
+    ticket = pipeline.prunes
     p = cfg.read_settings().pruning
     return {"pipeline": cfg.pipeline, "model": cfg.model.name, "dataset": cfg.data.name,
-            "criterion": ("uniform" if p.control == "uniform" else p.criterion) if ticket else "none",
-            "control": p.control if ticket else "none", "draw": str(p.draw),
-            "reinit_of": p.reinit_of if cfg.pipeline == "reinit" else "",
+            "criterion": p.chooser() if ticket else "none",
+            "control": p.control if ticket else "none", "draw": str(p.draw), "reinit_of": "",
             "p": str(p.p if ticket else 0),
             "planned_stage_counts": "/".join(map(str, p.stage_counts)) if ticket else "",   # "" = the criterion's choice
             "rewind_epoch": str(p.rewind_epoch),   # 0 where the pipeline does not rewind (read_settings)
             "seed": str(cfg.seed), "identity": cfg.identity(), "dense_identity": cfg.dense().identity(),
             "device_kind": cfg.device_kind(), "precision": cfg.precision(),
             "data_fingerprint": cfg.data.fingerprint or "",
-            "code_version": code_version(), "mlflow.runName": cfg.describe(),
-            **({"iterative_mode": p.iterative_mode, "blocks_per_round": str(p.blocks_per_round)}
-               if cfg.pipeline == "iterative" else {})}
+            "code_version": code_version(), "mlflow.runName": cfg.describe(), **pipeline.tags(p)}
 
 
 def membership_tags(tags: dict[str, str]) -> dict[str, str]:
@@ -164,7 +162,7 @@ def _train(cfg: RunConfig, client: MlflowClient, experiment_id: str, device, che
     with closed_as_outcome(client, ctx.run_id):   # FINISHED, KILLED or FAILED; a lost claim: untouched
         with EmissionsMeter(country_iso_code=cfg.evaluation.country_iso_code, gpu_ids=gpu_ids,
                             gpu_share=gpu_share) as meter:
-            trained = PIPELINES[cfg.pipeline](ctx)
+            trained = get_pipeline(cfg.pipeline).fn(ctx)
         metrics, status_tags = evaluate_run(ctx, trained, meter.result)
         if device.type == "cuda":
             metrics["gpu_share"] = gpu_share

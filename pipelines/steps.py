@@ -31,15 +31,14 @@ def initial_model(ctx: RunContext) -> nn.Module:
 
 
 def scoring_batches(ctx: RunContext):
-    """The seeded, class-balanced scoring images (pruning.images_per_class per class); under the
-    shuffled_labels / random_inputs controls, with permuted labels / noise images drawn by (seed, draw)."""
+    """The seeded, class-balanced scoring images (pruning.images_per_class per class); under a control
+    that acts on the scoring data (shuffled_labels, random_inputs), as it changes them, drawn by (seed, draw)."""
     d, p = ctx.data, ctx.cfg.pruning
     batches = criteria.scoring_batches(d.train_images, d.train_labels, p.images_per_class,
                                        seed=ctx.cfg.seed, mean=d.mean, std=d.std, device=ctx.device)
-    if p.control == "shuffled_labels":
-        return controls.shuffled_labels(batches, draw_seed(ctx))
-    if p.control == "random_inputs":
-        return controls.random_inputs(batches, draw_seed(ctx))
+    control = criteria.get_control(p.control)
+    if control is not None and control.acts_on == "scoring_data":
+        return control.fn(batches, draw_seed(ctx))
     return batches
 
 
@@ -62,24 +61,27 @@ def block_scores(ctx: RunContext, model: nn.Module, batches=None) -> dict[str, f
 
 
 def plan_blocks(ctx: RunContext, model: nn.Module):
-    """Which blocks go: the criterion's p lowest, or the configured control (see README, Concepts).
+    """Which blocks go: the criterion's p lowest, or as the configured control changes that
+    (`lottery_core.criteria.control_registry`: its `acts_on`).
 
     The plan is logged as `plan.json` (every block's score, the control, per-stage counts)."""
     p = ctx.cfg.pruning
-    if p.control == "uniform":
-        removed = controls.uniform_blocks(model, p.p, p.min_blocks_per_stage)
-        plan = criteria.Plan(criterion="uniform", p=p.p, removed=removed, scores={},
+    control = criteria.get_control(p.control)        # None: the criterion's p lowest
+    acts_on = control.acts_on if control is not None else None
+    if acts_on == "blocks":                           # no criterion: the control names the blocks
+        removed = control.fn(model, p.p, p.min_blocks_per_stage)
+        plan = criteria.Plan(criterion=control.name, p=p.p, removed=removed, scores={},
                              min_blocks_per_stage=p.min_blocks_per_stage,
                              kept=[b for b in surgery.removable_blocks(model, p.min_blocks_per_stage)
                                    if b not in removed])
     else:
         scores = block_scores(ctx, model)
-        chosen = controls.inverted(scores) if p.control == "inverted" else scores
+        chosen = control.fn(scores) if acts_on == "scores" else scores
         plan = criteria.select_blocks(chosen, p.p, model=model, min_blocks_per_stage=p.min_blocks_per_stage,
                                       criterion=p.criterion, stage_counts=p.stage_counts or None)
         removed = plan.removed
-        if p.control == "same_stage_random":
-            removed = controls.same_stage_random(plan.removed, model, draw_seed(ctx), p.min_blocks_per_stage)
+        if acts_on == "choice":                       # another choice of the same shape
+            removed = control.fn(plan.removed, model, draw_seed(ctx), p.min_blocks_per_stage)
         plan = replace(plan, scores=dict(scores), removed=removed, kept=[b for b in scores if b not in removed])
     counts = controls.stage_counts(plan.removed, model)
     ctx.log_json({**plan.to_dict(), "control": p.control, "stage_counts": counts}, "plan.json")

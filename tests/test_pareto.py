@@ -63,7 +63,7 @@ def test_the_run_config_checks_stage_counts_before_anything_runs():
         (["pruning.stage_counts=[1,1,1]", "pruning.p=2"], r"^pruning.p=2 must be the sum of pruning.stage_counts="
                                                           r"\[1, 1, 1\], 3$"),
         (["pruning.stage_counts=[1,1,1]", "pruning.p=3", "pruning.control=uniform"],
-         r"^pruning.stage_counts applies with control none, inverted or same_stage_random, not uniform"),
+         r"^pruning.stage_counts applies with control none, same_stage_random or inverted, not uniform"),
     ):
         with pytest.raises(LotteryError, match=message):
             load_config(None, ["pipeline=ticket_init", "model.name=resnet32", *overrides])

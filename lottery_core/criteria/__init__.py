@@ -51,6 +51,12 @@ What a criterion can see:
   refused with the reason (`applicability`), by `score_blocks` and by the run config.
 """
 from lottery_core.criteria import consensus, expectabs, grasp, hrank, pls, random_score, synflow
+from lottery_core.criteria.control_registry import (
+    Control,
+    control_names,
+    get_control,
+    register_control,
+)
 from lottery_core.criteria.registry import Criterion, describe, names, register
 from lottery_core.criteria.target import TARGETS
 from lottery_core.lazy import lazy_attributes
@@ -100,6 +106,18 @@ register("consensus", _at("consensus", "consensus"), level="block", needs_data=T
          options=consensus.declare(names("block")),
          summary="rank fusion (borda | rrf) of several block criteria, default kl, cka, snip")
 
-__all__ = ["TARGETS", "Criterion", "Plan", "describe", "draw_seed", "inverted", "names", "random_inputs",
-           "register", "same_stage_random", "scoring_batches", "score_blocks", "score_weights", "select_blocks",
+# Controls, in the order the report lists them (`control_registry`: what `acts_on` means)
+register_control("same_stage_random", _at("controls", "same_stage_random"), acts_on="choice", draws=True,
+                 stage_counts=True, summary="random blocks with the criterion's per-stage counts")
+register_control("uniform", _at("controls", "uniform_blocks"), acts_on="blocks",
+                 summary="the plain shallower network: the last blocks of each stage, spread evenly")
+register_control("inverted", _at("controls", "inverted"), acts_on="scores", stage_counts=True,
+                 summary="the criterion's p highest blocks instead of its p lowest")
+register_control("shuffled_labels", _at("controls", "shuffled_labels"), acts_on="scoring_data", draws=True,
+                 needs="reads_labels", summary="the criterion scores with the labels permuted")
+register_control("random_inputs", _at("controls", "random_inputs"), acts_on="scoring_data", draws=True,
+                 needs="needs_data", summary="the criterion scores on N(0, 1) noise images")
+
+__all__ = ["TARGETS", "Control", "Criterion", "Plan", "describe", "draw_seed", "inverted", "names", "random_inputs",
+           "control_names", "get_control", "register", "register_control", "same_stage_random", "scoring_batches", "score_blocks", "score_weights", "select_blocks",
            "shuffled_labels", "stage_counts", "uniform_blocks", "weight_parameters"]

@@ -10,6 +10,7 @@ every error names the field and what is allowed. Validation imports neither torc
 torchvision, MLflow or Ray. One job per module:
 
     fields     a field's declaration, help text, flattening
+    pipeline_registry   every pipeline's declaration and its own settings
     sections   the sections (model, data, training, ...) and the names they choose from
     identity   the identity hash and the settings a pipeline reads
     checks     the rules that span fields
@@ -25,11 +26,6 @@ from pipelines.config.fields import flatten
 from pipelines.config.identity import IDENTITY_SCHEMA
 from pipelines.config.loading import apply_overrides, load_config, set_dotted, with_overrides
 from pipelines.config.schema import (
-    CONTROL_PIPELINES,
-    CONTROLS,
-    PIPELINES,
-    RANDOM_CONTROLS,
-    TICKET_PIPELINES,
     DataConfig,
     EvaluationConfig,
     ModelConfig,
@@ -52,7 +48,6 @@ def help_text() -> list[str]:
     return config_fields.help_text(RunConfig, extra={"pruning.": extra})
 
 
-__all__ = ["CONTROLS", "CONTROL_PIPELINES", "DEVICE", "IDENTITY_SCHEMA", "PIPELINES", "RANDOM_CONTROLS",
-           "TICKET_PIPELINES", "DataConfig", "EvaluationConfig", "ModelConfig", "PruningConfig", "RunConfig",
+__all__ = ["DEVICE", "IDENTITY_SCHEMA", "DataConfig", "EvaluationConfig", "ModelConfig", "PruningConfig", "RunConfig",
            "TrackingConfig", "TrainingConfig", "apply_overrides", "build_config", "flatten", "help_text",
            "load_config", "set_dotted", "to_raw", "with_overrides"]

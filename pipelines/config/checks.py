@@ -10,9 +10,10 @@ and the model itself (`models.skeleton`), which imports torch and torchvision.
 import os
 import re
 
+from lottery_core.criteria.control_registry import control_names, get_control
 from lottery_core.errors import LotteryError, choose
 from pipelines import credentials
-from pipelines.config.sections import CONTROL_PIPELINES
+from pipelines.config.pipeline_registry import get_pipeline, pipeline_names
 
 DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]+)?")
 # The names `lottery_core.robustness` registers (it imports torch); tests/test_config.py checks
@@ -21,6 +22,8 @@ CORRUPTION_NAMES = ("gaussian_noise", "shot_noise", "impulse_noise", "defocus_bl
                     "zoom_blur", "snow", "frost", "fog", "brightness", "contrast", "elastic_transform", "pixelate",
                     "jpeg_compression")
 ATTACK_NAMES = ("fgsm", "pgd")
+# how a refusal says that a criterion lacks the trait a control needs (`Control.needs`), and who has it
+NEEDS_WORDS = {"reads_labels": ("reads no labels", "criteria that do"), "needs_data": ("reads no data", "data-driven criteria")}
 
 
 def check_run(cfg) -> None:
@@ -34,7 +37,7 @@ def check_run(cfg) -> None:
         check_combination(t)   # the engine's own rules (one-cycle, warm-up, Nesterov)
     except LotteryError as err:
         raise LotteryError(f"training: {err}") from None
-    rewinds = cfg.pipeline == "ticket_rewind" or (cfg.pipeline == "iterative" and cfg.pruning.iterative_mode == "rewind")
+    rewinds = "rewind_epoch" in get_pipeline(cfg.pipeline).reads(cfg.pruning)
     if rewinds and cfg.pruning.rewind_epoch >= t.epochs:
         raise LotteryError(f"pruning.rewind_epoch={cfg.pruning.rewind_epoch} must be below "
                            f"training.epochs={t.epochs} (rewind point i < n)")
@@ -73,11 +76,11 @@ def check_model(cfg) -> None:
     if cfg.model.init != "kaiming" and "init" not in models.options(name):
         raise LotteryError(f"model.init={cfg.model.init!r} applies to the CIFAR ResNets; {name} keeps "
                            "torchvision's own init (leave model.init at kaiming)")
-    if cfg.pipeline == "dense":
+    pipeline = get_pipeline(cfg.pipeline)
+    if not pipeline.prunes:
         return
     model = models.skeleton(name, **cfg.model.builder_options())
-    level = "weight" if cfg.pipeline == "filter_ticket" else "block"
-    check_applicability(cfg, registry.get(cfg.pruning.criterion, level), model_traits(model))
+    check_applicability(cfg, registry.get(cfg.pruning.criterion, pipeline.level), model_traits(model))
     p = cfg.pruning
     try:
         budgets = list(surgery.stage_budget(model, p.min_blocks_per_stage).values())
@@ -104,52 +107,39 @@ def check_pruning(cfg) -> None:
     bounds on p: `check_model`)."""
     from lottery_core.criteria import registry
 
-    if cfg.pipeline == "dense":
+    pipeline = get_pipeline(cfg.pipeline)
+    if not pipeline.prunes:
         return
     p = cfg.pruning
     choose("criterion", p.criterion, registry.names("block"))
-    if cfg.pipeline == "filter_ticket" and p.criterion not in registry.names("weight"):
-        raise LotteryError(f"criterion {p.criterion!r} is unknown at filter level; choose one of: "
-                           f"{', '.join(registry.names('weight'))}")
+    if p.criterion not in registry.names(pipeline.level):
+        raise LotteryError(f"criterion {p.criterion!r} does not score {pipeline.level}s, which pipeline="
+                           f"{cfg.pipeline} prunes by (filter level); choose one of: "
+                           f"{', '.join(registry.names(pipeline.level))}")
     check_control(cfg)
-    level = "weight" if cfg.pipeline == "filter_ticket" else "block"
-    criterion = registry.get(p.criterion, level)
+    criterion = registry.get(p.criterion, pipeline.level)
     try:
         registry.check_options(criterion, p.criterion_options())
     except LotteryError as err:
         raise LotteryError(f"pruning: {err}") from None
+    if pipeline.check is not None:
+        pipeline.check(cfg)
     if p.stage_counts:
         check_stage_counts(cfg)
-    if cfg.pipeline == "iterative":
-        check_iterative(cfg)
 
 
 def check_stage_counts(cfg) -> None:
-    """Per-stage counts: p their sum, a control that keeps them (none, inverted,
-    same_stage_random); one per stage, each within its stage's budget: `check_model`."""
+    """Per-stage counts: p their sum, a control that keeps them (`Control.stage_counts`); one per
+    stage, each within its stage's budget: `check_model`."""
     p = cfg.pruning
-    if cfg.pipeline == "iterative":
-        raise LotteryError("pruning.stage_counts applies to one-shot tickets; pipeline=iterative removes "
-                           "pruning.blocks_per_round blocks a round wherever the criterion scores lowest")
     counts = list(p.stage_counts)
     if sum(counts) != p.p:
         raise LotteryError(f"pruning.p={p.p} must be the sum of pruning.stage_counts={counts}, {sum(counts)}")
-    if p.control not in ("none", "inverted", "same_stage_random"):
-        raise LotteryError(f"pruning.stage_counts applies with control none, inverted or same_stage_random, "
-                           f"not {p.control} (uniform spreads p evenly itself)")
-
-
-def check_iterative(cfg) -> None:
-    """Rounds of k blocks up to p; an accuracy stop needs a validation split to judge on."""
-    p = cfg.pruning
-    if p.p < 1:
-        raise LotteryError("pipeline=iterative needs pruning.p >= 1 (the most blocks its rounds remove in all)")
-    if p.blocks_per_round > p.p:
-        raise LotteryError(f"pruning.blocks_per_round={p.blocks_per_round} exceeds pruning.p={p.p}: one round "
-                           "would remove more than all rounds together; lower k or raise p")
-    if p.stop_xi is not None and cfg.data.val_size == 0:
-        raise LotteryError(f"pruning.stop_xi={p.stop_xi} judges each round on the validation split, but "
-                           "data.val_size=0; set data.val_size (e.g. 500) or drop pruning.stop_xi")
+    control = get_control(p.control)
+    if control is not None and not control.stage_counts:
+        keeping = ["none", *(n for n in control_names()[1:] if get_control(n).stage_counts)]
+        raise LotteryError(f"pruning.stage_counts applies with control {', '.join(keeping[:-1])} or {keeping[-1]}, "
+                           f"not {p.control} ({control.summary})")
 
 
 def check_applicability(cfg, criterion, traits) -> None:
@@ -157,7 +147,7 @@ def check_applicability(cfg, criterion, traits) -> None:
     its `traits` (`lottery_core.criteria.applicability`, the rule `score_blocks` applies)."""
     from lottery_core.criteria.applicability import refusal
 
-    if cfg.pipeline == "filter_ticket" and "token_blocks" in traits:
+    if get_pipeline(cfg.pipeline).level == "weight" and "token_blocks" in traits:
         raise LotteryError(f"pipeline=filter_ticket prunes conv filters inside residual blocks; {cfg.model.name}'s "
                            "encoder layers have none (choose ticket_init or ticket_rewind)")
     members = cfg.pruning.criterion_options().get("members", criterion.options.get("members", ()))
@@ -171,23 +161,20 @@ def check_control(cfg) -> None:
     """A control must make sense for its pipeline and criterion."""
     from lottery_core.criteria import registry
 
-    control, criterion = cfg.pruning.control, cfg.pruning.criterion
-    if control == "none":
+    control, criterion = get_control(cfg.pruning.control), cfg.pruning.criterion
+    if control is None:
         return
-    if cfg.pipeline not in CONTROL_PIPELINES:
-        raise LotteryError(f"pruning.control={control} applies to {' and '.join(CONTROL_PIPELINES)}, not "
+    if not get_pipeline(cfg.pipeline).controls:
+        takers = [n for n in pipeline_names() if get_pipeline(n).controls]
+        raise LotteryError(f"pruning.control={control.name} applies to {' and '.join(takers)}, not "
                            f"pipeline={cfg.pipeline} (reinit is itself the control of Algorithm 1)")
-    if control == "uniform":
+    if not control.reads_criterion:
         return
     if criterion == "random":
-        raise LotteryError(f"pruning.control={control} needs a criterion that scores blocks; criterion=random "
+        raise LotteryError(f"pruning.control={control.name} needs a criterion that scores blocks; criterion=random "
                            f"is already the random control (vary pruning.draw for more draws)")
     c = registry.get(criterion, "block")
-    if control == "shuffled_labels" and not c.reads_labels:
-        readers = [n for n in registry.names("block") if registry.get(n, "block").reads_labels]
-        raise LotteryError(f"pruning.control=shuffled_labels: criterion {criterion!r} reads no labels; "
-                           f"criteria that do: {', '.join(readers)}")
-    if control == "random_inputs" and not c.needs_data:
-        readers = [n for n in registry.names("block") if registry.get(n, "block").needs_data]
-        raise LotteryError(f"pruning.control=random_inputs: criterion {criterion!r} reads no data; "
-                           f"data-driven criteria: {', '.join(readers)}")
+    if control.needs is not None and not getattr(c, control.needs):
+        having = [n for n in registry.names("block") if getattr(registry.get(n, "block"), control.needs)]
+        what, who = NEEDS_WORDS[control.needs]
+        raise LotteryError(f"pruning.control={control.name}: criterion {criterion!r} {what}; {who}: {', '.join(having)}")

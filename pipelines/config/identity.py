@@ -11,15 +11,16 @@ import hashlib
 import json
 from dataclasses import fields, is_dataclass, replace
 
+from lottery_core.criteria.control_registry import get_control
 from pipelines.config.fields import plain
-from pipelines.config.sections import RANDOM_CONTROLS, PruningConfig
+from pipelines.config.pipeline_registry import get_pipeline, pipeline_options
+from pipelines.config.sections import PruningConfig
 
 # Bump when a default that changes results changes (2: branch targets for activation criteria,
 # one test set for all seeds, random draws seeded by (seed, draw), device/precision/data/country;
 # 3: training drops a last partial batch, bf16 on CPUs with native bf16).
 IDENTITY_SCHEMA = 3
 SCORING = ("images_per_class", "bn_mode", "aggregate", "temperature", "target")
-ITERATIVE = ("iterative_mode", "blocks_per_round", "macs_budget", "stop_xi")   # read by pipeline=iterative only
 
 
 def identity(cfg) -> str:
@@ -38,31 +39,27 @@ def payload(cfg) -> dict:
 def read_settings(cfg):
     """`cfg` with every setting its pipeline does not read put back to its default.
 
-    Left out: the pruning section of a dense run; the rewind epoch of anything but
-    ticket_rewind and iterative rewind; the iterative settings outside iterative; `reinit_of` outside reinit, `filter_match` outside filter_ticket; the
-    criterion and its scoring options of the uniform control; the scoring options of the
-    random criterion; the draw index where nothing random is drawn; `target` of criteria
-    that read no activations; the declared options (`pruning.options`) the criterion does not read."""
+    Left out: the pruning section of a pipeline that prunes nothing (dense); every pipeline's own
+    settings (`pipeline_registry`: rewind_epoch, reinit_of, filter_match, the iterative ones) but
+    those this pipeline `reads`; the criterion and its scoring options under a control that reads
+    no criterion (uniform); the scoring options of the random criterion; the draw index where
+    nothing random is drawn (neither the random criterion nor a control that `draws`); `target` of
+    criteria that read no activations; the declared options (`pruning.options`) the criterion does
+    not read."""
     from lottery_core.criteria import registry
 
-    if cfg.pipeline == "dense":
+    pipeline = get_pipeline(cfg.pipeline)
+    if not pipeline.prunes:
         return replace(cfg, pruning=PruningConfig())
     p, default = cfg.pruning, PruningConfig()
-    unread = set()
-    if cfg.pipeline != "ticket_rewind" and not (cfg.pipeline == "iterative" and p.iterative_mode == "rewind"):
-        unread.add("rewind_epoch")
-    if cfg.pipeline != "iterative":
-        unread |= set(ITERATIVE)
-    if cfg.pipeline != "reinit":
-        unread.add("reinit_of")
-    if cfg.pipeline != "filter_ticket":
-        unread.add("filter_match")
+    unread = set(pipeline_options()) - set(pipeline.reads(p))
+    control = get_control(p.control)
     scoring = set(SCORING) | {"options"}
-    if p.control == "uniform":
+    if control is not None and not control.reads_criterion:
         unread |= scoring | {"criterion", "draw"}
     elif p.criterion == "random":
         unread |= scoring
-    elif p.control not in RANDOM_CONTROLS:
+    elif control is None or not control.draws:
         unread.add("draw")
     read = _declared(registry, p.criterion)
     if "target" not in read:

@@ -8,17 +8,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from lottery_core.criteria.control_registry import get_control
 from pipelines.config import building, checks, identity
 from pipelines.config.fields import flatten, option
+from pipelines.config.pipeline_registry import get_pipeline, pipeline_names
 from pipelines.config.sections import (
-    CONTROL_PIPELINES,
-    CONTROLS,
     CRITERION_OPTIONS,
-    ITERATIVE_MODES,
-    PIPELINES,
-    RANDOM_CONTROLS,
     SETTINGS_FIELDS,
-    TICKET_PIPELINES,
     TRAIN,
     DataConfig,
     EvaluationConfig,
@@ -28,14 +24,13 @@ from pipelines.config.sections import (
     TrainingConfig,
 )
 
-__all__ = ["CONTROLS", "CONTROL_PIPELINES", "CRITERION_OPTIONS", "ITERATIVE_MODES", "PIPELINES", "RANDOM_CONTROLS",
-           "SETTINGS_FIELDS", "TICKET_PIPELINES", "TRAIN", "DataConfig", "EvaluationConfig", "ModelConfig",
+__all__ = ["CRITERION_OPTIONS", "SETTINGS_FIELDS", "TRAIN", "DataConfig", "EvaluationConfig", "ModelConfig",
            "PruningConfig", "RunConfig", "TrackingConfig", "TrainingConfig", "build_config"]
 
 
 @dataclass(frozen=True)
 class RunConfig:
-    pipeline: str = option("ticket_init", "experiment to run", choices=PIPELINES)
+    pipeline: str = option("ticket_init", "experiment to run", choices=pipeline_names)
     seed: int = option(0, "seed of θ_0, data order, augmentation and scoring images", low=0, high=2 ** 31 - 1)
     device: str = option("auto", "auto (cuda when available), cpu, cuda or cuda:N; the identity holds the "
                          "resolved kind and precision", identity=False)
@@ -97,23 +92,15 @@ class RunConfig:
     def describe(self) -> str:
         """Short human name, e.g. `ticket_init resnet32 grasp p=3 seed=0`."""
         parts = [self.pipeline, self.model.name]
-        p = self.read_settings().pruning
-        if self.pipeline != "dense":
-            parts += [p.criterion if p.control != "uniform" else "uniform", f"p={p.p}"]
+        pipeline, p = get_pipeline(self.pipeline), self.read_settings().pruning
+        if pipeline.prunes:
+            parts += [p.chooser(), f"p={p.p}"]
             if p.stage_counts:
                 parts.append("stages=" + "/".join(map(str, p.stage_counts)))
-            if p.control not in ("none", "uniform"):
-                parts.append(p.control)
-        if self.pipeline == "iterative":
-            parts += [f"k={p.blocks_per_round}", p.iterative_mode]
-            if p.macs_budget is not None:
-                parts.append(f"macs<={p.macs_budget:g}")
-            if p.stop_xi is not None:
-                parts.append(f"xi={p.stop_xi:g}")
-        if self.pipeline == "ticket_rewind" or (self.pipeline == "iterative" and p.iterative_mode == "rewind"):
-            parts.append(f"i={p.rewind_epoch}")
-        if self.pipeline == "reinit" and p.reinit_of == "ticket_rewind":
-            parts.append("of=rewind")
+            control = get_control(p.control)
+            if control is not None and control.reads_criterion:
+                parts.append(control.name)
+        parts += list(pipeline.label(p))
         if p.draw:
             parts.append(f"draw={p.draw}")
         return " ".join(parts + [f"seed={self.seed}"])

@@ -2,28 +2,25 @@
 carry their declarations.
 
 Training settings and criterion options are declared by the library (`lottery_core.train.settings.
-OPTIONS`, each criterion's `OPTIONS` through the criteria registry); the rest (which pipeline, p,
-the data subsets, ...) is declared here with `option`. Nothing in this module imports torch, and
+OPTIONS`, each criterion's `OPTIONS` through the criteria registry), a pipeline's own settings by
+its declaration (`pipeline_registry`), the controls by the control registry; the rest (p, the data
+subsets, ...) is declared here with `option`. Nothing in this module imports torch, and
 nothing here imports the rest of `pipelines.config`: identity, checks and building read the
 sections, `schema.RunConfig` gathers them.
 """
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from lottery_core.criteria import registry as criteria_registry
+from lottery_core.criteria.control_registry import control_names, describe_controls, get_control
 from lottery_core.options import by_name
 from lottery_core.train.settings import OPTIONS as TRAIN_OPTIONS
 from pipelines.config.fields import declared, option
+from pipelines.config.pipeline_registry import pipeline_options
 
-PIPELINES = ("dense", "ticket_init", "ticket_rewind", "filter_ticket", "reinit", "iterative")
-TICKET_PIPELINES = ("ticket_init", "ticket_rewind", "filter_ticket", "reinit", "iterative")
-ITERATIVE_MODES = ("init", "rewind")
-# Controls: how the removed blocks are chosen instead of "the p lowest scores" (see README, Concepts).
-CONTROLS = ("none", "inverted", "same_stage_random", "uniform", "shuffled_labels", "random_inputs")
-CONTROL_PIPELINES = ("ticket_init", "ticket_rewind")
-RANDOM_CONTROLS = ("same_stage_random", "shuffled_labels", "random_inputs")
 TRAIN = by_name(TRAIN_OPTIONS)
 CRITERION_OPTIONS = criteria_registry.declared_options()
+PIPELINE_OPTIONS = pipeline_options()
 
 
 @dataclass(frozen=True)
@@ -92,9 +89,8 @@ class TrainingConfig:
         return TrainSettings(**{n: getattr(self, n) for n in SETTINGS_FIELDS}, threads=threads)
 
 
-SETTINGS_FIELDS = ("epochs", "batch_size", "lr", "momentum", "nesterov", "weight_decay", "schedule", "milestones",
-                   "gamma", "warmup_epochs", "pct_start", "div_factor", "final_div_factor", "base_momentum",
-                   "label_smoothing", "amp", "compile", "eval_every")
+# the training section's fields the engine's TrainSettings takes (every one the engine declares)
+SETTINGS_FIELDS = tuple(f.name for f in fields(TrainingConfig) if f.name in TRAIN)
 
 
 @dataclass(frozen=True)
@@ -105,8 +101,7 @@ class PruningConfig:
                                            "the criterion choosing which within each stage; p must be their "
                                            "sum. Empty: the criterion's p lowest, wherever they are",
                                            kind=int, low=0, sequence=True)
-    rewind_epoch: int = option(0, "ticket_rewind and iterative_mode=rewind: rewind point i (weights θ_i, lr "
-                               "schedule from epoch i)", low=0)
+    rewind_epoch: int = declared(PIPELINE_OPTIONS["rewind_epoch"])   # declared by ticket_rewind
     min_blocks_per_stage: int = option(2, "blocks every stage keeps at least (authors' code: 2)", low=1)
     images_per_class: int = option(10, "class-balanced scoring images per class", low=1)
     bn_mode: str = option("auto", "BatchNorm mode while scoring; auto = the criterion's own (train for "
@@ -116,33 +111,24 @@ class PruningConfig:
     aggregate: str = option("sum", "how weight scores become a block score", choices=("sum", "mean"))
     temperature: float = declared(CRITERION_OPTIONS["temperature"])   # declared by criteria/grasp.py
     target: str = declared(CRITERION_OPTIONS["target"])             # declared by criteria/target.py
-    control: str = option("none", "a control instead of the criterion's p lowest: inverted (the p "
-                          "highest), same_stage_random (random blocks, the criterion's per-stage counts), "
-                          "uniform (the plain shallower network: last blocks, even per stage), "
-                          "shuffled_labels / random_inputs (scores on permuted labels / noise images)",
-                          choices=CONTROLS)
+    control: str = option("none", "a control instead of the criterion's p lowest: "
+                          + "; ".join(f"{n} ({summary})" for n, summary in describe_controls().items()),
+                          choices=control_names)
     draw: int = option(0, "random draw index (criterion random, control same_stage_random, shuffled_labels, "
                        "random_inputs): draws are seeded by (seed, draw)", low=0)
-    reinit_of: str = option("ticket_init", "reinit: the architecture of the ticket_init ticket (planned at "
-                            "θ_0) or of the ticket_rewind ticket (planned on the trained dense θ_n)",
-                            choices=("ticket_init", "ticket_rewind"))
-    filter_match: str = option("filters", "filter_ticket: prune filters until the block ticket's filter "
-                               "count (the paper's Table 3) or its MACs is matched", choices=("filters", "macs"))
-    iterative_mode: str = option("init", "iterative: init re-scores the current ticket at its θ_0 each round, "
-                                 "no training between rounds, then trains the last ticket n epochs; rewind "
-                                 "(Algorithm 1 per round) scores the trained ticket, removes k more, rewinds to "
-                                 "the dense run's θ_i and trains n − i epochs", choices=ITERATIVE_MODES)
-    blocks_per_round: int = option(1, "iterative: blocks removed per round, k (the last round removes fewer "
-                                   "when p is not a multiple of k)", low=1)
-    macs_budget: float | None = option(None, kind=float, help="iterative: stop after the first round whose "
-                                       "ticket has at most this fraction of the dense MACs (None = no budget)",
-                                       low=0.0, high=1.0, low_open=True)
-    stop_xi: float | None = option(None, kind=float, help="iterative: stop at the first round whose ticket loses "
-                                   "to dense by more than this many points of validation accuracy (needs "
-                                   "data.val_size > 0; in iterative_mode=init every round's ticket is then "
-                                   "trained n epochs); the run keeps the round before it (None = no accuracy stop)")
+    reinit_of: str = declared(PIPELINE_OPTIONS["reinit_of"])             # declared by reinit
+    filter_match: str = declared(PIPELINE_OPTIONS["filter_match"])       # declared by filter_ticket
+    iterative_mode: str = declared(PIPELINE_OPTIONS["iterative_mode"])   # declared by iterative, as are:
+    blocks_per_round: int = declared(PIPELINE_OPTIONS["blocks_per_round"])
+    macs_budget: float | None = declared(PIPELINE_OPTIONS["macs_budget"])
+    stop_xi: float | None = declared(PIPELINE_OPTIONS["stop_xi"])
     # other options the criteria declare, given as `pruning.NAME: value` (listed by `lottery run --fields`)
     options: tuple[tuple[str, Any], ...] = field(default=(), metadata={"identity": True})
+
+    def chooser(self) -> str:
+        """What chooses the removed blocks: the criterion, or the control when it reads none (uniform)."""
+        control = get_control(self.control)
+        return self.criterion if control is None or control.reads_criterion else control.name
 
     def criterion_options(self) -> dict[str, Any]:
         """The criterion options this section sets: bn_mode, temperature, target and `options`."""

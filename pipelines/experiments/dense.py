@@ -11,8 +11,3 @@ def dense(ctx: RunContext) -> Trained:
         ctx.save_weights(model, 0)
     result = steps.train_model(ctx, model, extra_hooks=[KeepWeights(ctx, keep)])
     return Trained(model, result)
-
-
-def needs_trained_dense(pruning) -> bool:
-    """Never: it is the dense run."""
-    return False

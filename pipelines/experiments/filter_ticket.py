@@ -30,8 +30,3 @@ def filter_ticket(ctx: RunContext) -> Trained:
     ctx.save_weights(ticket, 0)
     result = steps.train_model(ctx, ticket)
     return Trained(ticket, result, plan=block_plan)
-
-
-def needs_trained_dense(pruning) -> bool:
-    """Never: it prunes filters at θ_0."""
-    return False

@@ -274,9 +274,3 @@ def _log_rounds(ctx: RunContext, rounds: list[Round], kept: Round, stop: str, co
     ctx.set_tags({"removed_blocks": ",".join(kept.removed) or "none", "blocks_removed": len(kept.removed),
                   "stage_counts": "/".join(str(n) for n in counts.values()), "rounds": len(rounds),
                   "kept_round": kept.round, "stop_reason": stop})
-
-
-def needs_trained_dense(pruning) -> bool:
-    """In rewind mode (round 1 scores θ_n, every round rewinds to θ_i), or with `stop_xi` (every
-    round is compared with the dense run's validation accuracy)."""
-    return pruning.iterative_mode == "rewind" or pruning.stop_xi is not None

@@ -24,8 +24,3 @@ def reinit(ctx: RunContext) -> Trained:
     ctx.save_weights(ticket, 0)
     result = steps.train_model(ctx, ticket)                # n epochs from epoch 0
     return Trained(ticket, result, plan=plan, dense=dense)
-
-
-def needs_trained_dense(pruning) -> bool:
-    """Only as the control of Algorithm 1's ticket (`reinit_of=ticket_rewind`), planned on θ_n."""
-    return pruning.reinit_of == "ticket_rewind"

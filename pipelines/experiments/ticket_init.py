@@ -11,8 +11,3 @@ def ticket_init(ctx: RunContext) -> Trained:
     ctx.save_weights(ticket, 0)                             # the ticket's θ_0, for the record
     result = steps.train_model(ctx, ticket)                # 3. train F′ for n epochs
     return Trained(ticket, result, plan=plan)
-
-
-def needs_trained_dense(pruning) -> bool:
-    """Never: it plans at θ_0 (its comparison with the dense run is made once both have finished)."""
-    return False

@@ -14,8 +14,3 @@ def ticket_rewind(ctx: RunContext) -> Trained:
     ctx.save_weights(ticket, i)
     result = steps.train_model(ctx, ticket, start_epoch=i)  # 5. lr schedule from epoch i; n − i epochs
     return Trained(ticket, result, plan=plan, dense=dense)
-
-
-def needs_trained_dense(pruning) -> bool:
-    """Always: it scores θ_n and rewinds to θ_i of its finished dense run."""
-    return True

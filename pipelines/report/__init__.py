@@ -9,6 +9,7 @@ The report opens with the study's declared questions (`questions`): for each, th
 generated from its Holm-adjusted verdicts, its table of comparisons and its planning SD. The
 paper's tables follow; a comparison that no question declares is labelled exploratory there.
 """
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,51 +27,87 @@ from pipelines.report.questions import (
 )
 from pipelines.report.runs import load_rounds, load_runs, paired
 
+
+@dataclass(frozen=True)
+class ReportInputs:
+    """What every table is built from: the finished runs, ticket–dense pairs, the margin ξ (points),
+    the declared questions' labels, the iterative rounds."""
+
+    runs: pd.DataFrame
+    pairs: pd.DataFrame
+    xi: float
+    labels: dict
+    rounds: pd.DataFrame
+
+
+@dataclass(frozen=True)
+class ReportTable:
+    """One section of the report: its CSV name, title, note ({xi}, {timing} filled in) and builder
+    (None or an empty frame: "No runs of this kind"). A new table is a function plus one line here."""
+
+    key: str
+    title: str
+    note: str
+    build: Callable[[ReportInputs], pd.DataFrame | None]
+
+
+# the report's tables, in order
 TABLES = (
-    ("summary", "Summary: every configuration", "Test accuracy (`acc`: the final fp32 evaluation on the test split; "
-     "%, mean ± std over seeds) and Δ = ticket − dense accuracy in points, paired by seed, with its 90 % interval and "
-     "raw verdict at ξ = {xi:g} points; `question` names the declared question the row answers (its adjusted verdict "
-     "beside it), else the row is exploratory."),
-    ("controls", "Controls: does the criterion find the blocks, or would a control do as well?",
-     "Each criterion against each control at the same p, d = acc(criterion) − acc(control) paired by seed, 90 % "
-     "interval, raw verdict at ξ = {xi:g} points (better / worse / equivalent / inconclusive): random blocks "
-     "(criterion random), random blocks with the criterion's per-stage counts, the plain shallower network "
-     "(uniform), the inverted criterion, scores on shuffled labels or noise images, and reinit (the ticket's "
-     "architecture, fresh weights)."),
-    ("table1_rewind", "Table 1 analogue: block tickets after training, Δ by criterion × rewind point θᵢ",
-     "Δ accuracy in points, mean [90 % interval] (n) raw verdict (Algorithm 1); the reinit column is the "
-     "Liu et al. control: the ticket's architecture with fresh weights, trained n epochs."),
-    ("table2_init", "Table 2 analogue: block tickets at initialization, Δ by p × criterion",
-     "Δ accuracy in points, mean [90 % interval] (n) raw verdict (Algorithm 2); p = blocks removed."),
-    ("table3_filter_vs_block", "Table 3 analogue: filter tickets vs block tickets of the same size",
-     "Each side's Δ against dense, and filter − block accuracy paired by seed (points, 90 % interval, raw verdict at "
-     "ξ = {xi:g}). `matched`: the filter ticket is pruned to the block ticket's filter count (filters) or to its "
-     "MACs (macs); the MACs columns show how different \"the same size\" can be."),
-    ("table4_cost", "Table 4 analogue: cost reductions and training speed-up",
-     "Reductions versus dense in %; energy and CO₂ are codecarbon's estimates (where the CPU exposes no RAPL "
-     "counters it models power as constant, so they restate the run's duration, shared cores included); "
-     "speed-up = dense / ticket SGD time per epoch (×) as the runs measured it while they trained "
-     "(meaningless when runs shared the cores), beside the MACs ratio. Inference and training-step speed-ups are "
-     "in the speed-up table, from one interleaved timing pass."),
-    ("speedups_by_size", "Speed-ups from one interleaved timing pass, by ticket size",
-     "{timing} This table pools the per-round speed-ups of every architecture of one kind and MACs ratio; the "
-     "next gives each architecture."),
-    ("speedups", "Speed-ups from one interleaved timing pass, per architecture",
-     "One row per distinct architecture (identical architectures are one measurement), dense first."),
-    ("pareto", "Pareto front: accuracy against MACs",
-     "One row per ticket configuration (mean over seeds; accuracy = validation accuracy when every ticket reports "
-     "it, else test accuracy), the dense network first; on_front: no other ticket is as accurate and cheaper. A "
-     "front found on one seed is a shortlist: rerun it with several seeds and read the summary's verdicts."),
-    ("iterative", "Iterative tickets round by round, against one-shot tickets of the same p",
-     "Each round of the iterative runs (k blocks a round) by blocks removed: MACs left, test accuracy of the round's "
-     "ticket (at θ₀ only the last round is trained unless pruning.stop_xi judged every round) and of the one-shot "
-     "ticket (ticket_init, or ticket_rewind at the same θᵢ) with the same criterion, seed and dense run; "
-     "iterative − one-shot in points, paired by seed, 90 % interval, raw verdict at ξ = {xi:g}."),
-    ("table5_robustness", "Table 5 analogue: robustness, Δ ticket − dense",
-     "Points of accuracy on generated CIFAR-10-C corruptions (mean of 15 × 5 severities), shifted sets when "
-     "given, and FGSM/PGD adversarial examples (ε = k/255). The first row is the dense networks' own accuracy on "
-     "each set (mean ± sd), the level each Δ sits on; \"at floor\" marks sets where ticket and dense are both "
-     "≤ 0.5 % on every seed (the attack broke both: no verdict)."),
+    ReportTable("summary", "Summary: every configuration", "Test accuracy (`acc`: the final fp32 evaluation on the test split; "
+                "%, mean ± std over seeds) and Δ = ticket − dense accuracy in points, paired by seed, with its 90 % interval and "
+                "raw verdict at ξ = {xi:g} points; `question` names the declared question the row answers (its adjusted verdict "
+                "beside it), else the row is exploratory.",
+                lambda d: tables.summary(d.runs, d.pairs, d.xi, d.labels)),
+    ReportTable("controls", "Controls: does the criterion find the blocks, or would a control do as well?",
+                "Each criterion against each control at the same p, d = acc(criterion) − acc(control) paired by seed, 90 % "
+                "interval, raw verdict at ξ = {xi:g} points (better / worse / equivalent / inconclusive): random blocks "
+                "(criterion random), random blocks with the criterion's per-stage counts, the plain shallower network "
+                "(uniform), the inverted criterion, scores on shuffled labels or noise images, and reinit (the ticket's "
+                "architecture, fresh weights).",
+                lambda d: tables.controls(d.runs, d.xi, d.labels)),
+    ReportTable("table1_rewind", "Table 1 analogue: block tickets after training, Δ by criterion × rewind point θᵢ",
+                "Δ accuracy in points, mean [90 % interval] (n) raw verdict (Algorithm 1); the reinit column is the "
+                "Liu et al. control: the ticket's architecture with fresh weights, trained n epochs.",
+                lambda d: tables.table1_rewind(d.pairs, d.xi)),
+    ReportTable("table2_init", "Table 2 analogue: block tickets at initialization, Δ by p × criterion",
+                "Δ accuracy in points, mean [90 % interval] (n) raw verdict (Algorithm 2); p = blocks removed.",
+                lambda d: tables.table2_init(d.pairs, d.xi)),
+    ReportTable("table3_filter_vs_block", "Table 3 analogue: filter tickets vs block tickets of the same size",
+                "Each side's Δ against dense, and filter − block accuracy paired by seed (points, 90 % interval, raw verdict at "
+                "ξ = {xi:g}). `matched`: the filter ticket is pruned to the block ticket's filter count (filters) or to its "
+                "MACs (macs); the MACs columns show how different \"the same size\" can be.",
+                lambda d: tables.table3_filter_vs_block(d.runs, d.pairs, d.xi, d.labels)),
+    ReportTable("table4_cost", "Table 4 analogue: cost reductions and training speed-up",
+                "Reductions versus dense in %; energy and CO₂ are codecarbon's estimates (where the CPU exposes no RAPL "
+                "counters it models power as constant, so they restate the run's duration, shared cores included); "
+                "speed-up = dense / ticket SGD time per epoch (×) as the runs measured it while they trained "
+                "(meaningless when runs shared the cores), beside the MACs ratio. Inference and training-step speed-ups are "
+                "in the speed-up table, from one interleaved timing pass.",
+                lambda d: tables.table4_cost(d.pairs)),
+    ReportTable("speedups_by_size", "Speed-ups from one interleaved timing pass, by ticket size",
+                "{timing} This table pools the per-round speed-ups of every architecture of one kind and MACs ratio; the "
+                "next gives each architecture.",
+                lambda d: timing.speedup_by_size(d.runs)),
+    ReportTable("speedups", "Speed-ups from one interleaved timing pass, per architecture",
+                "One row per distinct architecture (identical architectures are one measurement), dense first.",
+                lambda d: timing.speedup_table(d.runs)),
+    ReportTable("pareto", "Pareto front: accuracy against MACs",
+                "One row per ticket configuration (mean over seeds; accuracy = validation accuracy when every ticket reports "
+                "it, else test accuracy), the dense network first; on_front: no other ticket is as accurate and cheaper. A "
+                "front found on one seed is a shortlist: rerun it with several seeds and read the summary's verdicts.",
+                lambda d: pareto.table(d.runs)),
+    ReportTable("iterative", "Iterative tickets round by round, against one-shot tickets of the same p",
+                "Each round of the iterative runs (k blocks a round) by blocks removed: MACs left, test accuracy of the round's "
+                "ticket (at θ₀ only the last round is trained unless pruning.stop_xi judged every round) and of the one-shot "
+                "ticket (ticket_init, or ticket_rewind at the same θᵢ) with the same criterion, seed and dense run; "
+                "iterative − one-shot in points, paired by seed, 90 % interval, raw verdict at ξ = {xi:g}.",
+                lambda d: tables.iterative(d.rounds, d.runs, d.xi)),
+    ReportTable("table5_robustness", "Table 5 analogue: robustness, Δ ticket − dense",
+                "Points of accuracy on generated CIFAR-10-C corruptions (mean of 15 × 5 severities), shifted sets when "
+                "given, and FGSM/PGD adversarial examples (ε = k/255). The first row is the dense networks' own accuracy on "
+                "each set (mean ± sd), the level each Δ sits on; \"at floor\" marks sets where ticket and dense are both "
+                "≤ 0.5 % on every seed (the attack broke both: no verdict).",
+                lambda d: tables.table5_robustness(d.pairs, d.xi)),
 )
 
 
@@ -114,14 +151,8 @@ def write_report(tracking_uri: str, experiment: str, out_dir, sweep: str | None 
     labels = membership(answers)
     rounds = load_rounds(tracking_uri, runs)
     rounds = rounds.assign(oneshot=tables.oneshot_acc(rounds, runs))
-    built = {"summary": tables.summary(runs, pairs, xi, labels), "controls": tables.controls(runs, xi, labels),
-             "table1_rewind": tables.table1_rewind(pairs, xi), "table2_init": tables.table2_init(pairs, xi),
-             "table3_filter_vs_block": tables.table3_filter_vs_block(runs, pairs, xi, labels),
-             "table4_cost": tables.table4_cost(pairs), "speedups": timing.speedup_table(runs),
-             "speedups_by_size": timing.speedup_by_size(runs),
-             "pareto": pareto.table(runs),
-             "iterative": tables.iterative(rounds, runs, xi),
-             "table5_robustness": tables.table5_robustness(pairs, xi)}
+    inputs = ReportInputs(runs, pairs, xi, labels, rounds)
+    built = {t.key: t.build(inputs) for t in TABLES}
     seeds = sorted(runs.seed.unique())
     lines = [f"# Report: {sweep or experiment}", "",
              f"{len(runs)} finished runs (experiment `{experiment}`{f', sweep `{sweep}`' if sweep else ''}); "
@@ -130,9 +161,9 @@ def write_report(tracking_uri: str, experiment: str, out_dir, sweep: str | None 
              f"Verdict rule: {stats.VERDICT_RULE}.", "",
              *_question_lines(answers, out), pareto.smallest_winner(pairs, xi, labels), ""]
     files = ReportFiles(markdown=out / "report.md")
-    for key, title, note in TABLES:
-        table = built[key]
-        lines += [f"## {title}", ""]
+    for t in TABLES:
+        key, note, table = t.key, t.note, built[t.key]
+        lines += [f"## {t.title}", ""]
         if table is None or not len(table):
             lines += ["No runs of this kind in this report.", ""]
             continue

@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from lottery_core.criteria.control_registry import control_names, get_control
 from lottery_core.errors import LotteryError
 from pipelines.report import stats
 
@@ -49,7 +50,9 @@ DEFAULT_ENDPOINT = "acc"
 ENDPOINT = re.compile(r"^(acc|corruption_acc(\.[a-z_]+)?|shifted_acc\.[a-z0-9_]+|adv_acc\.[a-z]+\.eps\d+)$")
 SELECT_KEYS = ("pipeline", "model", "criterion", "control", "p", "rewind_epoch", "planned_stage_counts",
                "filter_match", "iterative")
-CONTROLS = ("random", "same_stage_random", "uniform", "inverted", "shuffled_labels", "random_inputs", "reinit")
+# what a criterion is compared with: the random criterion, every registered control
+# (`lottery_core.criteria.control_registry`, in its order), and the reinit pipeline of the same ticket
+CONTROLS = ("random", *control_names()[1:], "reinit")
 QUESTION_KEYS = ("id", "ask", "compare", "select", "controls", "margin", "endpoint")
 TOP_KEYS = ("margin", "endpoint", "questions")
 
@@ -286,17 +289,22 @@ def criterion_vs_control(runs: pd.DataFrame, pairs: pd.DataFrame, q: Question) -
         same = (runs.model == cfg["model"]) & (runs.p == cfg["p"])
         at = same & (runs.pipeline == cfg["pipeline"]) & (runs.rewind_epoch == cfg["rewind_epoch"])
         candidates = {"random": runs[at & (runs.criterion == "random") & (runs.control == "none")],
-                      "uniform": runs[at & (runs.control == "uniform")],
                       "reinit": runs[same & (runs.pipeline == "reinit") & (runs.criterion == cfg["criterion"])
                                      & (runs.reinit_of.replace("", "ticket_init") == cfg["pipeline"])]}
-        for control in ("same_stage_random", "inverted", "shuffled_labels", "random_inputs"):
-            candidates[control] = runs[at & (runs.criterion == cfg["criterion"]) & (runs.control == control)]
+        for control in CONTROLS[1:-1]:
+            candidates[control] = runs[at & (runs.control == control) & same_criterion(runs, cfg, control)]
         name = config_name(cfg)
         for control in q.controls:
             if len(candidates[control]):
                 out.append(_between(name, f"{control} at {name}", g, candidates[control], q.endpoint,
                                     ("control", _key(cfg), control), label=f"{name} − {control}"))
     return out
+
+
+def same_criterion(runs: pd.DataFrame, cfg: dict, control: str) -> pd.Series | bool:
+    """Which runs of a registered control share the configuration's criterion (every run, when the
+    control reads no criterion: uniform)."""
+    return runs.criterion == cfg["criterion"] if get_control(control).reads_criterion else True
 
 
 def filter_vs_block(runs: pd.DataFrame, pairs: pd.DataFrame, q: Question) -> list[Comparison]:

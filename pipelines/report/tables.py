@@ -13,11 +13,10 @@ import numpy as np
 import pandas as pd
 
 from pipelines.report import stats
-from pipelines.report.questions import CONFIG_KEYS, per_seed
+from pipelines.report.questions import CONFIG_KEYS, CONTROLS, per_seed, same_criterion
 
 VERDICT_RULE = stats.VERDICT_RULE
 EXPLORATORY = "exploratory"
-CONTROL_ORDER = ("random", "same_stage_random", "uniform", "inverted", "shuffled_labels", "random_inputs", "reinit")
 
 
 def cell(values, digits: int = 2, sign: bool = True) -> str:
@@ -241,13 +240,13 @@ def controls(runs: pd.DataFrame, xi: float = 0.0, labels: dict | None = None) ->
     (`questions.criterion_vs_control` builds the rows), with the declared question the row answers
     and its adjusted verdict, else "exploratory".
 
-    Controls: random (criterion random), same_stage_random, uniform, inverted, shuffled_labels,
-    random_inputs (pruning.control), and reinit (the reinit pipeline of the same ticket)."""
+    Controls (`questions.CONTROLS`): random (criterion random), every registered control
+    (pruning.control), and reinit (the reinit pipeline of the same ticket)."""
     from pipelines.report.questions import COMPARISONS, Question
 
     if not len(runs):
         return None
-    everything = Question("", "", ("criterion_vs_control",), controls=CONTROL_ORDER, margin=xi)
+    everything = Question("", "", ("criterion_vs_control",), controls=CONTROLS, margin=xi)
     rows = []
     for c in COMPARISONS["criterion_vs_control"][0](runs, runs, everything):
         cfg = dict(zip(CONFIG_KEYS, c.key[1], strict=True))
@@ -267,13 +266,11 @@ def _stage_counts(runs: pd.DataFrame, cfg: dict, control: str) -> str:
     at = (runs.model == cfg["model"]) & (runs.p.astype(str) == cfg["p"]) & (runs.pipeline == cfg["pipeline"])
     if control == "random":
         other = runs[at & (runs.criterion == "random") & (runs.control == "none")]
-    elif control == "uniform":
-        other = runs[at & (runs.control == "uniform")]
     elif control == "reinit":
         other = runs[(runs.model == cfg["model"]) & (runs.p.astype(str) == cfg["p"]) & (runs.pipeline == "reinit")
                      & (runs.criterion == cfg["criterion"])]
     else:
-        other = runs[at & (runs.criterion == cfg["criterion"]) & (runs.control == control)]
+        other = runs[at & (runs.control == control) & same_criterion(runs, cfg, control)]
     return ", ".join(sorted(set(other.get("stage_counts", pd.Series(dtype=str)).dropna())))
 
 
