@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 OPTIONS = (TARGET,)
 
 
-def expectabs(model: nn.Module, blocks: list[str], batches, *, target: str = "branch") -> dict[str, float]:
+def expectabs(model: nn.Module, blocks: list[str], batches, *, target: str = TARGET.default) -> dict[str, float]:
     """E|a| over images, channels and positions of each block's `target` ("branch" or "output"),
     in the units of the activations (normalized-input units at the stem)."""
     from lottery_core.criteria.common import reduce_block_outputs

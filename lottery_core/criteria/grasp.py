@@ -19,12 +19,14 @@ if TYPE_CHECKING:
     import torch
     import torch.nn as nn
 
-# torch is imported where the criterion scores: the registry reads OPTIONS without it
-OPTIONS = (Option("temperature", float, 200.0, "GraSP softmax temperature: logits / T (Wang et al. use 200)",
-                  low=0.0, low_open=True),)
+# torch is imported where the criterion scores: the registry reads OPTIONS without it. The
+# signature's default is the declaration's (registry.check_declarations checks they agree).
+TEMPERATURE = Option("temperature", float, 200.0, "GraSP softmax temperature: logits / T (Wang et al. use 200)",
+                     low=0.0, low_open=True)
+OPTIONS = (TEMPERATURE,)
 
 
-def grasp(model: nn.Module, batches, *, temperature: float = 200.0) -> dict[str, torch.Tensor]:
+def grasp(model: nn.Module, batches, *, temperature: float = TEMPERATURE.default) -> dict[str, torch.Tensor]:
     """θ ⊙ Hg with H, g the Hessian and gradient of the mean loss of logits / `temperature`
     with respect to the conv and linear weights (other parameters held fixed).
 

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 OPTIONS = (TARGET,)
 
 
-def hrank(model: nn.Module, blocks: list[str], batches, *, target: str = "branch") -> dict[str, float]:
+def hrank(model: nn.Module, blocks: list[str], batches, *, target: str = TARGET.default) -> dict[str, float]:
     """Rank of every (H, W) map, averaged over images and channels (higher = richer = keep).
 
     "branch": rank / min(H, W) of f(x), in [0, 1]; "output": rank of relu(x + f(x)), in 0..min(H, W)."""

@@ -23,11 +23,12 @@ if TYPE_CHECKING:
     import torch
     import torch.nn as nn
 
-OPTIONS = (Option("components", int, 2, "pls: PLS components of the block-importance fit", low=1), TARGET)
+COMPONENTS = Option("components", int, 2, "pls: PLS components of the block-importance fit", low=1)
+OPTIONS = (COMPONENTS, TARGET)
 
 
-def pls(model: nn.Module, blocks: list[str], batches, *, components: int = 2,
-        target: str = "branch") -> dict[str, float]:
+def pls(model: nn.Module, blocks: list[str], batches, *, components: int = COMPONENTS.default,
+        target: str = TARGET.default) -> dict[str, float]:
     """VIP score (dimensionless, Σ VIP² = len(blocks)) of every block's 1-component PLS
     representation of its pooled `target` ("branch" or "output"); higher = more discriminative."""
     import torch

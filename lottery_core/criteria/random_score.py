@@ -9,10 +9,11 @@ if TYPE_CHECKING:
     import torch
     import torch.nn as nn
 
-OPTIONS = (Option("seed", int, 0, "seed of the draws (the pipelines pass the run's draw seed)", low=0),)
+SEED = Option("seed", int, 0, "seed of the draws (the pipelines pass the run's draw seed)", low=0)
+OPTIONS = (SEED,)
 
 
-def random_weights(model: nn.Module, batches, *, seed: int = 0) -> dict[str, torch.Tensor]:
+def random_weights(model: nn.Module, batches, *, seed: int = SEED.default) -> dict[str, torch.Tensor]:
     """One uniform draw per weight, in named_parameters() order, from a generator seeded with `seed`."""
     import torch
 
@@ -23,7 +24,7 @@ def random_weights(model: nn.Module, batches, *, seed: int = 0) -> dict[str, tor
             for k, w in weight_parameters(model).items()}
 
 
-def random_blocks(model: nn.Module, blocks: list[str], batches, *, seed: int = 0) -> dict[str, float]:
+def random_blocks(model: nn.Module, blocks: list[str], batches, *, seed: int = SEED.default) -> dict[str, float]:
     """One uniform draw per block (forward order), seeded: not the sum of per-weight draws,
     which would favour big blocks."""
     import torch

@@ -15,11 +15,13 @@ if TYPE_CHECKING:
     import torch
     import torch.nn as nn
 
-OPTIONS = (Option("input_size", int, (3, 32, 32), "synflow: the all-ones image's shape (C, H, W) when no batch "
-                  "gives it", low=1, sequence=True),)
+INPUT_SIZE = Option("input_size", int, (3, 32, 32), "synflow: the all-ones image's shape (C, H, W) when no batch "
+                    "gives it", low=1, sequence=True)
+OPTIONS = (INPUT_SIZE,)
 
 
-def synflow(model: nn.Module, batches, *, input_size: tuple[int, ...] = (3, 32, 32)) -> dict[str, torch.Tensor]:
+def synflow(model: nn.Module, batches, *,
+            input_size: tuple[int, ...] = INPUT_SIZE.default) -> dict[str, torch.Tensor]:
     """|θ ⊙ ∂R/∂θ| in float64; the input has the shape of one image of the batches (else `input_size`)."""
     import torch
     import torch.nn as nn
