@@ -12,10 +12,16 @@ Two changes to torchvision's network, both in `build_vit`:
   it for fine-tuning; at zero the logits are constant and no gradient reaches the encoder, so at
   θ_0 every gradient or output criterion (SNIP, GraSP, KL) would score every layer exactly 0.
 """
+from __future__ import annotations  # annotations name torchvision's class without importing it
+
+from typing import TYPE_CHECKING
+
 import torch.nn as nn
-from torchvision.models.vision_transformer import VisionTransformer
 
 from lottery_core.models.registry import register_model
+
+if TYPE_CHECKING:
+    from torchvision.models.vision_transformer import VisionTransformer
 
 # name: (patch size, encoder layers, heads, hidden dimension, MLP dimension)
 VIT_SIZES = {"vit_tiny": (4, 6, 3, 96, 192)}
@@ -23,7 +29,10 @@ VIT_SIZES = {"vit_tiny": (4, 6, 3, 96, 192)}
 
 def build_vit(patch_size: int, num_layers: int, num_heads: int, hidden_dim: int, mlp_dim: int,
               num_classes: int = 10, image_size: int = 32) -> VisionTransformer:
-    """A torchvision ViT for `image_size`² images with numbered encoder layers and a live head."""
+    """A torchvision ViT for `image_size`² images with numbered encoder layers and a live head
+    (torchvision is imported here, when one is built)."""
+    from torchvision.models.vision_transformer import VisionTransformer
+
     model = VisionTransformer(image_size=image_size, patch_size=patch_size, num_layers=num_layers,
                               num_heads=num_heads, hidden_dim=hidden_dim, mlp_dim=mlp_dim, num_classes=num_classes)
     model.encoder.layers = nn.Sequential(*model.encoder.layers)

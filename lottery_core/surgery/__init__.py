@@ -9,6 +9,7 @@
     prune_filters(model, scores, n)    filter tickets through Torch-Pruning's dependency graph
     prune_filters_to_count / _to_macs  filter tickets matched to a block ticket's filters or MACs
 """
+from lottery_core.lazy import lazy_attributes
 from lottery_core.surgery.blocks import (
     BLOCK_KINDS,
     DEFAULT_MIN_BLOCKS_PER_STAGE,
@@ -27,14 +28,6 @@ from lottery_core.surgery.blocks import (
     stage_budget,
 )
 from lottery_core.surgery.bypass import bypass_blocks
-from lottery_core.surgery.filters import (
-    filter_scores,
-    prunable_convs,
-    prune_filters,
-    prune_filters_to_count,
-    prune_filters_to_macs,
-    replay_pruning,
-)
 from lottery_core.surgery.remove import (
     load_by_key_map,
     remove_blocks,
@@ -42,6 +35,12 @@ from lottery_core.surgery.remove import (
     ticket_block_names,
     ticket_key_map,
 )
+
+# filter pruning loads Torch-Pruning and torch's FLOP counter (a second of imports): on first use,
+# so that the run config's check of a model's stage budget does not wait for them
+__getattr__ = lazy_attributes(__name__, dict.fromkeys(
+    ("filter_scores", "prunable_convs", "prune_filters", "prune_filters_to_count", "prune_filters_to_macs",
+     "replay_pruning"), "filters"))
 
 __all__ = [
     "BLOCK_KINDS", "DEFAULT_MIN_BLOCKS_PER_STAGE", "Block", "BlockKind", "block_parameters",

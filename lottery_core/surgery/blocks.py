@@ -11,13 +11,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
-from torchvision.models.mobilenetv2 import InvertedResidual
-from torchvision.models.resnet import BasicBlock as TvBasicBlock
-from torchvision.models.resnet import Bottleneck as TvBottleneck
-from torchvision.models.vision_transformer import EncoderBlock
 
 from lottery_core.errors import LotteryError
-from lottery_core.models.cifar_resnet import BasicBlock as CifarBasicBlock
 
 DEFAULT_MIN_BLOCKS_PER_STAGE = 2  # the authors' code keeps at least two blocks in every stage
 
@@ -51,12 +46,17 @@ def _conv_kind(has_identity_shortcut: Callable[[nn.Module], bool],
 # torchvision's EncoderBlock: x = x + attn(ln_1(x)); y = x + mlp(ln_2(x)). Its residual branches
 # end in the attention's output projection and the MLP's last Linear (mlp[3]): both zero, the
 # layer is the identity. Every encoder layer keeps the token shape: all have identity shortcuts.
-BLOCK_KINDS: dict[type, BlockKind] = {
-    CifarBasicBlock: _conv_kind(_resnet_identity, lambda b: b.bn2),
-    TvBasicBlock: _conv_kind(_resnet_identity, lambda b: b.bn2),
-    TvBottleneck: _conv_kind(_resnet_identity, lambda b: b.bn3),
-    InvertedResidual: _conv_kind(lambda b: bool(b.use_res_connect), lambda b: b.conv[-1]),
-    EncoderBlock: BlockKind(lambda b: True, lambda b: (b.self_attention.out_proj, b.mlp[3]), None),
+# Keyed by the class's import path, so that reading a model never imports torchvision (the run
+# config checks a CIFAR ResNet before it loads): a module holds a torchvision block only once
+# torchvision has been imported. Exact classes, not subclasses.
+BLOCK_KINDS: dict[str, BlockKind] = {
+    "lottery_core.models.cifar_resnet.BasicBlock": _conv_kind(_resnet_identity, lambda b: b.bn2),
+    "torchvision.models.resnet.BasicBlock": _conv_kind(_resnet_identity, lambda b: b.bn2),
+    "torchvision.models.resnet.Bottleneck": _conv_kind(_resnet_identity, lambda b: b.bn3),
+    "torchvision.models.mobilenetv2.InvertedResidual": _conv_kind(lambda b: bool(b.use_res_connect),
+                                                                  lambda b: b.conv[-1]),
+    "torchvision.models.vision_transformer.EncoderBlock": BlockKind(
+        lambda b: True, lambda b: (b.self_attention.out_proj, b.mlp[3]), None),
 }
 
 
@@ -72,7 +72,8 @@ class Block:
 
 
 def _kind(module: nn.Module) -> BlockKind | None:
-    return BLOCK_KINDS.get(type(module))
+    cls = type(module)
+    return BLOCK_KINDS.get(f"{cls.__module__}.{cls.__qualname__}")
 
 
 def residual_blocks(model: nn.Module) -> list[Block]:
@@ -140,7 +141,7 @@ def removable_blocks(model: nn.Module, min_blocks_per_stage: int = DEFAULT_MIN_B
         raise LotteryError(f"min_blocks_per_stage must be >= 1, got {min_blocks_per_stage}")
     blocks = residual_blocks(model)
     if not blocks:
-        kinds = ", ".join(sorted(t.__name__ for t in BLOCK_KINDS))
+        kinds = ", ".join(sorted(path.rsplit(".", 1)[1] for path in BLOCK_KINDS))
         raise LotteryError(f"{type(model).__name__} has no removable residual blocks "
                            f"(known block types: {kinds})")
     sizes = stage_sizes(blocks)
