@@ -84,7 +84,13 @@ def history(uri: str, run_id: str, key: str = "train_loss") -> list[int]:
     ({"optuna": {"space": {"pruning.p": {"type": "int", "low": 1, "high": 9}}}},
      r"1 value\(s\) of the optuna space are invalid: \{pruning.p=9\}: pruning.p=9 exceeds the 3 blocks"),
     ({"optuna": {"space": {"pruning.p": {"type": "int", "low": 1, "high": 2}}, "modes": ["up"]}},
-     r"optuna metrics and modes must be lists of equal length"),
+     r"^optuna.modes must be a list of one of: max, min, got \['up'\]$"),
+    ({"optuna": {"space": {"pruning.p": {"type": "int", "low": 1, "high": 2}}, "modes": ["max", "min"]}},
+     r"^optuna.modes must be one per metric \(1\), got \['max', 'min'\]$"),
+    ({"optuna": {"space": {"pruning.p": {"type": "int", "low": 1, "high": 2}}, "num_samples": 0}},
+     r"^optuna.num_samples must be an integer >= 1, got 0$"),
+    ({"optuna": {"space": {"pruning.p": {"type": "int", "low": 1, "high": 2}}, "trials": 3}},
+     r"^unknown config key 'optuna.trials'; allowed in optuna: space, metrics, modes, num_samples, seed$"),
 ])
 def test_bad_sweep_files_are_refused_in_one_line(tmp_path, tiny_folder, spec, message):
     path = write_sweep(tmp_path, tiny_folder, **spec)

@@ -1,11 +1,30 @@
 """An Optuna search in a sweep file: its space (every end of every range validated against the
-base config), metrics that some run reports, modes, samples; the dense baseline shared by all."""
+base config), metrics that some run reports, modes, samples (declared like the run config's
+sections: `SearchSettings`); the dense baseline shared by all."""
+from dataclasses import dataclass
+
 from lottery_core.errors import LotteryError
 from pipelines.config import RunConfig
+from pipelines.config.building import build_section
+from pipelines.config.fields import option
 from pipelines.config.loading import STAGE_COUNT
 
-OPTUNA_KEYS = ("space", "metrics", "modes", "num_samples", "seed")
 SPACE_TYPES = ("int", "float", "categorical")
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """An Optuna search's settings besides its space (`optuna.<key>` in a sweep file)."""
+
+    metrics: tuple[str, ...] = option(("acc",), "final metrics of a run the search optimizes (see "
+                                      "pipelines.evaluation), e.g. [val_acc, macs]", sequence=True, min_distinct=1)
+    modes: tuple[str, ...] = option((), "max or min, one per metric (default: max for each)", kind=str,
+                                    sequence=True, choices=("max", "min"))
+    num_samples: int = option(8, "trials the search draws", low=1)
+    seed: int = option(0, "seed of the Optuna sampler", low=0)
+
+
+OPTUNA_KEYS = ("space", *SearchSettings.__dataclass_fields__)
 
 
 def check_optuna(raw, base_cfg: RunConfig) -> dict:
@@ -15,7 +34,8 @@ def check_optuna(raw, base_cfg: RunConfig) -> dict:
         raise LotteryError("sweep 'optuna' must be a mapping with space, metrics, modes, num_samples")
     unknown = sorted(set(raw) - set(OPTUNA_KEYS))
     if unknown:
-        raise LotteryError(f"unknown optuna key {unknown[0]!r}; allowed: {', '.join(OPTUNA_KEYS)}")
+        raise LotteryError(f"unknown config key 'optuna.{unknown[0]}'; allowed in optuna: {', '.join(OPTUNA_KEYS)}")
+    settings = build_section({k: v for k, v in raw.items() if k != "space"}, SearchSettings, "optuna.")
     space = raw.get("space") or {}
     if not isinstance(space, dict) or not space:
         raise LotteryError("the optuna search space is empty: give space: {field: {type: int, low: 1, high: 3}}")
@@ -35,23 +55,18 @@ def check_optuna(raw, base_cfg: RunConfig) -> dict:
         raise LotteryError(f"{len(invalid)} value(s) of the optuna space are invalid: " + "; ".join(invalid))
     from pipelines.evaluation import metric_problem  # imports torch and MLflow
 
-    metrics = raw.get("metrics", ["acc"])
-    metrics = metrics if isinstance(metrics, list) else [metrics]
-    modes = raw.get("modes", ["max"] * len(metrics))
-    modes = modes if isinstance(modes, list) else [modes]
-    if not metrics or len(metrics) != len(modes) or any(m not in ("max", "min") for m in modes):
-        raise LotteryError("optuna metrics and modes must be lists of equal length; modes are max or min")
+    metrics = list(settings.metrics)
+    modes = list(settings.modes) or ["max"] * len(metrics)
+    if len(metrics) != len(modes):
+        raise LotteryError(f"optuna.modes must be one per metric ({len(metrics)}), got {modes!r}")
     for metric in metrics:   # Ray would mark every trial that lacks it PRUNED, and the search turn random
         problem = metric_problem(str(metric), base_cfg.pipeline, base_cfg.data.val_size)
         if problem:
             raise LotteryError(f"optuna metric {metric!r}: {problem}")
-    n = raw.get("num_samples", 8)
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise LotteryError(f"optuna num_samples must be a positive integer, got {n!r}")
     # the dense baseline is scheduled once, first, when every sample shares it
     dense = base_cfg.dense() if base_cfg.pipeline != "dense" and not changes_dense else None
-    return {"space": space, "metrics": metrics, "modes": modes, "num_samples": n,
-            "seed": raw.get("seed", 0), "dense": dense}
+    return {"space": space, "metrics": metrics, "modes": modes, "num_samples": settings.num_samples,
+            "seed": settings.seed, "dense": dense}
 
 
 def _probes(space: dict) -> list[tuple[str, dict]]:
