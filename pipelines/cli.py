@@ -31,6 +31,13 @@ def lottery_command() -> str:
 
 
 def _info(args: argparse.Namespace) -> None:
+    if args.list:
+        from pipelines.info import registered
+
+        print("\n".join(f"{name:<20} {summary}" for name, summary in registered(args.list).items()))
+        return
+    if args.model is None:
+        raise LotteryError("lottery info needs a model name (e.g. resnet56), or --list criteria|controls|pipelines")
     from pipelines.info import describe
 
     options = {"shortcut": args.shortcut} if args.shortcut else {}
@@ -263,8 +270,11 @@ def build_parser() -> argparse.ArgumentParser:
                                      "train, compare with the dense network; runs tracked in MLflow.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    info = commands.add_parser("info", help="blocks, removable blocks, MACs, params, memory of a model")
-    info.add_argument("model", help="a registered model name, e.g. resnet56")
+    info = commands.add_parser("info", help="blocks, removable blocks, MACs, params, memory of a model; or "
+                                            "what the registries hold (--list)")
+    info.add_argument("model", nargs="?", help="a registered model name, e.g. resnet56")
+    info.add_argument("--list", choices=["criteria", "controls", "pipelines"],
+                      help="list the registered criteria, controls or pipelines with a line each")
     info.add_argument("--num-classes", type=int, default=10)
     info.add_argument("--shortcut", choices=["A", "B", "conv"], help="CIFAR ResNet shortcut variant")
     info.add_argument("--min-blocks-per-stage", type=int, default=2)

@@ -1,5 +1,18 @@
-"""`lottery info MODEL`: the block view and cost of an architecture, as plain text."""
+"""`lottery info MODEL`: the block view and cost of an architecture, as plain text; `lottery info
+--list KIND`: what a registry holds."""
 from lottery_core import accounting, models, surgery
+
+
+def registered(kind: str) -> dict[str, str]:
+    """{name: one-line summary} of the registered criteria, controls or pipelines."""
+    from lottery_core.criteria import control_registry, registry
+    from pipelines.config import pipeline_registry
+
+    if kind == "criteria":
+        return registry.describe("block")
+    if kind == "controls":
+        return control_registry.describe_controls()
+    return {n: pipeline_registry.get_pipeline(n).summary for n in pipeline_registry.pipeline_names()}
 
 
 def describe(name: str, num_classes: int = 10, min_blocks_per_stage: int = 2, **options) -> str:

@@ -19,6 +19,7 @@ def bad_inputs(tmp_path):
         (["info", "resnet21"], "unknown model 'resnet21'; choose one of:"),
         (["info", "resnet20", "--num-classes", "0"], "num_classes must be a positive integer"),
         (["info", "resnet20", "--min-blocks-per-stage", "0"], "min_blocks_per_stage must be >= 1"),
+        (["info"], "lottery info needs a model name"),
         (["run", str(tmp_path / "missing.yaml")], "config file not found"),
         (["run", str(tmp_path / "not_a_mapping.yaml")], "expected a mapping of sections"),
         (["run", str(tmp_path / "broken.yaml")], "not valid YAML"),
@@ -44,6 +45,16 @@ def bad_inputs(tmp_path):
         (["run", "--set", "tracking.tracking_uri=./mlruns"], "plain path"),
         (["report", "nosuchsweep", *runs], "nosuchsweep"),
     ]
+
+
+def test_info_lists_what_each_registry_holds(capsys):
+    from lottery_core.criteria import control_registry, registry
+    from pipelines.config import pipeline_registry
+
+    for kind, names in (("criteria", registry.names("block")), ("controls", control_registry.control_names()[1:]),
+                        ("pipelines", pipeline_registry.pipeline_names())):
+        assert main(["info", "--list", kind]) == 0
+        assert [line.split()[0] for line in capsys.readouterr().out.splitlines()] == list(names)
 
 
 def test_bad_inputs_table(tmp_path, capsys):

@@ -95,7 +95,7 @@ SETTINGS_FIELDS = tuple(f.name for f in fields(TrainingConfig) if f.name in TRAI
 
 @dataclass(frozen=True)
 class PruningConfig:
-    criterion: str = option("grasp", "criterion that scores blocks (or filters): see `lottery info --criteria`")
+    criterion: str = option("grasp", "criterion that scores blocks (or filters): see `lottery info --list criteria`")
     p: int = option(1, "number of residual blocks removed (filter tickets: matched to this block ticket)", low=0)
     stage_counts: tuple[int, ...] = option((), "blocks removed from each stage, stage 1 first (e.g. [2, 3, 1]), "
                                            "the criterion choosing which within each stage; p must be their "
