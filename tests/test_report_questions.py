@@ -154,3 +154,39 @@ def test_a_sweep_file_declares_its_questions(tmp_path):
                                     "questions": {"questions": [{"id": "Q"}]}}))
     with pytest.raises(LotteryError, match=r"s.yaml: questions.questions\[0\].ask: required"):
         load_sweep(path)
+
+
+def test_the_criterion_is_placed_among_random_draws_of_its_shape(tmp_path):
+    """Q2 of the full-CIFAR-10 study: GraSP against four same_stage_random draws per seed. Seed 0's
+    GraSP beats all four draws (100 %), seed 1's two of four (50 %), seed 2's none (0 %): mean 50 %,
+    90 % interval 50 ± t(0.95, 2) · 50/√3 = 50 ± 84.3, clipped to [0, 100]. With one draw a seed
+    there is no distribution to place it in, only the paired comparison."""
+    from pipelines.report import stats
+    from pipelines.report.questions import among_draws
+
+    assert stats.percentile_among(80.0, [70.0, 75.0, 85.0, 90.0]) == 50.0
+    assert stats.percentile_among(2.0, [1.0, 2.0, 3.0]) == 50.0           # a tie counts half
+    assert stats.percentile_interval([50.0]) == pytest.approx((50.0, float("nan"), float("nan")), nan_ok=True)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    client = MlflowClient(uri)
+    exp = client.create_experiment("e", artifact_location=(tmp_path / "a").as_uri())
+    grasp = {0: 80.0, 1: 80.0, 2: 80.0}
+    draws = {0: [70.0, 71.0, 72.0, 73.0], 1: [70.0, 75.0, 85.0, 90.0], 2: [81.0, 82.0, 83.0, 84.0]}
+    for seed in grasp:
+        logged_run(client, exp, {"pipeline": "dense", "criterion": "none", "p": "0", "seed": str(seed),
+                                 "identity": f"d{seed}", "dense_identity": f"d{seed}"}, {"acc": 90.0})
+        logged_run(client, exp, {"pipeline": "ticket_init", "criterion": "grasp", "p": "5", "seed": str(seed),
+                                 "identity": f"g{seed}", "dense_identity": f"d{seed}"}, {"acc": grasp[seed]})
+        for draw, acc in enumerate(draws[seed]):
+            logged_run(client, exp, {"pipeline": "ticket_init", "criterion": "grasp", "p": "5", "seed": str(seed),
+                                     "control": "same_stage_random", "draw": str(draw),
+                                     "identity": f"r{seed}{draw}", "dense_identity": f"d{seed}"}, {"acc": acc})
+    q = read_questions({"questions": [{"id": "Q2", "ask": "Does GraSP beat random blocks of its shape?",
+                                       "compare": "criterion_vs_control", "controls": ["same_stage_random"]}]})[0]
+    runs = load_runs(uri, "e")
+    table = answer(q, runs, paired(runs, 0.5)).table()
+    assert table["percentile among draws"].tolist() == ["50 [0, 100] % (3 seeds × 4 draws)"]
+    assert table["n"].tolist() == [3]     # the paired comparison is against each seed's mean draw
+    one_draw = runs[(runs.control != "same_stage_random") | (runs.draw.astype(str) == "0")]
+    assert among_draws(one_draw[one_draw.control == "none"], one_draw[one_draw.control == "same_stage_random"],
+                       "acc") == {}

@@ -224,6 +224,28 @@ def detectable(n: int, sd: float, alpha: float = ALPHA, power: float = POWER) ->
     return float(np.asarray(effect).item()) * sd
 
 
+def percentile_among(value: float, draws: Sequence[float]) -> float:
+    """Where `value` falls among the random `draws` (same seed, same shape), in %: the share of draws
+    below it, ties counted half (50 = a typical draw, 100 = better than every draw)."""
+    d = np.asarray(draws, dtype=float)
+    if not len(d):
+        raise ValueError("percentile_among needs at least one draw")
+    return float(100.0 * ((d < value).sum() + 0.5 * (d == value).sum()) / len(d))
+
+
+def percentile_interval(percentiles: Sequence[float]) -> tuple[float, float, float]:
+    """Mean of per-seed percentiles (%) and its 90 % t interval over the seeds, clipped to [0, 100]
+    (NaN ends with fewer than 2 seeds)."""
+    x = np.asarray(percentiles, dtype=float)
+    mean = float(x.mean()) if len(x) else math.nan
+    if len(x) < 2:
+        return mean, math.nan, math.nan
+    if x.std(ddof=1) == 0.0:
+        return mean, mean, mean
+    low, high = DescrStatsW(x).tconfint_mean(alpha=2 * ALPHA)
+    return mean, max(0.0, float(low)), min(100.0, float(high))
+
+
 def binomial_se(acc_pct: float, n: int) -> float:
     """Standard error (points) of an accuracy of `acc_pct` % measured on `n` test images."""
     if n <= 0 or not math.isfinite(acc_pct):

@@ -257,7 +257,7 @@ def controls(runs: pd.DataFrame, xi: float = 0.0, labels: dict | None = None) ->
                      "rewind": f"θ{cfg['rewind_epoch']}" if cfg["pipeline"] == "ticket_rewind" else "—",
                      "control": control, "criterion − control": s.mean_text(), "90% interval": s.interval(),
                      "n": s.n, "verdict": s.verdict, "question": question, "adjusted verdict": adjusted,
-                     "control stage counts": _stage_counts(runs, cfg, control)})
+                     "control stage counts": _stage_counts(runs, cfg, control), **c.extra})
     return pd.DataFrame(rows).set_index(["pipeline", "model", "criterion", "p", "rewind", "control"]) if rows else None
 
 
