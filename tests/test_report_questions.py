@@ -190,3 +190,27 @@ def test_the_criterion_is_placed_among_random_draws_of_its_shape(tmp_path):
     one_draw = runs[(runs.control != "same_stage_random") | (runs.draw.astype(str) == "0")]
     assert among_draws(one_draw[one_draw.control == "none"], one_draw[one_draw.control == "same_stage_random"],
                        "acc") == {}
+
+
+def test_two_criteria_are_compared_seed_by_seed(tmp_path):
+    """GraSP − SNIP at p = 5 (the full-CIFAR-10 study's secondary question): per-seed differences
+    0.1, 0.2, 0.3 points, so Δ = +0.2 with the 90 % interval 0.2 ± t(0.95, 2) · 0.1/√3 = [+0.03, +0.37]:
+    L > 0, GraSP is better. A criterion at another p is not paired with them."""
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    client = MlflowClient(uri)
+    exp = client.create_experiment("e", artifact_location=(tmp_path / "a").as_uri())
+    accs = {("grasp", 5): [91.0, 91.2, 91.4], ("snip", 5): [90.9, 91.0, 91.1], ("snip", 3): [95.0, 95.0, 95.0]}
+    for seed in range(3):
+        logged_run(client, exp, {"pipeline": "dense", "criterion": "none", "p": "0", "seed": str(seed),
+                                 "identity": f"d{seed}", "dense_identity": f"d{seed}"}, {"acc": 92.0})
+        for (criterion, p), acc in accs.items():
+            logged_run(client, exp, {"pipeline": "ticket_init", "criterion": criterion, "p": str(p), "seed": str(seed),
+                                     "identity": f"{criterion}{p}{seed}", "dense_identity": f"d{seed}"},
+                       {"acc": acc[seed]})
+    q = read_questions({"questions": [{"id": "S4", "ask": "GraSP or SNIP?", "compare": "criterion_vs_criterion",
+                                       "select": {"criterion": ["grasp", "snip"]}}]})[0]
+    runs = load_runs(uri, "e")
+    table = answer(q, runs, paired(runs, 0.5)).table()
+    assert table.comparison.tolist() == ["ticket_init grasp p=5 − ticket_init snip p=5"]
+    assert table["90% interval"].tolist() == ["[+0.03, +0.37]"]
+    assert table.verdict.tolist() == ["better"]

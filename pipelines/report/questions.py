@@ -31,6 +31,7 @@ practitioner acts on, about the seed-to-seed SD of a fully trained CIFAR ResNet,
 standard error of one accuracy near 60 % on 10,000 test images. A study whose noise is larger says
 so in its planning SD and the seeds it would need.
 """
+import itertools
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -303,6 +304,27 @@ def criterion_vs_control(runs: pd.DataFrame, pairs: pd.DataFrame, q: Question) -
     return out
 
 
+# what two criterion configurations must share to be compared (they differ in criterion, and so in
+# their planned stage counts)
+SHARED_BY_CRITERIA = ("pipeline", "model", "p", "rewind_epoch", "iterative")
+
+
+def criterion_vs_criterion(runs: pd.DataFrame, pairs: pd.DataFrame, q: Question) -> list[Comparison]:
+    """Each pair of selected criterion configurations (control none, criterion not random/uniform)
+    at the same pipeline, model, p and rewind point: endpoint(a) − endpoint(b) per seed over the
+    seeds both have, a before b in name order (GraSP − SNIP)."""
+    if not len(runs):
+        return []
+    tickets = runs[runs.pipeline.isin(["ticket_init", "ticket_rewind"])]
+    chosen = _configs(tickets, q, lambda d: (d.control == "none") & ~d.criterion.isin(["random", "uniform"]))
+    out = []
+    for (a, ga), (b, gb) in itertools.combinations(sorted(chosen, key=lambda c: c[0]["criterion"]), 2):
+        if a["criterion"] == b["criterion"] or any(a.get(k) != b.get(k) for k in SHARED_BY_CRITERIA):
+            continue
+        out.append(_between(config_name(a), config_name(b), ga, gb, q.endpoint, ("criteria", _key(a), _key(b))))
+    return out
+
+
 def same_criterion(runs: pd.DataFrame, cfg: dict, control: str) -> pd.Series | bool:
     """Which runs of a registered control share the configuration's criterion (every run, when the
     control reads no criterion: uniform)."""
@@ -366,6 +388,7 @@ def iterative_vs_oneshot(runs: pd.DataFrame, pairs: pd.DataFrame, q: Question) -
 COMPARISONS: dict[str, tuple[Callable, str, str]] = {
     "ticket_vs_dense": (ticket_vs_dense, "vs_dense", "ticket − dense"),
     "criterion_vs_control": (criterion_vs_control, "difference", "criterion − control"),
+    "criterion_vs_criterion": (criterion_vs_criterion, "difference", "criterion − criterion"),
     "filter_vs_block": (filter_vs_block, "difference", "filter ticket − block ticket"),
     "iterative_vs_oneshot": (iterative_vs_oneshot, "difference", "iterative − one-shot"),
 }
