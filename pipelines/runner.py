@@ -26,6 +26,7 @@ from lottery_core.train.device import resolve_device
 from pipelines import layout, plots
 from pipelines.claim import EXPIRE_AFTER, Claim
 from pipelines.config import RunConfig
+from pipelines.config.checks import check_precision
 from pipelines.config.pipeline_registry import get_pipeline
 from pipelines.context import RunContext, with_fingerprint
 from pipelines.evaluation import evaluate_run
@@ -87,6 +88,7 @@ def run(cfg: RunConfig, *, hooks=(), parent_run_id: str | None = None, tags: dic
     in the run's tag `energy_rule`).
     """
     device = resolve_device(cfg.device)            # before anything is created
+    check_precision(cfg)                           # this machine's, which may not be the driver's
     uri, experiment_id = prepare_store(cfg)       # an unreachable server is reported here
     client = MlflowClient(uri)
     cfg = with_fingerprint(cfg)                    # the data is part of the identity

@@ -48,6 +48,38 @@ def test_a_bf16_cpu_trains_in_bf16_unless_amp_is_off_and_that_is_another_identit
     assert identity("device=cpu", "training.amp=false") == fp32     # amp itself is not identity: precision is
 
 
+def test_a_required_precision_refuses_a_machine_that_would_compute_another(monkeypatch):
+    """A study spread over machines with and without bf16 must not mix precisions: on this (pinned)
+    CPU without bf16, requiring bf16 is refused in one line naming the flags; on a bf16 CPU it holds
+    and names the same identity as no requirement; requiring fp32 there needs amp off."""
+    with pytest.raises(LotteryError, match=r"^training.require_precision=bf16, but this run would compute in fp32: "
+                                           r"this CPU has no native bf16 \(no avx512_bf16 or amx_bf16"):
+        load_config(None, ["device=cpu", "training.require_precision=bf16"])
+    assert identity("device=cpu", "training.require_precision=fp32") == identity("device=cpu")
+    monkeypatch.setattr(precision_rule, "cpu_has_native_bf16", lambda: True)
+    assert identity("device=cpu", "training.require_precision=bf16") == identity("device=cpu") == "83ba84a8d12d"
+    with pytest.raises(LotteryError, match="would compute in bf16 .*set training.amp=false"):
+        load_config(None, ["device=cpu", "training.require_precision=fp32"])
+    with pytest.raises(LotteryError, match="would compute in fp32: training.amp is false"):
+        load_config(None, ["device=cpu", "training.amp=false", "training.require_precision=bf16"])
+    with pytest.raises(LotteryError, match="require_precision.*fp16"):
+        load_config(None, ["device=cpu", "training.require_precision=fp16"])
+
+
+def test_the_runner_checks_the_precision_where_the_run_trains(monkeypatch, tmp_path):
+    """A config validated on a bf16 driver, then run on a node without bf16 (a trial elsewhere):
+    refused before any run or checkpoint is created."""
+    from pipelines import runner
+
+    monkeypatch.setattr(precision_rule, "cpu_has_native_bf16", lambda: True)
+    cfg = load_config(None, ["device=cpu", "training.require_precision=bf16",
+                             f"tracking.results_dir={tmp_path}"])
+    monkeypatch.setattr(precision_rule, "cpu_has_native_bf16", lambda: False)
+    with pytest.raises(LotteryError, match="would compute in fp32"):
+        runner.run(cfg)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_the_schema_version_is_part_of_every_identity(monkeypatch):
     before = identity("device=cpu")
     monkeypatch.setattr(config.identity, "IDENTITY_SCHEMA", config.IDENTITY_SCHEMA + 1)

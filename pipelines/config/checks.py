@@ -59,6 +59,28 @@ def check_run(cfg) -> None:
     if cfg.data.name == "folder" and not (cfg.data.root or os.environ.get("LOTTERY_DATA_DIR")):
         raise LotteryError("data.name=folder needs data.root (or LOTTERY_DATA_DIR)")
     check_model(cfg)
+    check_precision(cfg)
+
+
+def check_precision(cfg) -> None:
+    """`training.require_precision`: the precision this machine would compute `cfg` in must be the
+    required one (checked at the edge and again where the run trains, which may be another node)."""
+    required = cfg.training.require_precision
+    if required == "any":
+        return
+    resolved = cfg.precision()
+    if resolved == required:
+        return
+    if required == "fp32":
+        raise LotteryError(f"training.require_precision=fp32, but this run would compute in {resolved} "
+                           f"(amp on a {cfg.device_kind()} device that computes bf16 natively): set training.amp=false")
+    from lottery_core.train.precision import NATIVE_BF16_FLAGS
+
+    why = ("training.amp is false" if not cfg.training.amp else
+           f"this CPU has no native bf16 (no {' or '.join(NATIVE_BF16_FLAGS)} in /proc/cpuinfo)")
+    raise LotteryError(f"training.require_precision=bf16, but this run would compute in {resolved}: {why}; "
+                       "run it on a CPU with native bf16 or a GPU, or drop the requirement (the runs are then "
+                       "other identities)")
 
 
 def check_model(cfg) -> None:

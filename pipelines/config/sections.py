@@ -76,6 +76,10 @@ class TrainingConfig:
     label_smoothing: float = declared(TRAIN["label_smoothing"])
     amp: bool = declared(TRAIN["amp"], identity=False, help=TRAIN["amp"].help + "; the identity holds the "
                          "resolved precision")
+    require_precision: str = option("any", "the precision the run must compute in: any (what amp and the device "
+                                    "give), fp32 or bf16; a machine or amp setting that would compute another "
+                                    "is refused, so a study spread over machines never mixes precisions",
+                                    choices=("any", "fp32", "bf16"), identity=False)
     compile: bool = declared(TRAIN["compile"], identity=False)
     eval_every: int = declared(TRAIN["eval_every"], identity=False)
     keep_epochs: tuple[int, ...] = option((0, 25, 50, 75), "dense runs keep the weights of these epochs "
