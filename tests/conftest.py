@@ -34,6 +34,16 @@ def write_image_folder(root: Path, classes: int = 4, train_per_class: int = 8, t
     return root
 
 
+@pytest.fixture
+def cpu_without_bf16(monkeypatch):
+    """Identities hold the resolved precision, which on a CPU depends on its bf16 flags: a test that
+    pins an identity pins the machine too, so that it holds on every CPU (bf16 CPUs are tested
+    explicitly)."""
+    import lottery_core.train.precision as precision_rule
+
+    monkeypatch.setattr(precision_rule, "cpu_has_native_bf16", lambda: False)
+
+
 @pytest.fixture(scope="session")
 def tiny_folder(tmp_path_factory) -> Path:
     """A session-wide tiny data set: 4 classes, 8 train and 4 test 32x32 PNGs per class."""

@@ -18,11 +18,7 @@ def identity(*overrides, source=None):
     return load_config(source, list(overrides)).identity()
 
 
-@pytest.fixture(autouse=True)
-def cpu_without_bf16(monkeypatch):
-    """Identities hold the resolved precision, which on a CPU depends on its bf16 flags: pin the
-    machine so that the golden values hold on every CPU (bf16 CPUs are tested explicitly)."""
-    monkeypatch.setattr(precision_rule, "cpu_has_native_bf16", lambda: False)
+pytestmark = pytest.mark.usefixtures("cpu_without_bf16")   # golden values hold on every CPU
 
 
 GOLDEN = {  # config overrides (on the defaults, device=cpu) -> identity

@@ -20,7 +20,7 @@ from tune.sweep_file import Sweep, load_sweep
 from tune.trial import DriverConfigs, built_configs, trial_config
 
 RECORDS = Path(__file__).parent / "data" / "sweep_records"   # sweep.json's "sweep" as commit 5ad3878 wrote it
-# identities (device cpu) of those records' trials, as that version's trials computed them
+# identities (device cpu, fp32: `cpu_without_bf16`) of those records' trials, as that version's trials computed them
 DEMO_IDENTITIES = ["ff6a0327d3e6", "a7faa24fdcdd", "0173f629738e", "7d5a81d7afed", "e142f4af4378", "ca6d97ef3902",
                    "01fdfa9a3290"]
 OPTUNA_DENSE_IDENTITY, OPTUNA_BASE_IDENTITY = "3d4452719f07", "36b959d33ee2"
@@ -103,7 +103,7 @@ def test_a_resume_builds_each_config_once_from_the_record(small_grid, builds):
     assert again.points == sweep.points and again.phases() == sweep.phases()
 
 
-def test_a_record_written_before_configs_travelled_frozen_still_resumes(builds):
+def test_a_record_written_before_configs_travelled_frozen_still_resumes(builds, cpu_without_bf16):
     demo = Sweep.from_dict(json.loads((RECORDS / "demo_v1.json").read_text()))
     assert len(builds) == 7
     assert [replace(c, device="cpu").identity() for c in demo.points] == DEMO_IDENTITIES
