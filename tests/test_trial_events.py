@@ -26,3 +26,14 @@ def test_a_trial_whose_config_cannot_be_read_keeps_its_own_name(capsys):
     trial = SimpleNamespace(config={"run": {"model": {"name": "nonet"}}}, trial_id="t2", last_result={})
     ProgressPrinter().on_trial_error(0, [], trial)
     assert "failed    namespace(" in capsys.readouterr().out
+
+
+def test_after_a_resume_the_trials_finished_before_count_as_done(capsys):
+    """A resumed sweep's Tune state holds the trials finished before the interruption: the first
+    trial to finish after it is the third of 15, not the first."""
+    config = {"run": POINT, "sweep": "s", "parent_run_id": "x", "seed": 0}
+    before = [SimpleNamespace(trial_id=f"old{i}", status="TERMINATED") for i in range(2)]
+    trial = SimpleNamespace(config=config, trial_id="t1", status="RUNNING", last_result={"acc": 82.4})
+    waiting = SimpleNamespace(trial_id="t2", status="PENDING")
+    ProgressPrinter(total=15).on_trial_complete(0, [*before, trial, waiting], trial)
+    assert capsys.readouterr().out.rstrip().endswith("acc 82.4%  (3 of 15 done)")

@@ -53,7 +53,10 @@ class ProgressPrinter(tune.Callback):
         self._say(f"epoch {int(result['epoch']) + 1}/{epochs} {name}{acc}{took}")
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        self.done += 1
+        # the trials Tune holds as finished, this one included: after `lottery resume` those that
+        # finished before the interruption count too
+        finished = {t.trial_id for t in trials if getattr(t, "status", None) == "TERMINATED"}
+        self.done = max(self.done + 1, len(finished | {trial.trial_id}))
         result = trial.last_result or {}
         acc = f"  acc {result['acc']:.1f}%" if "acc" in result else ""
         existed = "  (finished before: not trained again)" if result.get("run_existed") else ""
