@@ -21,3 +21,12 @@ def lazy_attributes(package: str, modules: dict[str, str]) -> Callable[[str], ob
             raise AttributeError(f"module {package!r} has no attribute {name!r}") from None
 
     return __getattr__
+
+
+def resolve(target: Callable | str) -> Callable:
+    """A registry entry's function: `target` itself, or "module:function" imported now (on first
+    use, so that a registry is known without importing torch)."""
+    if callable(target):
+        return target
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)

@@ -22,11 +22,11 @@ the run is named by the control); `stage_counts` says whether planned per-stage 
 Like the criteria registry, this module imports no torch: the functions are named by
 "module:function" and imported when a run plans its ticket.
 """
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from lottery_core.errors import LotteryError
+from lottery_core.lazy import resolve
 
 NONE = "none"   # the config's value for "no control: the criterion's p lowest"
 ACTS_ON = ("scoring_data", "scores", "choice", "blocks")
@@ -47,10 +47,7 @@ class Control:
 
     @property
     def fn(self) -> Callable:
-        if callable(self.function):
-            return self.function
-        module, _, attr = self.function.partition(":")
-        return getattr(importlib.import_module(module), attr)
+        return resolve(self.function)
 
     @property
     def reads_criterion(self) -> bool:

@@ -12,12 +12,12 @@ default, help) in the criterion's own file (`OPTIONS`, next to the function) and
 the same ones. The function is named by "module:function" and imported when a criterion
 scores, so the registry (names, options, what each needs) is known without importing torch.
 """
-import importlib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from lottery_core.errors import LotteryError, choose
+from lottery_core.lazy import resolve
 from lottery_core.options import Option
 
 LEVELS = ("weight", "block")
@@ -43,10 +43,7 @@ class Criterion:
     @property
     def fn(self) -> Callable:
         """The scoring function (imported here: criteria modules import torch)."""
-        if callable(self.function):
-            return self.function
-        module, _, attr = self.function.partition(":")
-        return getattr(importlib.import_module(module), attr)
+        return resolve(self.function)
 
     @property
     def options(self) -> dict[str, object]:

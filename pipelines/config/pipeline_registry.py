@@ -19,11 +19,11 @@ A new pipeline is one file in `pipelines/experiments/` with `f(ctx) -> Trained` 
 
 `registry`-style like the criteria and controls: names in registration order, `get_pipeline(name)`.
 """
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from lottery_core.errors import LotteryError
+from lottery_core.lazy import resolve
 from lottery_core.options import Option
 
 LEVELS = ("block", "weight")
@@ -57,10 +57,7 @@ class Pipeline:
     @property
     def fn(self) -> Callable:
         """The pipeline function (imported here: experiments import torch)."""
-        if callable(self.run):
-            return self.run
-        module, _, attr = self.run.partition(":")
-        return getattr(importlib.import_module(module), attr)
+        return resolve(self.run)
 
 
 _PIPELINES: dict[str, Pipeline] = {}
