@@ -134,6 +134,22 @@ def _records_import(args: argparse.Namespace) -> None:
           f"skipped {counts.skipped} already finished there")
 
 
+def _records_check(args: argparse.Namespace) -> None:
+    from pipelines.audit import audit_experiment, summary
+    from pipelines.config import load_config
+    from pipelines.tracking import check_sweep_name, existing_store
+
+    if args.sweep is not None:
+        check_sweep_name(args.sweep)
+    cfg = load_config(None, _overrides(args) + [f"tracking.experiment={args.experiment}"])
+    audits = audit_experiment(existing_store(cfg), args.experiment, sweep=args.sweep)
+    if not audits:
+        raise LotteryError(f"experiment {args.experiment!r} has no runs in {cfg.results_path()}: nothing to check")
+    print(summary(audits))
+    if any(a.problems for a in audits):
+        raise SystemExit(1)   # found something trained twice or lost (bad input is 2)
+
+
 def _latency(args: argparse.Namespace) -> None:
     from pipelines.latency_settings import latency_settings
 
@@ -321,6 +337,13 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help=argparse.SUPPRESS)
     _add_results_dir(restore)
     restore.set_defaults(handler=_records_import)
+    check = actions.add_parser("check", help="was anything trained twice or lost? one run per identity, each "
+                               "epoch logged once, no attempt retraining an epoch (exit 1 if so)")
+    check.add_argument("--experiment", default="block-tickets", help="MLflow experiment")
+    check.add_argument("--sweep", default=None, help="only the runs of this sweep (default: every run)")
+    check.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help=argparse.SUPPRESS)
+    _add_results_dir(check)
+    check.set_defaults(handler=_records_check)
 
     latency = commands.add_parser("latency", help="inference latency of every finished run, logged into it",
                                   description=LATENCY_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)

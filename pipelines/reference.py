@@ -178,7 +178,7 @@ def mlflow_reference() -> str:
              "`corruption_acc.fog`), `<n>`, `<k>`, `<i>` for numbers, `<sweep>` for a sweep's name. "
              "Tags under `mlflow.` not listed here are MLflow's own. How runs are tracked: "
              "[runs in MLflow](../mlflow.md).", "",
-             "One meaning per key: a metric is either a history (per epoch or per round) or a final "
+             "One meaning per key: a metric is either a history (per epoch, round or attempt) or a final "
              "value, never both, so the value MLflow shows for a key (the one at its highest step) is "
              "what the tables below say.", "",
              "## Metrics per epoch", "",
@@ -186,6 +186,11 @@ def mlflow_reference() -> str:
              "curves `lr`, `train_loss` and `train_acc` is named `epoch_<x>`; they are for curves, and "
              "the run's results are its final metrics (its accuracy is `acc`, not `epoch_test_acc`).", "",
              *_table(header, rows(run_schema.EPOCH_METRICS)), "",
+             "## Metrics per attempt", "",
+             "Logged once per attempt at training the run, with step = the attempt (from 0: a run "
+             "resumed twice has three), when the attempt's first epoch ends: the ledger "
+             "`lottery records check` reads to show that no epoch was trained twice.", "",
+             *_table(header, rows(run_schema.ATTEMPT_METRICS)), "",
              "## Final metrics", "",
              "Logged once, at step 0, when the run has trained and been evaluated. A ticket's "
              "`train_time_reduction_pct` compares total SGD times (`train_time_s`) and its `speedup` "

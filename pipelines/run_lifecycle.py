@@ -26,6 +26,10 @@ class MlflowEpochLogger:
     holds but MLflow never received (the attempt died between the checkpoint and the logging,
     e.g. a tracking server that went away) are logged from the checkpoint's history, and epochs
     MLflow already holds are not logged twice. So every epoch appears exactly once per metric.
+
+    Each attempt also logs its ledger line on its first epoch (step = the attempt, from 0):
+    `attempt_first_epoch` and `attempt_epochs_retrained`, the epochs MLflow already held from that
+    epoch on (0 unless a checkpoint was older than the log); `pipelines.audit` reads them.
     """
 
     def __init__(self, client: MlflowClient, run_id: str, reference_key: str = "train_loss"):
@@ -35,9 +39,17 @@ class MlflowEpochLogger:
     def on_epoch_end(self, epoch: int, metrics: dict, state) -> None:
         if self.logged is None:
             self.logged = {m.step for m in self.client.get_metric_history(self.run_id, self.reference_key)}
+            self._log_attempt(epoch)
             for earlier in state.history[:-1]:
                 self._log(int(earlier["epoch"]), earlier)
         self._log(epoch, metrics)
+
+    def _log_attempt(self, first_epoch: int) -> None:
+        attempt = len(self.client.get_metric_history(self.run_id, "attempt_first_epoch"))
+        retrained = sum(1 for step in self.logged if step >= first_epoch)
+        now = int(time.time() * 1000)
+        self.client.log_batch(self.run_id, metrics=[Metric("attempt_first_epoch", first_epoch, now, attempt),
+                                                    Metric("attempt_epochs_retrained", retrained, now, attempt)])
 
     def _log(self, epoch: int, metrics: dict) -> None:
         if epoch in self.logged:

@@ -11,7 +11,8 @@ logs are all declared here: a new metric or tag needs its entry. Plain data: imp
 heavy (no torch, no MLflow).
 
 One meaning per metric key: a metric key is either a history, logged once per epoch (step = the
-epoch, from 0) or once per round (step = the round), or a single final value at step 0, logged when
+epoch, from 0), once per round (step = the round) or once per attempt at training the run (step =
+the attempt: `attempt_first_epoch`), or a single final value at step 0, logged when
 the run has been evaluated (again only to replace it, as a re-timed latency); never both. MLflow's
 run page and `run.data.metrics` show a key's value at its highest step, so a key with both would
 show its last epoch's value where the final one was meant (`Entry.step` says which a key is;
@@ -91,6 +92,15 @@ def _a(name, unit, meaning, runs=EVERY):
 
 
 _EPOCH = "every pipeline run (and the round runs that train)"
+
+# one value per attempt at training a run (step = the attempt, from 0): the ledger `lottery records
+# check` reads to show that a resumed run trained no epoch twice (pipelines.audit)
+ATTEMPT_METRICS = (
+    _m("attempt_first_epoch", "epoch", "the first epoch the attempt trained: 0 from the start, k when it resumed "
+       "from a checkpoint holding epochs 0..k−1 (logged when the attempt's first epoch ends)", _EPOCH, "attempt"),
+    _m("attempt_epochs_retrained", "count", "epochs MLflow already held from `attempt_first_epoch` on, which the "
+       "attempt trains again (its checkpoint was older than the log); 0: nothing trained twice", _EPOCH, "attempt"),
+)
 
 EPOCH_METRICS = (
     _m("lr", "learning rate", "learning rate at the end of the epoch", _EPOCH, "epoch"),
@@ -333,7 +343,7 @@ ARTIFACTS = (
     _a("report/", "folder", "the sweep's report (tables, plots, report.md)", PARENT),
 )
 
-ENTRIES: tuple[Entry, ...] = (*EPOCH_METRICS, *FINAL_METRICS, *ITERATIVE_METRICS, *TAGS, *PARAMS, *ARTIFACTS)
+ENTRIES: tuple[Entry, ...] = (*EPOCH_METRICS, *ATTEMPT_METRICS, *FINAL_METRICS, *ITERATIVE_METRICS, *TAGS, *PARAMS, *ARTIFACTS)
 
 
 def entries(kind: str) -> tuple[Entry, ...]:
@@ -349,7 +359,7 @@ def declared(key: str, kind: str) -> Entry | None:
 
 
 def metric_step(key: str) -> str | None:
-    """What the MLflow step of metric `key` counts: `epoch` or `round` for a history, `0` for a final
+    """What the MLflow step of metric `key` counts: `epoch`, `round` or `attempt` for a history, `0` for a final
     value logged once; None when no entry declares it. ValueError when entries of both kinds declare
     it (the rule of the module docstring)."""
     steps = {e.step for e in entries("metric") if e.pattern().match(key)}

@@ -63,6 +63,12 @@ def test_generated_references_are_deterministic():
         assert str(ROOT) not in text and str(Path.home()) not in text
 
 
+def test_the_mlflow_reference_lists_every_declared_key():
+    text = reference.mlflow_reference()
+    missing = [e.name for e in run_schema.ENTRIES if f"| `{e.name}` |" not in text]
+    assert missing == [], f"declared in pipelines/run_schema.py but not in docs/reference/mlflow.md: {missing}"
+
+
 def test_every_link_resolves():
     broken = []
     for doc in documents():

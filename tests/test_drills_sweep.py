@@ -21,6 +21,7 @@ from drills import DRILL_FILE
 from helpers import free_port, kill_group, lottery, tiny_sweep_file
 from mlflow.tracking import MlflowClient
 
+from pipelines.audit import audit_experiment
 from pipelines.cli import main
 
 pytestmark = pytest.mark.slow   # real Ray clusters and SIGKILLed drivers
@@ -128,6 +129,11 @@ def test_sigkilled_driver_and_worker_then_resume_finishes_with_one_run_per_trial
         assert all(t > killed_at_ms for _, t in now[len(logged_before[name]):])
         assert by_name[name].data.tags.get("resumed") == "true"
         assert by_name[name].data.metrics["epochs_trained"] == EPOCHS
+    # the ledger `lottery records check` reads says the same: every attempt went on where the last stopped
+    audits = {a.name: a for a in audit_experiment(f"sqlite:///{db}", "drills", sweep="drill")}
+    assert len(audits) == 4 and all(a.problems == [] for a in audits.values())
+    assert audits["dense resnet20 seed=0"].attempts == ((0, 0), (2, 0))
+    assert all(len(audits[name].attempts) == 2 for name in interrupted)
 
 
 CLUSTER_SCRIPT = textwrap.dedent("""

@@ -88,7 +88,9 @@ def test_no_key_a_real_run_logs_is_both_a_history_and_a_final_value(runs):
         assert all([step for step, _ in logged[key]] == [0, 1] for key in expected)
         # the final values beside them: the primary accuracy and the times, each once
         assert {"acc", "val_acc", "train_time_s", "mean_epoch_train_time_s", "wall_time_s"} <= set(logged)
-        assert {run_schema.metric_step(key) for key in logged} == {"epoch", "0"}
+        assert {run_schema.metric_step(key) for key in logged} == {"epoch", "attempt", "0"}
+        # trained in one go: one attempt, from epoch 0, nothing trained twice
+        assert logged["attempt_first_epoch"] == [(0, 0.0)] and logged["attempt_epochs_retrained"] == [(0, 0.0)]
     assert {"delta_acc", "speedup", "train_time_reduction_pct", "cka_vs_dense"} <= set(ticket)
     for legacy in run_schema.LEGACY_METRICS:   # no legacy key but the two that are final values now
         assert legacy not in dense or legacy in ("val_acc", "train_time_s")

@@ -17,6 +17,7 @@ from mlflow.tracking import MlflowClient
 
 from lottery_core.errors import LotteryError
 from pipelines import layout, steps
+from pipelines.audit import audit_experiment
 from pipelines.cli import main
 from pipelines.config import load_config
 from pipelines.context import RunContext, with_fingerprint
@@ -159,6 +160,16 @@ def test_exporting_the_imported_store_gives_the_same_files_byte_for_byte(origina
     assert [f.name for f in again] == [f.name for f in original["files"]]
     for first, second in zip(original["files"], again, strict=True):
         assert first.read_bytes() == second.read_bytes(), first.name
+
+
+def test_the_ledger_of_both_stores_is_clean_with_one_attempt_per_run(original, imported, capsys):
+    for uri in (original["uri"], imported["uri"]):
+        audits = audit_experiment(uri, EXPERIMENT)
+        assert len(audits) == 5 and all(a.problems == [] for a in audits)
+        # the three runs trained once each; the rounds of an iterative run at θ0 only score
+        assert [a.attempts for a in audits] == [((0, 0),), ((0, 0),), None, None, ((0, 0),)]
+    assert main(["records", "check", "--experiment", EXPERIMENT, "--results-dir", str(imported["results"])]) == 0
+    assert "5 identities: 5 finished, 0 not; 5 runs" in capsys.readouterr().out
 
 
 def test_a_second_import_changes_nothing(original, imported):
