@@ -107,10 +107,24 @@ def test_every_invalid_grid_point_is_listed_with_its_reason(tmp_path, tiny_folde
     assert text.startswith("5 of 6 grid points are invalid: ")
     for label in ("{pruning.criterion=snip, pruning.p=7}: pruning.p=7 exceeds the 3 blocks",
                   "{pruning.criterion=snip, pruning.p=8}: pruning.p=8 exceeds",
-                  "{pruning.criterion=nope, pruning.p=1}: unknown criterion 'nope'",
-                  "{pruning.criterion=nope, pruning.p=7}", "{pruning.criterion=nope, pruning.p=8}"):
+                  # one reason, once, after the points it refuses
+                  "{pruning.criterion=nope, pruning.p=1}, {pruning.criterion=nope, pruning.p=7}, "
+                  "{pruning.criterion=nope, pruning.p=8}: unknown criterion 'nope'"):
         assert label in text
+    assert text.count("unknown criterion 'nope'") == 1
     assert "{pruning.criterion=snip, pruning.p=1}" not in text
+
+
+def test_a_reason_shared_by_many_points_is_given_once_with_three_of_them_named(tmp_path, tiny_folder,
+                                                                                cpu_without_bf16):
+    path = write_sweep(tmp_path, tiny_folder, grid={"seed": [0, 1, 2, 3, 4]},
+                       base={"training": {**TINY["training"], "require_precision": "bf16"}})
+    with pytest.raises(LotteryError) as caught:
+        load_sweep(path)
+    text = str(caught.value)
+    assert text.startswith("5 of 5 grid points are invalid: {seed=0}, {seed=1}, {seed=2} and 2 more: "
+                           "training.require_precision=bf16, but this run would compute in fp32")
+    assert text.count("training.require_precision=bf16") == 1 and "\n" not in text
 
 
 def test_dense_baselines_are_added_once_per_dense_identity_and_come_first(tmp_path, tiny_folder):

@@ -55,8 +55,8 @@ def _pin_fingerprint(point: dict) -> None:
 
 def expand(grid, base: dict) -> list[RunConfig]:
     """The validated configs of a grid mapping (cartesian product) or a list of them (their union,
-    in order): each point pinned and built once with `build_config`; every invalid one listed with
-    its message."""
+    in order): each point pinned and built once with `build_config`; every invalid one named, each
+    reason once with the points it refuses (`_refusal`)."""
     parts = grid if isinstance(grid, list) else [grid]
     if not parts or any(not isinstance(g, dict) or not g for g in parts):
         raise LotteryError("the sweep grid is empty: give at least one field with a list of values")
@@ -76,11 +76,24 @@ def expand(grid, base: dict) -> list[RunConfig]:
                 pin(point)
                 points.append(build_config(point))
             except LotteryError as err:
-                invalid.append(f"{{{label}}}: {err}")
+                invalid.append((label, str(err)))
     if invalid:
-        raise LotteryError(f"{len(invalid)} of {len(invalid) + len(points)} grid points are invalid: "
-                           + "; ".join(invalid))
+        raise LotteryError(_refusal(invalid, len(invalid) + len(points)))
     return points
+
+
+def _refusal(invalid: list[tuple[str, str]], total: int, shown: int = 3) -> str:
+    """One line for the invalid points, (label, reason) each: every reason once, after the first
+    `shown` points it refuses and the count of the rest ("{p=7}, {p=8}: ...; {seed=0} and 55 more: ...")."""
+    by_reason: dict[str, list[str]] = {}
+    for label, reason in invalid:
+        by_reason.setdefault(reason, []).append(label)
+    parts = []
+    for reason, labels in by_reason.items():
+        named = ", ".join(f"{{{label}}}" for label in labels[:shown])
+        more = f" and {len(labels) - shown} more" if len(labels) > shown else ""
+        parts.append(f"{named}{more}: {reason}")
+    return f"{len(invalid)} of {total} grid points are invalid: " + "; ".join(parts)
 
 
 def with_dense(points: list[RunConfig]) -> list[RunConfig]:
