@@ -80,3 +80,27 @@ reproduce-finish results="lottery-runs":
     {{lottery}} records export --experiment reproduction --results-dir {{results}} --out docs/results/records
     {{lottery}} report --experiment reproduction --results-dir {{results}} --questions tune/sweeps/reproduction.yaml \
         --out docs/results
+
+# the full CIFAR-10 study (docs/results/full-cifar10), on a CPU with native bf16 only: the committed
+# records imported, then its declared sweep (tune/sweeps/full_cifar10.yaml); finished identities are
+# reused, never trained again. After an interruption within a session `lottery resume <the name it
+# printed>`; in a new session this recipe again. Export the records after each part (below)
+full-cifar10 results="lottery-runs":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    for part in docs/results/full-cifar10/records/*/; do
+        {{lottery}} records import "$part" --experiment full-cifar10 --results-dir {{results}}
+    done
+    {{lottery}} sweep tune/sweeps/full_cifar10.yaml --data-dir {{data}} --results-dir {{results}}
+
+# the finished runs of the full CIFAR-10 study as records (commit them), after the ledger check
+full-cifar10-export results="lottery-runs":
+    {{lottery}} records check --experiment full-cifar10 --results-dir {{results}}
+    {{lottery}} records export --experiment full-cifar10 --results-dir {{results}} --out docs/results/full-cifar10/records/study
+
+# at the end, with the machine to itself: latency and one training step of every run, records, report
+full-cifar10-finish results="lottery-runs":
+    {{lottery}} latency --experiment full-cifar10 --results-dir {{results}} --threads 1 --train-batch 128 --repeats 5
+    just full-cifar10-export {{results}}
+    {{lottery}} report --experiment full-cifar10 --results-dir {{results}} --questions tune/sweeps/full_cifar10.yaml \
+        --out docs/results/full-cifar10
