@@ -81,6 +81,25 @@ def test_the_report_opens_with_the_questions_and_labels_the_rest_exploratory(uri
     assert set(pd.read_csv(tmp_path / "r" / "questions.csv").question) == {"Q1", "Q2"}
 
 
+def test_the_questions_figure_draws_each_interval_with_its_adjusted_verdict(uri, tmp_path):
+    runs = load_runs(uri, "e")
+    q1 = read_questions(QUESTIONS)[0]
+    rows = answer(q1, runs, paired(runs, 0.5)).intervals()
+    assert list(rows.comparison) == ["ticket_init grasp p=1 − dense", "ticket_init grasp p=2 − dense",
+                                     "ticket_init grasp p=3 − dense"]
+    assert list(rows["adjusted verdict"]) == ["better", "matches", "worse"]
+    assert rows[["mean", "low", "high"]].round(2).values.tolist() == [[1.0, 0.83, 1.17], [0.0, -0.17, 0.17],
+                                                                      [-2.0, -2.17, -1.83]]
+    assert set(rows.question) == {"Q1"} and set(rows.margin) == {0.5} and set(rows.n) == {3}
+    files = write_report(uri, "e", tmp_path / "r", questions=QUESTIONS)
+    assert tmp_path / "r" / "questions.png" in files.png
+    text = files.markdown.read_text()
+    assert text.index("![questions](questions.png)") < text.index("## Summary")
+    assert not (tmp_path / "n").exists()
+    write_report(uri, "e", tmp_path / "n", questions=())
+    assert not (tmp_path / "n" / "questions.png").exists()     # nothing declared: no figure
+
+
 def test_a_raw_decision_that_does_not_survive_holm_is_called_exploratory():
     """One comparison at p = 0.008 among 17 (the docs/results iterative case): raw 'better', Holm
     p = 0.14, so the prose lists it as exploratory and counts it inconclusive."""

@@ -154,13 +154,14 @@ def write_report(tracking_uri: str, experiment: str, out_dir, sweep: str | None 
     inputs = ReportInputs(runs, pairs, xi, labels, rounds)
     built = {t.key: t.build(inputs) for t in TABLES}
     seeds = sorted(runs.seed.unique())
+    question_lines, question_png = _question_lines(answers, out)
     lines = [f"# Report: {sweep or experiment}", "",
              f"{len(runs)} finished runs (experiment `{experiment}`{f', sweep `{sweep}`' if sweep else ''}); "
              f"seeds {', '.join(map(str, seeds))}.", "",
              tables.test_set(runs), "",
              f"Verdict rule: {stats.VERDICT_RULE}.", "",
-             *_question_lines(answers, out), pareto.smallest_winner(pairs, xi, labels), ""]
-    files = ReportFiles(markdown=out / "report.md")
+             *question_lines, pareto.smallest_winner(pairs, xi, labels), ""]
+    files = ReportFiles(markdown=out / "report.md", png=[question_png] if question_png else [])
     for t in TABLES:
         key, note, table = t.key, t.note, built[t.key]
         lines += [f"## {t.title}", ""]
@@ -228,13 +229,15 @@ def sweep_questions(tracking_uri: str, experiment: str, sweep: str) -> tuple[Que
     return ()
 
 
-def _question_lines(answers, out: Path) -> list[str]:
+def _question_lines(answers, out: Path) -> tuple[list[str], Path | None]:
     """The report's first section: each declared question's answer in words and its table (also
-    `questions.csv`), or the line that says none was declared."""
+    `questions.csv`), their intervals' figure (`questions.png`, also returned), or the line that
+    says none was declared."""
     if not answers:
         return ["## Declared questions", "",
                 "No questions were declared for these runs (a sweep file's `questions:` key, or `lottery report "
-                "--questions FILE`): every verdict below is exploratory, unadjusted for the number of comparisons.", ""]
+                "--questions FILE`): every verdict below is exploratory, unadjusted for the number of comparisons.",
+                ""], None
     lines = ["## Declared questions", ""]
     frames = []
     for a in answers:
@@ -245,7 +248,11 @@ def _question_lines(answers, out: Path) -> list[str]:
             frames.append(table.assign(question=a.question.id))
     if frames:
         pd.concat(frames).to_csv(out / "questions.csv", index=False)
-    return lines
+    intervals = [rows for rows in (a.intervals() for a in answers) if len(rows)]
+    png = figures.question_intervals(pd.concat(intervals), out / "questions.png") if intervals else None
+    if png is not None:
+        lines += [f"![questions]({png.name})", ""]
+    return lines, png
 
 
 __all__ = ["ReportFiles", "load_rounds", "load_runs", "markdown_table", "paired", "sweep_questions", "write_report"]

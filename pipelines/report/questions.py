@@ -448,6 +448,17 @@ class Answer:
                          "detectable |Δ|": _number(self.detectable(e.n)), **c.extra})
         return pd.DataFrame(rows)
 
+    def intervals(self) -> pd.DataFrame:
+        """One row per comparison with an interval (n ≥ 2), for the questions' figure: question id,
+        comparison, n, mean, low and high of the 90 % interval (points), the margin ξ (points) and
+        the adjusted verdict."""
+        rows = [{"question": self.question.id, "comparison": c.label["comparison"], "n": e.n, "mean": e.mean,
+                 "low": e.low, "high": e.high, "margin": self.question.margin, "adjusted verdict": final}
+                for c, e, final in zip(self.comparisons, self.estimates, self.adjusted_verdicts(), strict=True)
+                if e.n >= 2]
+        return pd.DataFrame(rows, columns=["question", "comparison", "n", "mean", "low", "high", "margin",
+                                           "adjusted verdict"])
+
     def prose(self) -> str:
         """The answer in words, generated from the adjusted verdicts (module docstring)."""
         q = self.question
