@@ -172,6 +172,15 @@ def test_power_is_t_based_not_z_based():
     assert seeds_needed(0.0, 1.0) == math.inf and math.isnan(detectable(1, 1.0))
 
 
+def test_a_difference_far_larger_than_the_noise_needs_the_fewest_seeds_not_nan():
+    # effect 20 SDs: two seeds give power 0.97 at α = 0.025 (noncentral t, 1 df), where statsmodels'
+    # solver finds no root and returns NaN
+    critical = scipy_stats.t.ppf(1 - 0.025, 1)
+    assert scipy_stats.nct.sf(critical, 1, 20 * math.sqrt(2)) > 0.8
+    assert seeds_needed(20.0, 1.0, alpha=0.025) == 2
+    assert seeds_needed(0.5, 0.01) == 2
+
+
 def test_planning_sd_is_the_residual_sd_of_config_by_seed():
     # 2 × 2: the additive fit leaves residuals ±0.5, SS = 1 on 1 df → SD 1
     df = pd.DataFrame({"config": ["a", "a", "b", "b"], "seed": [0, 1, 0, 1], "value": [0.0, 0.0, 0.0, 2.0]})

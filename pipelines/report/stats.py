@@ -211,7 +211,10 @@ def seeds_needed(difference: float, sd: float, alpha: float = ALPHA, power: floa
         return math.nan
     if difference == 0:
         return math.inf
-    n = TTestPower().solve_power(effect_size=abs(difference) / sd, alpha=alpha, power=power, alternative="larger")
+    effect = abs(difference) / sd
+    if TTestPower().power(effect_size=effect, nobs=2, alpha=alpha, alternative="larger") >= power:
+        return 2.0          # the fewest seeds with an interval already suffice (the solver finds no root below)
+    n = TTestPower().solve_power(effect_size=effect, alpha=alpha, power=power, alternative="larger")
     return float(max(2, math.ceil(float(np.asarray(n).item()))))
 
 
