@@ -98,7 +98,8 @@ def _report(args: argparse.Namespace) -> None:
     cfg = load_config(None, _overrides(args) + [f"tracking.experiment={args.experiment}"])
     uri = existing_store(cfg)
     out = Path(args.out or layout.reports_dir(cfg.results_path(), args.name or args.experiment)).resolve()
-    files = write_report(uri, args.experiment, out, sweep=args.name, xi=args.xi, questions=questions)
+    files = write_report(uri, args.experiment, out, sweep=args.name, xi=args.xi, questions=questions,
+                         seeds=args.seeds)
     print(files.main_table)
     print(f"\nreport written to {out}")
 
@@ -316,6 +317,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--xi", type=float, default=None,
                         help="margin ξ (points) of the raw verdicts in the paper's tables (default: the questions' "
                              "margin, else 0.5); each question's verdicts use its own margin")
+    report.add_argument("--seeds", type=int, nargs="+", default=None, metavar="SEED",
+                        help="only the runs of these seeds (a sensitivity analysis; default: every seed)")
     report.add_argument("--out", help="output folder (default <results-dir>/reports/<name>)")
     report.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help=argparse.SUPPRESS)
     _add_results_dir(report)

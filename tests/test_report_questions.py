@@ -100,6 +100,35 @@ def test_the_questions_figure_draws_each_interval_with_its_adjusted_verdict(uri,
     assert not (tmp_path / "n" / "questions.png").exists()     # nothing declared: no figure
 
 
+def test_a_report_of_some_seeds_uses_only_theirs_and_says_so(uri, tmp_path):
+    """Seeds 1 and 2 alone: GraSP p=1 − dense is +1 + s = +1.0 and +1.1 (mean +1.05), n = 2."""
+    files = write_report(uri, "e", tmp_path / "r", questions=QUESTIONS, seeds=[1, 2])
+    text = files.markdown.read_text()
+    assert "seeds 1, 2 only (asked for; left out: seed 0)." in text
+    q1 = pd.read_csv(tmp_path / "r" / "questions.csv", dtype=str).query("question == 'Q1'").iloc[0]
+    assert (q1["comparison"], q1["n"], q1["mean"]) == ("ticket_init grasp p=1 − dense", "2", "+1.05")
+    with pytest.raises(LotteryError, match=r"^--seeds: no finished run has seed 7; the runs' seeds are 0, 1, 2$"):
+        write_report(uri, "e", tmp_path / "x", questions=QUESTIONS, seeds=[1, 7])
+    assert not (tmp_path / "x").exists()                        # refused before anything is written
+
+
+def test_lottery_report_refuses_seeds_it_cannot_use_in_one_line(uri, tmp_path, capsys):
+    results = uri.removeprefix("sqlite:///").removesuffix("/mlflow.db")
+    assert _exit_code(["report", "--seeds", "3", "x"]) == 2
+    assert _exit_code(["report", "--experiment", "e", "--results-dir", results, "--seeds", "9",
+                       "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "--seeds: invalid int value: 'x'" in err[0]
+    assert err[1] == "lottery report: error: --seeds: no finished run has seed 9; the runs' seeds are 0, 1, 2"
+
+
+def _exit_code(argv) -> int:
+    try:
+        return main(argv)
+    except SystemExit as exit_:
+        return exit_.code
+
+
 def test_a_raw_decision_that_does_not_survive_holm_is_called_exploratory():
     """One comparison at p = 0.008 among 17 (the docs/results iterative case): raw 'better', Holm
     p = 0.14, so the prose lists it as exploratory and counts it inconclusive."""

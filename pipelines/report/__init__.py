@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
+from lottery_core.errors import LotteryError
 from pipelines.report import figures, pareto, stats, tables, timing
 from pipelines.report.questions import (
     DEFAULT_MARGIN,
@@ -132,16 +133,17 @@ def markdown_table(df: pd.DataFrame) -> str:
 
 
 def write_report(tracking_uri: str, experiment: str, out_dir, sweep: str | None = None, xi: float | None = None,
-                 log_to_mlflow_run: str | None = None, questions=None) -> ReportFiles:
+                 log_to_mlflow_run: str | None = None, questions=None, seeds=None) -> ReportFiles:
     """Build every table and plot from the finished runs and write them to `out_dir`.
 
     `questions`: the study's declared questions (`Question`s, a raw `questions:` mapping, or a YAML
     path); None reads them from the sweep's record when `sweep` names one. `xi`: the margin
     (points) of the raw verdicts in the paper's tables; None: the questions' common margin, else
-    `DEFAULT_MARGIN`."""
+    `DEFAULT_MARGIN`. `seeds`: only the runs of these seeds (a sensitivity analysis), None: all."""
+    runs = load_runs(tracking_uri, experiment, sweep)
+    runs, subset = _only_seeds(runs, seeds)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    runs = load_runs(tracking_uri, experiment, sweep)
     declared = _questions(questions, tracking_uri, experiment, sweep)
     if xi is None:
         margins = {q.margin for q in declared}
@@ -157,7 +159,7 @@ def write_report(tracking_uri: str, experiment: str, out_dir, sweep: str | None 
     question_lines, question_png = _question_lines(answers, out)
     lines = [f"# Report: {sweep or experiment}", "",
              f"{len(runs)} finished runs (experiment `{experiment}`{f', sweep `{sweep}`' if sweep else ''}); "
-             f"seeds {', '.join(map(str, seeds))}.", "",
+             f"seeds {', '.join(map(str, seeds))}{subset}.", "",
              tables.test_set(runs), "",
              f"Verdict rule: {stats.VERDICT_RULE}.", "",
              *question_lines, pareto.smallest_winner(pairs, xi, labels), ""]
@@ -192,6 +194,20 @@ def write_report(tracking_uri: str, experiment: str, out_dir, sweep: str | None 
     if log_to_mlflow_run:
         MlflowClient(tracking_uri).log_artifacts(log_to_mlflow_run, str(out), "report")
     return files
+
+
+def _only_seeds(runs: pd.DataFrame, seeds) -> tuple[pd.DataFrame, str]:
+    """The runs of `seeds` (None: all) and the words the report's header adds for a subset."""
+    if seeds is None:
+        return runs, ""
+    have = sorted(runs.seed.unique())
+    missing = sorted(set(seeds) - set(have))
+    if missing:
+        raise LotteryError(f"--seeds: no finished run has seed {', '.join(map(str, missing))}; the runs' seeds are "
+                           f"{', '.join(map(str, have))}")
+    left_out = [s for s in have if s not in seeds]
+    return runs[runs.seed.isin(seeds)], (f" only (asked for; left out: seed {', '.join(map(str, left_out))})"
+                                         if left_out else "")
 
 
 def _questions(questions, tracking_uri: str, experiment: str, sweep: str | None) -> tuple[Question, ...]:
