@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from mlflow.tracking import MlflowClient
 
 from pipelines.experiments.iterative import PARENT_TAG
+from pipelines.records import round_key
 from pipelines.tracking import experiment_runs
 
 EPOCH_KEY = "train_loss"   # the per-epoch history every training run logs (step = the epoch)
@@ -72,7 +73,7 @@ class RunAudit:
 def _key(run) -> str | None:
     tags = run.data.tags
     if PARENT_TAG in tags:
-        return f"{tags.get('iterative_identity', tags[PARENT_TAG])}/round-{tags.get('round', '?')}"
+        return round_key(tags.get("iterative_identity", tags[PARENT_TAG]), tags.get("round", "?"))
     return tags.get("identity")
 
 

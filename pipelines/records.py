@@ -64,6 +64,11 @@ class ImportCounts:
     skipped: int
 
 
+def round_key(parent_key: str, round_: int | str) -> str:
+    """The key of round `round_`'s run of the iterative run `parent_key`: `<identity>/round-<r>`."""
+    return f"{parent_key}/round-{round_}"
+
+
 def export_records(tracking_uri: str, experiment: str, out_dir: Path, sweep: str | None = None) -> list[Path]:
     """Write one record per FINISHED run of `experiment` (or of sweep `sweep`) into `out_dir`, and one
     per FINISHED round run of each exported iterative run; returns the files written, sorted.
@@ -83,7 +88,7 @@ def export_records(tracking_uri: str, experiment: str, out_dir: Path, sweep: str
     for key, run in list(runs.items()):
         if run.data.tags["pipeline"] == "iterative":
             for child in _round_runs(client, exp.experiment_id, run.info.run_id):
-                child_key = f"{key}/round-{child.data.tags['round']}"
+                child_key = round_key(key, child.data.tags["round"])
                 if child_key not in runs:
                     runs[child_key], parents[child_key] = child, key
     if not runs:
