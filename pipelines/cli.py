@@ -395,12 +395,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _process_defaults() -> None:
-    """MLflow and alembic announce database migrations at INFO on stderr: keep the CLI's output ours.
+    """MLflow and alembic announce database migrations at INFO on stderr, and MLflow draws a progress
+    bar per artifact download: keep the CLI's output ours.
     MLflow sets its own loggers' level when imported, from $MLFLOW_LOGGING_LEVEL (a user's setting wins)."""
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
-    from pipelines.tracking_env import HTTP_RETRY_BUDGET
+    from pipelines.tracking_env import HTTP_RETRY_BUDGET, QUIET_DOWNLOADS
 
-    for name, value in HTTP_RETRY_BUDGET.items():
+    for name, value in {**HTTP_RETRY_BUDGET, **QUIET_DOWNLOADS}.items():
         os.environ.setdefault(name, value)
     for name in ("mlflow", "alembic", "codecarbon"):
         logging.getLogger(name).setLevel(logging.WARNING)
