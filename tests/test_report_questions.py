@@ -4,11 +4,13 @@ Runs with known accuracies in a temporary SQLite store. Dense seeds 0, 1, 2 are 
 every ticket configuration's Δ is its base plus −0.1, 0, +0.1 by seed (sd 0.1), so its 90 %
 interval is base ± t(0.95, 2) · 0.1/√3 = base ± 0.169 points.
 """
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
 from helpers import logged_run
 from mlflow.tracking import MlflowClient
+from scipy import stats as scipy_stats
 
 from lottery_core.errors import LotteryError
 from pipelines.cli import main
@@ -147,6 +149,15 @@ def test_a_raw_decision_that_does_not_survive_holm_is_called_exploratory():
     assert ": 17 inconclusive." in prose
     assert "Decided only before adjustment, so exploratory: c0 better unadjusted (+1.09 [+0.51, +1.67], p 0.008)" in prose
     assert "too few seeds or configurations for a planning SD" in prose
+    # what the 17 inconclusive comparisons exclude: bounds one-sided at α/17 (Bonferroni), the lowest
+    # lower (a c1..c16 difference) and the highest upper (c0), each d̄ ∓ t(1 − α/17, 4)·s/√5
+    t = scipy_stats.t.ppf(1 - 0.05 / 17, 4)
+    low = np.mean(diffs[1]) - t * np.std(diffs[1], ddof=1) / np.sqrt(5)
+    high = np.mean(diffs[0]) + t * np.std(diffs[0], ddof=1) / np.sqrt(5)
+    assert f"Together they exclude a difference below {low:+.2f} or above {high:+.2f} points (each bound " \
+           "one-sided at α/m = 0.0029, Bonferroni: all bounds of the question hold at once with at least 90 % " \
+           "confidence)." in prose
+    assert (round(low, 2), round(high, 2)) == (-1.79, 2.55)     # t(1 − 0.0029, 4) = 5.35; se 0.338 and 0.273
 
 
 def test_no_questions_means_every_verdict_is_exploratory(uri, tmp_path):

@@ -195,3 +195,11 @@ def test_binomial_standard_error_in_points():
     assert binomial_se(50.0, 10_000) == pytest.approx(0.5)
     assert binomial_se(90.0, 1_000) == pytest.approx(100 * math.sqrt(0.9 * 0.1 / 1000))
     assert math.isnan(binomial_se(50.0, 0))
+
+
+def test_bounds_at_alpha_are_the_90_percent_interval_and_widen_below_it():
+    e = estimate([1.0, 2.0, 3.0], "difference")
+    assert e.bounds(0.05) == pytest.approx((e.low, e.high))
+    # t(0.975, 2) = 4.3027 and se = 1/√3: 2 ∓ 2.484
+    assert e.bounds(0.025) == pytest.approx((2 - 4.3027 / math.sqrt(3), 2 + 4.3027 / math.sqrt(3)), abs=1e-4)
+    assert all(math.isnan(b) for b in estimate([1.0]).bounds(0.05))

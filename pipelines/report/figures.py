@@ -10,7 +10,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-
 # an adjusted verdict's colour in the questions' figure: decided for the ticket or criterion (green),
 # against it (red), equivalent (blue), open (grey)
 VERDICT_COLOURS = {"better": "tab:green", "wins": "tab:green", "matches": "tab:blue", "equivalent": "tab:blue",

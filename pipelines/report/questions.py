@@ -488,10 +488,13 @@ class Answer:
         if open_:
             seeds = sorted({e.n for e in open_})
             at = " or ".join(f"n = {n}" for n in seeds)
+            parts.append(f"Not shown: {len(open_)} inconclusive at {at}" + (
+                "." if math.isfinite(self.residual_sd) else
+                " (too few seeds or configurations for a planning SD).") + " " + self.excluded(open_))
             if math.isfinite(self.residual_sd):
                 need = self.seeds_needed()
                 parts.append(
-                    f"Not shown: {len(open_)} inconclusive at {at}. Planning SD: {self.residual_sd:.2f} points of "
+                    f"Planning SD: {self.residual_sd:.2f} points of "
                     f"`{q.endpoint}` per run (residual SD over configuration × seed, {self.residual_df} df), "
                     f"{self.difference_sd:.2f} for a paired difference; deciding a difference of ξ = "
                     f"{q.margin:g} points needs about {_number(need)} seeds per configuration (80 % power, "
@@ -499,10 +502,18 @@ class Answer:
                     f"{_number(stats.seeds_needed(q.margin, self.difference_sd))} for one comparison alone at α = "
                     f"{stats.ALPHA:g}); the seeds at hand detect about "
                     + ", ".join(f"{self.detectable(n):.2f} points at n = {n}" for n in seeds) + ".")
-            else:
-                parts.append(f"Not shown: {len(open_)} inconclusive at {at} (too few seeds or configurations for a "
-                             "planning SD).")
         return " ".join(parts)
+
+    def excluded(self, estimates: list[stats.Estimate]) -> str:
+        """What the `estimates` (the inconclusive ones) rule out, in words: the lowest lower and the
+        highest upper bound among them, each one-sided at α/m (Bonferroni, so that every bound of
+        the family holds at once with at least 1 − 2α confidence)."""
+        level = stats.ALPHA / max(self.m, 1)
+        lows, highs = zip(*(e.bounds(level) for e in estimates), strict=True)
+        they = "Together they exclude" if len(estimates) > 1 else "It excludes"
+        return (f"{they} a difference below {min(lows):+.2f} or above {max(highs):+.2f} points "
+                f"(each bound one-sided at α/m = {level:.4f}, Bonferroni: all bounds of the question hold at once "
+                f"with at least {100 * (1 - 2 * stats.ALPHA):.0f} % confidence).")
 
 
 def answer(question: Question, runs: pd.DataFrame, pairs: pd.DataFrame) -> Answer:

@@ -83,6 +83,14 @@ class Estimate:
         """'[low, high]' with signs, or '—' without an interval (n < 2)."""
         return "—" if self.n < 2 else f"[{self.low:+.{digits}f}, {self.high:+.{digits}f}]"
 
+    def bounds(self, alpha: float) -> tuple[float, float]:
+        """The one-sided (1 − `alpha`) lower and upper bounds of the mean difference (points):
+        d̄ ∓ t(1 − alpha, n − 1)·se; (NaN, NaN) for n < 2. At `ALPHA` they are the 90 % interval."""
+        if self.n < 2:
+            return math.nan, math.nan
+        half = float(scipy_stats.t.ppf(1 - alpha, self.n - 1)) * self.sd / math.sqrt(self.n)
+        return self.mean - half, self.mean + half
+
     def mean_text(self, digits: int = 2) -> str:
         return "—" if self.n == 0 else f"{self.mean:+.{digits}f}"
 
