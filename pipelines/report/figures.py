@@ -19,25 +19,28 @@ VERDICT_COLOURS = {"better": "tab:green", "wins": "tab:green", "matches": "tab:b
 def question_intervals(intervals: pd.DataFrame, path: Path) -> Path | None:
     """Each declared comparison's mean and 90 % interval (points; rows of `Answer.intervals`, one
     line each, grouped by question), the band −ξ..+ξ of its question's margin shaded, the line at
-    0, and its verdict after Holm's adjustment written beside it and giving its colour."""
+    0, and its verdict after Holm's adjustment on the right axis, giving its colour."""
     if not len(intervals):
         return None
     rows = intervals.iloc[::-1].reset_index(drop=True)        # the first comparison at the top
-    fig, ax = plt.subplots(figsize=(7.5, 0.9 + 0.42 * len(rows)))
+    colours = [VERDICT_COLOURS.get(v, "tab:gray") for v in rows["adjusted verdict"]]
+    fig, ax = plt.subplots(figsize=(8, 1.2 + 0.3 * len(rows)))
     for y, r in rows.iterrows():
-        colour = VERDICT_COLOURS.get(r["adjusted verdict"], "tab:gray")
         ax.fill_betweenx([y - 0.4, y + 0.4], -r.margin, r.margin, color="0.92", lw=0)
-        ax.errorbar(r["mean"], y, xerr=[[r["mean"] - r.low], [r.high - r["mean"]]], fmt="o", color=colour, capsize=3)
+        ax.errorbar(r["mean"], y, xerr=[[r["mean"] - r.low], [r.high - r["mean"]]], fmt="o", color=colours[y],
+                    capsize=3, ms=4)
     ax.axvline(0, color="black", lw=1)
+    ax.set_ylim(-0.6, len(rows) - 0.4)
     ax.set_yticks(range(len(rows)), [f"{q}: {c} (n={n})" for q, c, n in zip(rows.question, rows.comparison, rows.n,
                                                                                 strict=True)], fontsize=7)
-    right = max(rows.high.max(), rows.margin.max()) + 0.05
-    for y, r in rows.iterrows():
-        ax.text(right, y, f" {r['adjusted verdict']}", va="center", fontsize=7,
-                color=VERDICT_COLOURS.get(r["adjusted verdict"], "tab:gray"))
-    ax.set_xlim(min(rows.low.min(), -rows.margin.max()) - 0.1, right + 0.6)
-    ax.set_xlabel("difference (points), mean and 90 % interval; shaded: ±ξ")
-    ax.set_title("Declared questions: 90 % intervals, verdicts after Holm's adjustment", fontsize=9)
+    verdicts = ax.twinx()
+    verdicts.set_ylim(ax.get_ylim())
+    verdicts.set_yticks(range(len(rows)), list(rows["adjusted verdict"]), fontsize=7)
+    for label, colour in zip(verdicts.get_yticklabels(), colours, strict=True):
+        label.set_color(colour)
+    ax.set_xlabel("difference (points): mean and 90 % interval; shaded: ±ξ")
+    ax.set_title("Declared questions: each comparison's interval,\nits verdict after Holm's adjustment on the right",
+                 fontsize=9)
     return _save(fig, path)
 
 
