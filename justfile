@@ -98,9 +98,12 @@ full-cifar10-export results="lottery-runs":
     {{lottery}} records check --experiment full-cifar10 --results-dir {{results}}
     {{lottery}} records export --experiment full-cifar10 --results-dir {{results}} --out docs/results/full-cifar10/records/study
 
-# at the end, with the machine to itself: latency and one training step of every run, records, report
+# at the end, with the machine to itself: latency and one training step of every run, records, report,
+# and the same report without the pilot's seeds 0-2 (a sensitivity analysis: the seed count came from them)
 full-cifar10-finish results="lottery-runs":
     {{lottery}} latency --experiment full-cifar10 --results-dir {{results}} --threads 1 --train-batch 128 --repeats 5
     just full-cifar10-export {{results}}
     {{lottery}} report --experiment full-cifar10 --results-dir {{results}} --questions tune/sweeps/full_cifar10.yaml \
         --out docs/results/full-cifar10
+    {{lottery}} report --experiment full-cifar10 --results-dir {{results}} --questions tune/sweeps/full_cifar10.yaml \
+        --seeds 3 4 5 --out docs/results/full-cifar10/without-pilot-seeds
