@@ -155,11 +155,11 @@ def write_report(tracking_uri: str, experiment: str, out_dir, sweep: str | None 
     rounds = rounds.assign(oneshot=tables.oneshot_acc(rounds, runs))
     inputs = ReportInputs(runs, pairs, xi, labels, rounds)
     built = {t.key: t.build(inputs) for t in TABLES}
-    seeds = sorted(runs.seed.unique())
+    present = sorted(runs.seed.unique())
     question_lines, question_png = _question_lines(answers, out)
     lines = [f"# Report: {sweep or experiment}", "",
              f"{len(runs)} finished runs (experiment `{experiment}`{f', sweep `{sweep}`' if sweep else ''}); "
-             f"seeds {', '.join(map(str, seeds))}{subset}.", "",
+             f"seeds {', '.join(map(str, present))}{subset}.", "",
              tables.test_set(runs), "",
              f"Verdict rule: {stats.VERDICT_RULE}.", "",
              *question_lines, pareto.smallest_winner(pairs, xi, labels), ""]

@@ -1,5 +1,6 @@
-"""The report's plots (PNG): the declared questions' intervals, Δ accuracy vs p, accuracy vs MACs, the Pareto front, speed-up vs p,
-latency speed-up vs MACs ratio, accuracy per corruption, iterative rounds against one-shot tickets."""
+"""The report's plots (PNG): the declared questions' intervals, Δ accuracy vs p, accuracy vs MACs,
+the Pareto front, speed-up vs p, latency speed-up vs MACs ratio, accuracy per corruption,
+iterative rounds against one-shot tickets."""
 from collections.abc import Callable
 from pathlib import Path
 

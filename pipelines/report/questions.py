@@ -419,6 +419,11 @@ class Answer:
         return sum(e.n >= 2 for e in self.estimates)
 
     @property
+    def alpha_first_step(self) -> float:
+        """α/m: the one-sided level of Holm's first step over the family."""
+        return stats.ALPHA / max(self.m, 1)
+
+    @property
     def difference_sd(self) -> float:
         """The planning SD of one paired difference: √2 × the residual SD (points)."""
         return math.sqrt(2) * self.residual_sd
@@ -429,10 +434,10 @@ class Answer:
     def seeds_needed(self) -> float:
         """Seeds per configuration that decide a distance of ξ from the null boundary with 80 % power
         at α/m (Holm's first step), with the planning SD."""
-        return stats.seeds_needed(self.question.margin, self.difference_sd, stats.ALPHA / max(self.m, 1))
+        return stats.seeds_needed(self.question.margin, self.difference_sd, self.alpha_first_step)
 
     def detectable(self, n: int) -> float:
-        return stats.detectable(n, self.difference_sd, stats.ALPHA / max(self.m, 1))
+        return stats.detectable(n, self.difference_sd, self.alpha_first_step)
 
     def table(self) -> pd.DataFrame:
         """One row per comparison: n, mean, 90 % interval, raw verdict, the deciding test's p, its
@@ -498,7 +503,7 @@ class Answer:
                     f"`{q.endpoint}` per run (residual SD over configuration × seed, {self.residual_df} df), "
                     f"{self.difference_sd:.2f} for a paired difference; deciding a difference of ξ = "
                     f"{q.margin:g} points needs about {_number(need)} seeds per configuration (80 % power, "
-                    f"one-sided α/m = {stats.ALPHA / max(self.m, 1):.4f}; "
+                    f"one-sided α/m = {self.alpha_first_step:.4f}; "
                     f"{_number(stats.seeds_needed(q.margin, self.difference_sd))} for one comparison alone at α = "
                     f"{stats.ALPHA:g}); the seeds at hand detect about "
                     + ", ".join(f"{self.detectable(n):.2f} points at n = {n}" for n in seeds) + ".")
@@ -508,7 +513,7 @@ class Answer:
         """What the `estimates` (the inconclusive ones) rule out, in words: the lowest lower and the
         highest upper bound among them, each one-sided at α/m (Bonferroni, so that every bound of
         the family holds at once with at least 1 − 2α confidence)."""
-        level = stats.ALPHA / max(self.m, 1)
+        level = self.alpha_first_step
         lows, highs = zip(*(e.bounds(level) for e in estimates), strict=True)
         they = "Together they exclude" if len(estimates) > 1 else "It excludes"
         return (f"{they} a difference below {min(lows):+.2f} or above {max(highs):+.2f} points "

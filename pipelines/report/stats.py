@@ -88,11 +88,16 @@ class Estimate:
         d̄ ∓ t(1 − alpha, n − 1)·se; (NaN, NaN) for n < 2. At `ALPHA` they are the 90 % interval."""
         if self.n < 2:
             return math.nan, math.nan
-        half = float(scipy_stats.t.ppf(1 - alpha, self.n - 1)) * self.sd / math.sqrt(self.n)
+        half = _half_width(self.sd, self.n, alpha)
         return self.mean - half, self.mean + half
 
     def mean_text(self, digits: int = 2) -> str:
         return "—" if self.n == 0 else f"{self.mean:+.{digits}f}"
+
+
+def _half_width(sd: float, n: int, alpha: float) -> float:
+    """t(1 − alpha, n − 1)·sd/√n (points): from the mean to its one-sided (1 − alpha) bound."""
+    return float(scipy_stats.t.ppf(1 - alpha, n - 1)) * sd / math.sqrt(n) if sd else 0.0
 
 
 def verdict(kind: str, p: dict[str, float], n: int) -> str:
@@ -130,14 +135,13 @@ def estimate(values: Iterable[float], kind: str = "vs_dense", margin: float = 0.
         return Estimate(kind, margin, n, mean, math.nan, math.nan, math.nan)
     worse_bound = -margin if kind == "vs_dense" else 0.0
     mean, sd = float(d.mean()), float(d.std(ddof=1))
+    half = _half_width(sd, n, ALPHA)
     if sd == 0.0:   # no spread: t is ±inf or undefined; each test rejects exactly when the mean is past its bound
-        half = 0.0
         p = {"better": mean > 0, "noninferior": mean > -margin, "worse": mean < worse_bound,
              "equivalent": abs(mean) < margin}
         p = {k: 0.0 if v else 1.0 for k, v in p.items()}
     else:
         described = DescrStatsW(d)
-        half = (described.tconfint_mean(alpha=2 * ALPHA)[1] - mean)
         p = {"better": described.ttest_mean(0.0, alternative="larger")[1],
              "noninferior": described.ttest_mean(-margin, alternative="larger")[1],
              "worse": described.ttest_mean(worse_bound, alternative="smaller")[1],
