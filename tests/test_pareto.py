@@ -37,6 +37,16 @@ def test_the_table_reads_validation_accuracy_when_every_ticket_has_it():
     assert pareto.accuracy_column(runs.drop(columns="val_acc")) == "acc"
 
 
+def test_the_reports_markdown_shows_the_table_rounded_and_missing_numbers_blank():
+    from pipelines.report import markdown_table
+
+    table = pd.DataFrame({"pipeline": ["dense", "ticket_init"], "macs": [68862592.0, 45269632.0],
+                          "accuracy": [84.05166666666666, 59.815999999999995], "criterion": [float("nan"), "grasp"],
+                          "p": [float("nan"), 5.0], "on_front": [False, True]})
+    assert markdown_table(table).splitlines()[2:] == ["| dense | 68862592 | 84.05 |  |  | False |",
+                                                      "| ticket_init | 45269632 | 59.82 | grasp | 5 | True |"]
+
+
 def test_stage_counts_remove_exactly_that_many_lowest_blocks_per_stage():
     torch.manual_seed(0)
     model = models.build("resnet32")      # 5 blocks a stage; min 2 kept: budgets (3, 3, 3)

@@ -9,6 +9,7 @@ The report opens with the study's declared questions (`questions`): for each, th
 generated from its Holm-adjusted verdicts, its table of comparisons and its planning SD. The
 paper's tables follow; a comparison that no question declares is labelled exploratory there.
 """
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -128,8 +129,18 @@ def markdown_table(df: pd.DataFrame) -> str:
         df = df.reset_index()
     header = "| " + " | ".join(map(str, df.columns)) + " |"
     rule = "|" + "---|" * len(df.columns)
-    body = ["| " + " | ".join(str(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    body = ["| " + " | ".join(_cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
     return "\n".join([header, rule, *body])
+
+
+def _cell(value) -> str:
+    """A table cell: a missing number is blank, a whole number has no decimals (MACs, p), any other
+    number two (accuracy in %); the CSV beside it keeps the full values."""
+    if isinstance(value, float):
+        if math.isnan(value):
+            return ""
+        return str(int(value)) if value.is_integer() else f"{value:.2f}"
+    return str(value)
 
 
 def write_report(tracking_uri: str, experiment: str, out_dir, sweep: str | None = None, xi: float | None = None,
