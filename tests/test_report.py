@@ -159,6 +159,35 @@ def test_cell_format():
     assert cell([1.0, 3.0]) == "+2.00 ± 1.41 (n=2)" and cell([]) == "—" and cell([2.0], sign=False) == "2.00 (n=1)"
 
 
+def test_the_papers_table2_is_set_beside_the_same_cells_only():
+    from pipelines.report import paper
+
+    def rows(criterion, p, deltas, **other):
+        base = {"pipeline": "ticket_init", "model": "resnet32", "dataset": "cifar10", "control": "none",
+                "planned_stage_counts": ""}
+        return [{**base, "criterion": criterion, "p": p, "seed": seed, "delta_acc": d, **other}
+                for seed, d in enumerate(deltas)]
+
+    pairs = pd.DataFrame(
+        rows("grasp", 5, [-1.6, -1.5, -1.4])                  # [-1.67, -1.33]: the paper's +0.12 is above
+        + rows("snip", 5, [-1.1, -1.0, -0.9])                 # [-1.17, -0.83]: the paper's -1.00 is inside
+        + rows("snip", 3, [0.4])                              # one seed: no interval
+        + rows("grasp", 4, [9.0, 9.0], model="resnet56")      # not the paper's cells: another model,
+        + rows("grasp", 4, [9.0, 9.0], dataset="cifar100")    # another data set,
+        + rows("grasp", 4, [9.0, 9.0], control="same_stage_random")   # a control,
+        + rows("grasp", 4, [9.0, 9.0], planned_stage_counts="2/0/2")  # chosen per-stage counts,
+        + rows("snip", 6, [9.0, 9.0]))                        # a p the paper did not report
+    table = paper.table2(pairs, 0.5)
+    assert table.to_dict("records") == [
+        {"criterion": "snip", "p": 3, "paper Δ": "-0.50", "Δ here": "+0.40", "90% interval": "—", "n": 1,
+         "paper's value": "no interval"},
+        {"criterion": "snip", "p": 5, "paper Δ": "-1.00", "Δ here": "-1.00", "90% interval": "[-1.17, -0.83]", "n": 3,
+         "paper's value": "inside"},
+        {"criterion": "grasp", "p": 5, "paper Δ": "+0.12", "Δ here": "-1.50", "90% interval": "[-1.67, -1.33]", "n": 3,
+         "paper's value": "above"}]
+    assert paper.table2(pairs[pairs.model == "resnet56"], 0.5) is None
+
+
 def test_one_comparison_one_key_set_missing_quantities_left_out():
     ticket = {"acc": 80.0, "macs": 8.0, "params": 6, "mean_epoch_train_time_s": 2.0, "filters": 30, "emissions_kg": math.nan,
               "corruption_acc": 51.0, "adv_acc.pgd.eps8": 9.0}

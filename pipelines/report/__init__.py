@@ -18,7 +18,7 @@ import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from lottery_core.errors import LotteryError
-from pipelines.report import figures, pareto, stats, tables, timing
+from pipelines.report import figures, paper, pareto, stats, tables, timing
 from pipelines.report.questions import (
     DEFAULT_MARGIN,
     Question,
@@ -74,6 +74,14 @@ TABLES = (
     ReportTable("table2_init", "Table 2 analogue: block tickets at initialization, Δ by p × criterion",
                 "Δ accuracy in points, mean [90 % interval] (n) raw verdict (Algorithm 2); p = blocks removed.",
                 lambda d: tables.table2_init(d.pairs, d.xi)),
+    ReportTable("paper_table2", "Against the paper: its Table 2 beside these runs",
+                "The paper's Δ (ResNet32 with 1×1-convolution shortcuts, CIFAR-10, its full training budget, one number "
+                "per cell) beside the Δ of these runs for the same criterion and p (ResNet32 on CIFAR-10; points, mean over "
+                "seeds, 90 % interval). \"inside\": these runs cannot tell their mean from the paper's number; \"above\" "
+                "or \"below\": the paper's number lies outside their interval, a disagreement in these runs' regime "
+                "(model variant, data, epochs), not a verdict on the paper. Each interval is unadjusted for the number of cells: "
+                "at 90 %, about one cell in ten falls outside by chance alone.",
+                lambda d: paper.table2(d.pairs, d.xi)),
     ReportTable("table3_filter_vs_block", "Table 3 analogue: filter tickets vs block tickets of the same size",
                 "Each side's Δ against dense, and filter − block accuracy paired by seed (points, 90 % interval, raw verdict at "
                 "ξ = {xi:g}). `matched`: the filter ticket is pruned to the block ticket's filter count (filters) or to its "

@@ -7,7 +7,7 @@ from pipelines.comparison import compare
 from pipelines.latency_settings import CONDITION_TAGS, NETWORK_TAGS
 from pipelines.tracking import experiment_runs
 
-TAGS = ("pipeline", "model", "criterion", "control", "draw", "reinit_of", "p", "rewind_epoch", "seed", "identity",
+TAGS = ("pipeline", "model", "dataset", "criterion", "control", "draw", "reinit_of", "p", "rewind_epoch", "seed", "identity",
         "dense_identity", "sweep", "stage_counts", "planned_stage_counts", "iterative_mode", "blocks_per_round",
         "blocks_removed", *CONDITION_TAGS, *NETWORK_TAGS)
 # params a configuration is told apart by, as columns (param -> column, default for runs without it)
