@@ -188,6 +188,17 @@ def test_the_papers_table2_is_set_beside_the_same_cells_only():
     assert paper.table2(pairs[pairs.model == "resnet56"], 0.5) is None
 
 
+def test_the_training_time_line_sums_the_runs_and_gives_each_kinds_median():
+    from pipelines.report.tables import compute
+
+    runs = pd.DataFrame({"pipeline": ["dense", "dense", "ticket_init", "ticket_init", "ticket_init", "filter_ticket"],
+                         "wall_time_s": [2400.0, 3000.0, 1200.0, 1800.0, 1500.0, float("nan")]})
+    line = compute(runs)       # 9900 s = 2.75 h; medians 2700 s and 1500 s; the run without a time left out
+    assert line.startswith("Training time: 2.8 h over 5 runs, each run's epochs summed, resumes included; "
+                           "a run's median 45 min (dense, 2 runs) and 25 min (tickets, 3 runs).")
+    assert compute(runs.drop(columns="wall_time_s")) == "Training time not recorded by these runs."
+
+
 def test_one_comparison_one_key_set_missing_quantities_left_out():
     ticket = {"acc": 80.0, "macs": 8.0, "params": 6, "mean_epoch_train_time_s": 2.0, "filters": 30, "emissions_kg": math.nan,
               "corruption_acc": 51.0, "adv_acc.pgd.eps8": 9.0}

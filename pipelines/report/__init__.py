@@ -179,7 +179,7 @@ def write_report(tracking_uri: str, experiment: str, out_dir, sweep: str | None 
     lines = [f"# Report: {sweep or experiment}", "",
              f"{len(runs)} finished runs (experiment `{experiment}`{f', sweep `{sweep}`' if sweep else ''}); "
              f"seeds {', '.join(map(str, present))}{subset}.", "",
-             tables.test_set(runs), "",
+             tables.test_set(runs), "", tables.compute(runs), "",
              f"Verdict rule: {stats.VERDICT_RULE}.", "",
              *question_lines, pareto.smallest_winner(pairs, xi, labels), ""]
     files = ReportFiles(markdown=out / "report.md", png=[question_png] if question_png else [])

@@ -287,6 +287,20 @@ def test_set(runs: pd.DataFrame) -> str:
             f"accuracy near {acc:.1f} %: ±{se:.2f} points.")
 
 
+def compute(runs: pd.DataFrame) -> str:
+    """One line: the hours the runs trained (`wall_time_s`: each run's epochs' wall times summed,
+    the epochs before a resume included) and the median minutes a run of each kind took."""
+    if "wall_time_s" not in runs or not runs.wall_time_s.notna().any():
+        return "Training time not recorded by these runs."
+    timed = runs[runs.wall_time_s.notna()]
+    kinds = [(name, timed[rows].wall_time_s) for name, rows in (("dense", timed.pipeline == "dense"),
+                                                                ("tickets", timed.pipeline != "dense"))]
+    medians = " and ".join(f"{float(t.median()) / 60:.0f} min ({name}, {len(t)} runs)" for name, t in kinds if len(t))
+    return (f"Training time: {float(timed.wall_time_s.sum()) / 3600:.1f} h over {len(timed)} runs, each run's epochs "
+            f"summed, resumes included; a run's median {medians}. Runs that shared the cores took longer each, so "
+            "this is neither the study's wall-clock time nor a speed measurement.")
+
+
 def _number(x: float, digits: int = 0) -> str:
     if not isinstance(x, int | float) or math.isnan(x):
         return ""
