@@ -178,7 +178,7 @@ def test_the_papers_table2_is_set_beside_the_same_cells_only():
         + rows("grasp", 4, [9.0, 9.0], planned_stage_counts="2/0/2")  # chosen per-stage counts,
         + rows("snip", 6, [9.0, 9.0]))                        # a p the paper did not report
     table = paper.table2(pairs, 0.5)
-    assert table.to_dict("records") == [
+    assert table.reset_index().to_dict("records") == [
         {"criterion": "snip", "p": 3, "paper Δ": "-0.50", "Δ here": "+0.40", "90% interval": "—", "n": 1,
          "paper's value": "no interval"},
         {"criterion": "snip", "p": 5, "paper Δ": "-1.00", "Δ here": "-1.00", "90% interval": "[-1.17, -0.83]", "n": 3,

@@ -32,7 +32,7 @@ def table2(pairs: pd.DataFrame, xi: float = 0.0) -> pd.DataFrame | None:
     """The Table 2 cells the runs measured (ticket_init, no control, no chosen per-stage counts,
     ResNet32 on CIFAR-10), criterion by p: the paper's Δ, the runs' Δ over seeds (points) with its
     90 % interval and n, and the paper's value "inside", "above" or "below" that interval ("no
-    interval" from one seed). None when no run matches a cell."""
+    interval" from one seed), indexed by (criterion, p). None when no run matches a cell."""
     needed = {"pipeline", "model", "dataset", "criterion", "control", "p", "delta_acc"}
     if not len(pairs) or not needed <= set(pairs.columns):
         return None
@@ -46,7 +46,7 @@ def table2(pairs: pd.DataFrame, xi: float = 0.0) -> pd.DataFrame | None:
             continue
         rows.append({"criterion": criterion, "p": p, "paper Δ": f"{paper_delta:+.2f}", "Δ here": s.mean_text(),
                      "90% interval": s.interval(), "n": s.n, "paper's value": _where(paper_delta, s)})
-    return pd.DataFrame(rows, columns=COLUMNS) if rows else None
+    return pd.DataFrame(rows, columns=COLUMNS).set_index(["criterion", "p"]) if rows else None
 
 
 def _where(value: float, s: stats.Estimate) -> str:
