@@ -18,14 +18,15 @@ The claim logic (`Claim`) is one; two small storage backends do its steps:
 
 - a path (local disk, NFS v3 and later), `_FileStore`: the claim file is created with
   `O_CREAT | O_EXCL`, which is atomic there (the Linux NFS client sends an exclusive CREATE to the
-  server). A refresh writes our record aside, checks that the file still holds our token, and
-  renames the record over it: not one atomic step, so a takeover between the check and the rename
-  (a short window) is overwritten by the old holder, and the taker finds the claim not its own at
-  its next refresh (`ClaimLost`) and stops. Taking over: only the
-  process that creates `<claim>.takeover` (O_EXCL) may remove a claim, and only when the file
-  still holds exactly the bytes it judged stale (a holder that woke up and refreshed meanwhile
-  keeps it); it then creates its own claim with O_EXCL. A guard left by a taker that died there
-  is removed after a while. Release: remove the file if it holds our token.
+  server). Every step that reads the claim and then changes it (a refresh, a takeover, a release)
+  runs while holding the guard `<claim>.takeover`, itself made with O_EXCL, so those steps take
+  turns: a process that finds the guard held waits the few file operations until it is gone. A
+  refresh checks that the file still holds our token and renames a new record over it; a takeover
+  removes the claim only when the file still holds exactly the bytes it judged stale (a holder that
+  woke up and refreshed meanwhile keeps it) and then creates its own with O_EXCL; a release removes
+  the file if it holds our token. A guard older than `GUARD_EXPIRE_S` was left by a process that
+  died holding it and is removed; only that rare clean-up is not exclusive (two processes that
+  both judged one guard dead may both go on).
 - an `s3://bucket/key` URI, `_S3Store` (boto3; any S3 API with conditional writes: AWS S3, MinIO,
   ...): creating is `PutObject` with `If-None-Match: *` (412 PreconditionFailed, or 409
   ConditionalRequestConflict, when the key exists). A refresh is `PutObject` with `If-Match: <the
@@ -54,6 +55,7 @@ import sys
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -63,7 +65,9 @@ from lottery_core.errors import LotteryError
 EXPIRE_AFTER = 3                 # missed heartbeats after which a claim is expired
 DEFAULT_INTERVAL_S = 30.0        # seconds between heartbeats
 INTERVAL_ENV = "LOTTERY_CLAIM_INTERVAL_S"   # sets the interval (tests use a fraction of a second)
-TAKEOVER_SUFFIX = ".takeover"
+TAKEOVER_SUFFIX = ".takeover"     # the file-store guard: `<claim>.takeover`
+GUARD_EXPIRE_S = 10.0            # seconds after which a guard is one whose holder died holding it
+GUARD_POLL_S = 0.01              # seconds between looks at a held guard
 S3_SCHEME = "s3://"
 
 
@@ -150,10 +154,9 @@ class _Seen(NamedTuple):
 class _FileStore:
     """A claim file on a file system (local or NFS)."""
 
-    def __init__(self, path: str | os.PathLike, interval_s: float = DEFAULT_INTERVAL_S):
+    def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self.name = self.path.name
-        self.interval_s = interval_s
 
     def read(self) -> _Seen | None:
         try:
@@ -173,43 +176,54 @@ class _FileStore:
         return record
 
     def refresh(self, record: bytes, version: object, token: str) -> bytes | None:
-        """Rename our new record over the claim if it still holds `token`; None when not. (The
-        record is written aside first, so that only a read lies between the check and the
-        rename: the window in which a takeover would be overwritten is short.)"""
+        """Rename our new record over the claim if it still holds `token`; None when not."""
         aside = self.path.with_name(f".{self.name}.{token}.tmp")
         self._write(aside, record, exclusive=False)
-        current = self.read()
-        if current is None or _holder(current).token != token:
-            aside.unlink(missing_ok=True)
-            return None
-        os.replace(aside, self.path)
+        with self._guard():
+            current = self.read()
+            if current is None or _holder(current).token != token:
+                aside.unlink(missing_ok=True)
+                return None
+            os.replace(aside, self.path)
         return record
 
     def take_over(self, record: bytes, stale: object) -> bytes | None:
-        """Replace the claim whose file holds `stale` by ours, if no other taker is at it."""
-        guard = self.path.with_name(self.name + TAKEOVER_SUFFIX)
-        try:
-            os.close(os.open(guard, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
-        except FileExistsError:
-            try:   # a taker that died mid-takeover leaves its guard: gone after a while
-                if time.time() - guard.stat().st_mtime > max(10.0, EXPIRE_AFTER * self.interval_s):
-                    guard.unlink(missing_ok=True)
-            except FileNotFoundError:
-                pass
-            return None
-        try:
+        """Replace the claim whose file holds `stale` by ours; None when it holds anything else."""
+        with self._guard():
             current = self.read()
             if current is not None and current.raw != stale:
                 return None                    # refreshed, or another taker's claim: not stale any more
             self.path.unlink(missing_ok=True)
             return self.create(record)
-        finally:
-            guard.unlink(missing_ok=True)
 
     def release(self, version: object, token: str) -> None:
-        current = self.read()
-        if current is not None and _holder(current).token == token:
-            self.path.unlink(missing_ok=True)
+        with self._guard():
+            current = self.read()
+            if current is not None and _holder(current).token == token:
+                self.path.unlink(missing_ok=True)
+
+    @contextmanager
+    def _guard(self):
+        """Hold `<claim>.takeover` (made with O_EXCL) for the body, waiting while another process
+        holds it; a guard older than `GUARD_EXPIRE_S` is removed (its holder died holding it)."""
+        guard = self.path.with_name(self.name + TAKEOVER_SUFFIX)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            try:
+                os.close(os.open(guard, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+                break
+            except FileExistsError:
+                try:
+                    if time.time() - guard.stat().st_mtime > GUARD_EXPIRE_S:
+                        guard.unlink(missing_ok=True)
+                        continue
+                except FileNotFoundError:
+                    continue                   # gone between our create and our look: try again
+                time.sleep(GUARD_POLL_S)
+        try:
+            yield
+        finally:
+            guard.unlink(missing_ok=True)
 
     def _write(self, path: Path, record: bytes, exclusive: bool = True) -> None:
         """Write `record` to the file `path`, made with O_EXCL (FileExistsError when it exists)
@@ -363,11 +377,11 @@ class _S3Store:
         return ClaimStorageError(" ".join(message.split()))
 
 
-def _store(location: str | os.PathLike, interval_s: float = DEFAULT_INTERVAL_S) -> _FileStore | _S3Store:
+def _store(location: str | os.PathLike) -> _FileStore | _S3Store:
     """The backend of a claim at `location`: an `s3://` URI, else a file system path."""
     if isinstance(location, str) and location.startswith(S3_SCHEME):
         return _S3Store(location)
-    return _FileStore(location, interval_s)
+    return _FileStore(location)
 
 
 def _holder(seen: _Seen) -> Holder:
@@ -405,7 +419,7 @@ class Claim:
     def __init__(self, path: str | os.PathLike, owner: str | None = None, interval_s: float | None = None,
                  label: str | None = None):
         self.interval_s = interval_from_env() if interval_s is None else float(interval_s)
-        self._store = _store(path, self.interval_s)
+        self._store = _store(path)
         self.path = self._store.uri if isinstance(self._store, _S3Store) else self._store.path
         self.label = label or self._store.name
         self.token = uuid.uuid4().hex
@@ -431,6 +445,8 @@ class Claim:
             if seen is None:
                 continue                       # released meanwhile: try again at once
             holder = _holder(seen)
+            if self._may_take(holder):
+                continue                       # changed between our look and our takeover: look again
             if not wait:
                 raise ClaimBusy(f"{self.label} is claimed by {holder.describe()}; "
                                 f"it is taken over after {EXPIRE_AFTER} missed heartbeats "
@@ -515,10 +531,14 @@ class Claim:
         if seen is None:
             return self._create()
         holder = _holder(seen)
-        if (holder.owner == self.owner or holder.expired()) and self._take_over(seen.version):
+        if self._may_take(holder) and self._take_over(seen.version):
             self.replaced = holder
             return True
         return False
+
+    def _may_take(self, holder: Holder) -> bool:
+        """Whether this claimant may take `holder`'s claim over now: it is ours (same owner) or expired."""
+        return holder.owner == self.owner or holder.expired()
 
     def _take_over(self, stale: object) -> bool:
         """Replace the claim whose version is `stale` (a file's bytes, an S3 ETag) by ours, if it

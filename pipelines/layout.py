@@ -7,7 +7,7 @@
     <results>/weights/<identity>/final.pt     artifacts weights/theta_<i>.pt, weights/final.pt)
     <results>/checkpoints/<identity>/         the training loop's epoch checkpoints
     <results>/checkpoints/<identity>.claim    who runs this identity now (see `pipelines.claim`)
-    <results>/checkpoints/<identity>.claim.takeover   held while a stale claim is taken over
+    <results>/checkpoints/<identity>.claim.takeover   held while the claim is refreshed, taken over or released
     <results>/reports/<name>/                 `lottery report`'s tables and plots
     <results>/ray/                            Ray Tune's storage of local sweeps (a sweep's own
                                               report: <storage>/<sweep>/report/)

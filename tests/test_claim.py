@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -235,21 +236,53 @@ def test_a_claim_refreshed_after_it_was_judged_stale_is_kept(tmp_path):
     assert path.read_bytes() == refreshed
 
 
-def test_a_taker_backs_off_while_another_holds_the_takeover_guard(tmp_path):
+def test_a_taker_waits_while_the_guard_is_held_and_removes_a_dead_ones(tmp_path):
     path = tmp_path / "x.claim"
     stale = stale_record(path)
     guard = tmp_path / "x.claim.takeover"
-    guard.touch()                                             # another taker is at it
-    with pytest.raises(ClaimBusy):
-        Claim(path, interval_s=INTERVAL_S).acquire()
-    assert path.read_bytes() == stale and guard.exists()
-    os.utime(guard, (time.time() - 3600, time.time() - 3600))  # ... and died there
-    with pytest.raises(ClaimBusy):
-        Claim(path, interval_s=INTERVAL_S).acquire()          # removes the dead taker's guard
-    assert not guard.exists()
+    guard.touch()                                             # another process is refreshing or taking over
+    taker = Claim(path, interval_s=INTERVAL_S)
+    waiting = threading.Thread(target=taker.acquire)
+    waiting.start()
+    waiting.join(timeout=0.5)
+    assert path.read_bytes() == stale and not taker.held      # nothing changes while the guard is held
+    guard.unlink()                                            # ... until that process is done
+    waiting.join(timeout=60)
+    assert taker.held and read_holder(path)[0].token == taker.token and not guard.exists()
+    taker.release()
+    stale_record(path)
+    guard.touch()
+    os.utime(guard, (time.time() - 3600, time.time() - 3600))  # its holder died holding it
     taker = Claim(path, interval_s=INTERVAL_S).acquire()
     assert read_holder(path)[0].token == taker.token and not guard.exists()
     taker.release()
+
+
+def test_a_takeover_that_falls_inside_a_refresh_waits_for_it_and_keeps_the_claim(tmp_path, monkeypatch):
+    """The refresh checks its token, then renames its record over the claim. A same-owner takeover
+    started between the two waits for the refresh (the guard), then takes over the refreshed
+    claim; without the guard the refresh would overwrite the taker's claim."""
+    path = tmp_path / "x.claim"
+    old = Claim(path, interval_s=60).acquire()
+    retry = Claim(path, owner=old.owner, interval_s=60)
+    taker = threading.Thread(target=retry.acquire)
+    look = old._store.read
+
+    def look_then_race():
+        seen = look()
+        if not taker.is_alive() and not retry.held:
+            taker.start()
+            taker.join(timeout=1.0)                           # the taker runs before the rename, if it can
+        return seen
+
+    monkeypatch.setattr(old._store, "read", look_then_race)
+    old.refresh()
+    taker.join(timeout=60)
+    assert retry.held and read_holder(path)[0].token == retry.token
+    with pytest.raises(ClaimLost, match="taken over by pid"):
+        old.refresh()
+    retry.release()
+    assert not path.exists()
 
 
 def test_a_holder_whose_claim_was_taken_over_stops_and_leaves_the_new_file(tmp_path):
