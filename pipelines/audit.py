@@ -110,7 +110,7 @@ def summary(audits: list[RunAudit]) -> str:
     lines = [f"{len(audits)} identities: {finished} finished, {len(audits) - finished} not; "
              f"{sum(len(a.run_ids) for a in audits)} runs; "
              f"{sum(a.resumes for a in ledger)} resumes in the {len(ledger)} runs with an attempt ledger "
-             f"({len(audits) - len(ledger)} logged before it)"]
+             f"({len(audits) - len(ledger)} without one)"]
     for a in audits:
         if a.status != "FINISHED":
             lines.append(f"  not finished ({a.status}, {len(set(a.epochs))} epochs logged): {a.name} [{a.key}]")

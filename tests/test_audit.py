@@ -58,7 +58,7 @@ def test_runs_in_one_go_and_cleanly_resumed_have_no_problems(store):
     assert got["once"].attempts == ((0, 0),) and got["once"].resumes == 0 and got["once"].problems == []
     assert got["resumed"].attempts == ((0, 0), (2, 0), (4, 0)) and got["resumed"].resumes == 2
     assert got["resumed"].epochs == (0, 1, 2, 3, 4) and got["resumed"].problems == []
-    assert "2 resumes in the 2 runs" in summary(list(got.values()))
+    assert "2 resumes in the 2 runs with an attempt ledger (0 without one)" in summary(list(got.values()))
     assert summary(list(got.values())).endswith("nothing trained twice, nothing lost: one run per identity, "
                                                 "each epoch logged once")
 
@@ -88,6 +88,7 @@ def test_a_finished_run_with_an_epoch_missing_and_an_identity_with_two_runs_are_
     got = audited(store)
     assert got["gap"].problems == ["epochs lost: 3 logged (missing [2]), 4 trained"]
     assert got["gap"].attempts is None      # logged without the ledger
+    assert "0 resumes in the 1 runs with an attempt ledger (1 without one)" in summary(list(got.values()))
     assert got["twice"].problems == [f"2 runs of one identity ({second}, {first})"]
 
 
