@@ -206,8 +206,7 @@ class _FileStore:
     def _guard(self):
         """Hold `<claim>.takeover` (made with O_EXCL) for the body, waiting while another process
         holds it; a guard older than `GUARD_EXPIRE_S` is removed (its holder died holding it)."""
-        guard = self.path.with_name(self.name + TAKEOVER_SUFFIX)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        guard = self.path.with_name(self.name + TAKEOVER_SUFFIX)   # its folder exists: a claim was there
         while True:
             try:
                 os.close(os.open(guard, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
