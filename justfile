@@ -72,7 +72,7 @@ cluster-drill *args:
 # the machine to itself, `just reproduce-finish` times every run, exports the records, writes the report
 reproduce results="lottery-runs":
     {{lottery}} sweep tune/sweeps/reproduction.yaml --data-dir {{data}} --results-dir {{results}}
-    just reproduce-finish {{results}}
+    {{just_executable()}} reproduce-finish {{results}}
 
 # latency and one training step of every reproduction run (alone on the machine), records, report
 reproduce-finish results="lottery-runs":
@@ -102,7 +102,7 @@ full-cifar10-export results="lottery-runs":
 # and the same report without the pilot's seeds 0-2 (a sensitivity analysis: the seed count came from them)
 full-cifar10-finish results="lottery-runs":
     {{lottery}} latency --experiment full-cifar10 --results-dir {{results}} --threads 1 --train-batch 128 --repeats 5
-    just full-cifar10-export {{results}}
+    {{just_executable()}} full-cifar10-export {{results}}
     {{lottery}} report --experiment full-cifar10 --results-dir {{results}} --questions tune/sweeps/full_cifar10.yaml \
         --out docs/results/full-cifar10
     {{lottery}} report --experiment full-cifar10 --results-dir {{results}} --questions tune/sweeps/full_cifar10.yaml \
