@@ -160,6 +160,22 @@ def test_a_raw_decision_that_does_not_survive_holm_is_called_exploratory():
     assert (round(low, 2), round(high, 2)) == (-1.79, 2.55)     # t(1 − 0.0029, 4) = 5.35; se 0.338 and 0.273
 
 
+def test_comparisons_of_one_seed_are_counted_without_a_verdict():
+    """A question whose budget reached one seed (docs/results/full-cifar10's S3): no interval, no
+    verdict, nothing decided and nothing excluded, said so in the tally."""
+    from pipelines.report import stats
+    from pipelines.report.questions import Answer, Comparison
+
+    q = read_questions({"questions": [{"id": "S3", "ask": "Do p = 3 tickets win?", "compare": "ticket_vs_dense"}]})[0]
+    diffs = [[-0.61], [-0.35]]
+    comparisons = [Comparison({"comparison": f"c{i}"}, pd.Series(d), pd.DataFrame(columns=["config", "seed", "value"]))
+                   for i, d in enumerate(diffs)]
+    estimates = [stats.estimate(d, "vs_dense", 0.5) for d in diffs]
+    a = Answer(q, comparisons, estimates, stats.adjust(estimates))
+    assert a.adjusted_verdicts() == ["1 seed", "1 seed"]
+    assert a.prose().endswith("Holm over the 0 with an interval): 2 with 1 seed (no interval, no verdict).")
+
+
 def test_no_questions_means_every_verdict_is_exploratory(uri, tmp_path):
     text = write_report(uri, "e", tmp_path / "r", questions=()).markdown.read_text()
     assert "No questions were declared for these runs" in text

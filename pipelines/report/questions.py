@@ -474,17 +474,19 @@ class Answer:
             return f"{head}: no runs of this family in this report."
         finals = self.adjusted_verdicts()
         counts = pd.Series(finals).value_counts()
-        order = [w for _, w in stats.KINDS[self.kind]] + [stats.INCONCLUSIVE, "1 seed", "no seeds"]
-        tally = ", ".join(f"{counts[w]} {w}" for w in order if w in counts)
+        order = [w for _, w in stats.KINDS[self.kind]] + [stats.INCONCLUSIVE, *reversed(stats.NO_VERDICT)]
+        tally = ", ".join(f"{counts[w]} with {w} (no interval, no verdict)" if w in stats.NO_VERDICT
+                          else f"{counts[w]} {w}" for w in order if w in counts)
         parts = [f"{head}: {tally}."]
+        undecided = (stats.INCONCLUSIVE, *stats.NO_VERDICT)
         decided = [(c, e, adj, f) for c, e, adj, f in zip(self.comparisons, self.estimates, self.adjusted, finals,
-                                                          strict=True) if f not in (stats.INCONCLUSIVE, "1 seed", "no seeds")]
+                                                          strict=True) if f not in undecided]
         if decided:
             parts.append("Decided after adjustment: " + "; ".join(
                 f"{c.label['comparison']} {f} ({e.mean_text()} {e.interval()}, Holm p "
                 f"{_p(adj.get(stats.deciding_test(self.kind, adj)))})" for c, e, adj, f in decided) + ".")
         raw_only = [(c, e) for c, e, f in zip(self.comparisons, self.estimates, finals, strict=True)
-                    if e.verdict not in (stats.INCONCLUSIVE, "1 seed", "no seeds") and f == stats.INCONCLUSIVE]
+                    if e.verdict not in undecided and f == stats.INCONCLUSIVE]
         if raw_only:
             parts.append("Decided only before adjustment, so exploratory: " + "; ".join(
                 f"{c.label['comparison']} {e.verdict} unadjusted ({e.mean_text()} {e.interval()}, "

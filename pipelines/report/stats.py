@@ -100,12 +100,13 @@ def _half_width(sd: float, n: int, alpha: float) -> float:
     return float(scipy_stats.t.ppf(1 - alpha, n - 1)) * sd / math.sqrt(n) if sd else 0.0
 
 
+NO_VERDICT = ("no seeds", "1 seed")    # no interval, hence no verdict: what `verdict` says instead
+
+
 def verdict(kind: str, p: dict[str, float], n: int) -> str:
     """The verdict of a comparison of `kind` from its tests' p values (raw or adjusted)."""
-    if n == 0:
-        return "no seeds"
-    if n == 1:
-        return "1 seed"
+    if n < 2:
+        return NO_VERDICT[n]
     for test, word in KINDS[kind]:
         if p.get(test, math.nan) < ALPHA:
             return word
