@@ -132,7 +132,8 @@ def _records_import(args: argparse.Namespace) -> None:
     uri, _ = prepare_store(cfg)
     counts = import_records(folder, uri, experiment)
     print(f"imported {counts.imported} runs into experiment {experiment!r} of {redact(uri)}; "
-          f"skipped {counts.skipped} already finished there")
+          f"skipped {counts.skipped} already finished there"
+          + (f", {counts.completed} of them completed with metrics or tags they lacked" if counts.completed else ""))
 
 
 def _records_check(args: argparse.Namespace) -> None:
@@ -333,8 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help=argparse.SUPPRESS)
     _add_results_dir(export)
     export.set_defaults(handler=_records_export)
-    restore = actions.add_parser("import", help="recreate the recorded runs in a store (runs already "
-                                 "finished there are skipped)")
+    restore = actions.add_parser("import", help="recreate the recorded runs in a store (a run already "
+                                 "finished there only gets the metrics and tags it lacks)")
     restore.add_argument("folder", help="a folder of records written by `lottery records export`")
     restore.add_argument("--experiment", default=None, help="MLflow experiment (default: the records' own)")
     restore.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help=argparse.SUPPRESS)

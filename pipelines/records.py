@@ -58,10 +58,12 @@ _FIELDS = {"format_version": int, "key": str, "parent": (str, type(None)), "expe
 
 @dataclass(frozen=True)
 class ImportCounts:
-    """What `import_records` did: runs created, and records skipped (their run was already FINISHED)."""
+    """What `import_records` did: runs created, records skipped (their run was already FINISHED), and
+    how many of those skipped runs got metrics or tags from their record that they lacked."""
 
     imported: int
     skipped: int
+    completed: int = 0
 
 
 def round_key(parent_key: str, round_: int | str) -> str:
@@ -218,8 +220,10 @@ def import_records(in_dir: Path, tracking_uri: str, experiment: str | None = Non
     """Recreate the runs of the records in `in_dir` in `experiment` (default: the records' own) of
     the store at `tracking_uri`, created when missing (artifacts beside a SQLite store). `only`: the
     keys (identities) of the runs to import, the round runs of an iterative run going with it; None:
-    every record. Every record is validated first; a run already FINISHED there is skipped; a failure
-    part-way deletes the runs this call created. Returns the counts."""
+    every record. Every record is validated first; a run already FINISHED there is not created again,
+    but gets the record's metrics and tags it lacks (`_complete`: a record exported after a timing
+    pass completes a run imported from an earlier export); a failure part-way deletes the runs this
+    call created. Returns the counts."""
     records = read_records(in_dir)
     if only is not None:
         wanted = set(only)
@@ -233,12 +237,14 @@ def import_records(in_dir: Path, tracking_uri: str, experiment: str | None = Non
     experiment_id = ensure_experiment(tracking_uri, experiment, results)
     ids: dict[str, str] = {}          # key -> run id in this store
     created: list[tuple[str, str, dict]] = []   # (run id, file name, record)
+    completed = 0
     ordered = sorted(records.values(), key=lambda item: (item[1]["parent"] is not None, item[1]["key"]))
     try:
         for name, record in ordered:
             existing = _existing(client, experiment_id, record, ids)
             if existing is not None:
                 ids[record["key"]] = existing
+                completed += _complete(client, existing, record)
                 continue
             ids[record["key"]] = _create(client, experiment_id, name, record, ids)
             created.append((ids[record["key"]], name, record))
@@ -248,7 +254,7 @@ def import_records(in_dir: Path, tracking_uri: str, experiment: str | None = Non
         for run_id, _, _ in created:
             client.delete_run(run_id)
         raise
-    return ImportCounts(imported=len(created), skipped=len(records) - len(created))
+    return ImportCounts(imported=len(created), skipped=len(records) - len(created), completed=completed)
 
 
 def records_experiment(records: dict, in_dir: Path) -> str:
@@ -270,6 +276,23 @@ def _existing(client: MlflowClient, experiment_id: str, record: dict, ids: dict[
                                filter_string=f"tags.{PARENT_TAG} = '{parent}' AND tags.round = '{record['tags']['round']}'")
     finished = [r for r in found if r.info.status == "FINISHED"]
     return finished[0].info.run_id if finished else None
+
+
+def _complete(client: MlflowClient, run_id: str, record: dict) -> bool:
+    """Log into the FINISHED run `run_id` the record's metric histories whose key it lacks and its
+    tags that it lacks (not MLflow's own, none naming another run); what the run has stays as it is.
+    True when anything was logged."""
+    data = client.get_run(run_id).data
+    metrics = [Metric(key, float(value), int(timestamp), int(step))
+               for key, history in sorted(current_metrics(record["metrics"]).items()) if key not in data.metrics
+               for step, timestamp, value in history]
+    tags = [RunTag(k, v) for k, v in sorted(record["tags"].items())
+            if k not in data.tags and not k.startswith("mlflow.") and not _REFERENCE.search(v)]
+    for start in range(0, len(metrics), 1000):
+        client.log_batch(run_id, metrics=metrics[start:start + 1000])
+    if tags:
+        client.log_batch(run_id, tags=tags)
+    return bool(metrics or tags)
 
 
 def _create(client: MlflowClient, experiment_id: str, name: str, record: dict, ids: dict[str, str]) -> str:

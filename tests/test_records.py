@@ -183,6 +183,29 @@ def test_a_second_import_changes_nothing(original, imported):
     assert len(every) == 5 and {k: r.info.run_id for k, r in by_identity(imported["uri"]).items()} == before
 
 
+def test_a_later_export_completes_runs_imported_from_an_earlier_one(original, tmp_path):
+    """A record exported after a timing pass holds metrics and tags its earlier export lacked; imported
+    over the earlier one it adds them to the FINISHED run and changes nothing it already had."""
+    later = tmp_path / "later"
+    shutil.copytree(original["folder"], later)
+    name = next(f.name for f in sorted(later.glob("dense-*.json")))
+    record = json.loads((later / name).read_text())
+    acc = record["metrics"]["acc"]
+    record["metrics"]["latency_b1_ms"] = [[0, 1765000000000, 1.5]]
+    record["metrics"]["acc"] = [[0, 1765000000000, 1.0]]         # a key the run has: left as it is
+    record["tags"]["latency_pass"] = "pass-1"
+    (later / name).write_text(json.dumps(record))
+    uri = store_uri(tmp_path / "store")
+    assert import_records(original["folder"], uri, EXPERIMENT).imported == 5
+    counts = import_records(later, uri, EXPERIMENT)
+    assert (counts.imported, counts.skipped, counts.completed) == (0, 5, 1)
+    run_ = by_identity(uri)[record["key"]]
+    history = MlflowClient(uri).get_metric_history(run_.info.run_id, "acc")
+    assert run_.data.metrics["latency_b1_ms"] == 1.5 and run_.data.tags["latency_pass"] == "pass-1"
+    assert [[m.step, m.timestamp, m.value] for m in history] == acc
+    assert import_records(later, uri, EXPERIMENT).completed == 0
+
+
 def test_runs_after_import_find_the_imported_dense_run_and_never_retrain_it(original, tiny_folder):
     results = original["tmp"] / "next-shard"
     counts = import_records(original["folder"], store_uri(results), EXPERIMENT)
