@@ -283,16 +283,21 @@ def _complete(client: MlflowClient, run_id: str, record: dict) -> bool:
     tags that it lacks (not MLflow's own, none naming another run); what the run has stays as it is.
     True when anything was logged."""
     data = client.get_run(run_id).data
-    metrics = [Metric(key, float(value), int(timestamp), int(step))
-               for key, history in sorted(current_metrics(record["metrics"]).items()) if key not in data.metrics
-               for step, timestamp, value in history]
+    missing = {key: history for key, history in current_metrics(record["metrics"]).items() if key not in data.metrics}
     tags = [RunTag(k, v) for k, v in sorted(record["tags"].items())
             if k not in data.tags and not k.startswith("mlflow.") and not _REFERENCE.search(v)]
-    for start in range(0, len(metrics), 1000):
-        client.log_batch(run_id, metrics=metrics[start:start + 1000])
+    _log_histories(client, run_id, missing)
     if tags:
         client.log_batch(run_id, tags=tags)
-    return bool(metrics or tags)
+    return bool(missing or tags)
+
+
+def _log_histories(client: MlflowClient, run_id: str, histories: dict[str, list]) -> None:
+    """Log metric histories ({key: [[step, timestamp ms, value], ...]}) into `run_id`, in batches."""
+    metrics = [Metric(key, float(value), int(timestamp), int(step))
+               for key, history in sorted(histories.items()) for step, timestamp, value in history]
+    for start in range(0, len(metrics), 1000):
+        client.log_batch(run_id, metrics=metrics[start:start + 1000])
 
 
 def _create(client: MlflowClient, experiment_id: str, name: str, record: dict, ids: dict[str, str]) -> str:
@@ -305,13 +310,9 @@ def _create(client: MlflowClient, experiment_id: str, name: str, record: dict, i
     run_id = client.create_run(experiment_id, start_time=record["start_time"], tags=tags,
                                run_name=record["run_name"] or None).info.run_id
     params = [Param(k, v) for k, v in sorted(record["params"].items())]
-    metrics = [Metric(key, float(value), int(timestamp), int(step))
-               for key, history in sorted(current_metrics(record["metrics"]).items())
-               for step, timestamp, value in history]
     for start in range(0, len(params), 100):
         client.log_batch(run_id, params=params[start:start + 100])
-    for start in range(0, len(metrics), 1000):
-        client.log_batch(run_id, metrics=metrics[start:start + 1000])
+    _log_histories(client, run_id, current_metrics(record["metrics"]))
     return run_id
 
 
